@@ -1,0 +1,39 @@
+# Two entry points (see README.md):
+#   make book   set up, run the study on the demo samples, render the book
+#   make test   set up, run the test suite (unit tests and notebooks on the smoke profile)
+# Both create their own virtual environment in .venv and install from pyproject.toml.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= demo
+SAMPLES ?= demo
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+
+.PHONY: all install study book test benchmark clean-book
+
+all: book
+
+# torch is pinned here, not in pyproject.toml: 2.13.0 is the CPU build this project is tested with.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[test]"
+	@touch $@
+
+install: $(STAMP)
+
+study: $(STAMP)
+	$(VENV)/bin/foamlib study run --samples $(SAMPLES) --profile $(PROFILE)
+
+book: study
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/bench_foundation.py
+
+clean-book:
+	rm -rf _build

@@ -1,0 +1,200 @@
+"""Command line: ``foamlib analyze``, ``foamlib phantom`` and ``foamlib study run``.
+
+Errors are printed to stderr as one line, ``foamlib: error: ...``, with exit
+status 1 (2 for wrong usage); no traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+
+log = logging.getLogger("foamlib")
+
+_MEMORY_NOTE = (
+    "Memory: the scan is held as float32 (4 bytes per voxel) plus about 30 bytes per voxel for the "
+    "structure analysis, so a 512^3 scan needs about 4.5 GB; analyse a sub-volume of larger scans."
+)
+
+
+def _add_scan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scan", type=Path, help="multi-page TIFF, folder of TIFF/PNG slices, raw file or .npy")
+    parser.add_argument("--voxel-size", type=float, metavar="UM", help="voxel size in micrometres (overrides the file)")
+    raw = parser.add_argument_group("raw files")
+    raw.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), help="shape of a raw file")
+    raw.add_argument("--dtype", help="dtype of a raw file, e.g. uint8, uint16, float32")
+    raw.add_argument("--byte-order", choices=("little", "big"), default="little", help="byte order of a raw file")
+
+
+def _read(args):
+    from .io import read_scan
+
+    return read_scan(
+        args.scan,
+        shape=tuple(args.shape) if args.shape else None,
+        dtype=args.dtype,
+        byte_order=args.byte_order,
+        voxel_size_um=args.voxel_size,
+    )
+
+
+def _cmd_analyze(args) -> int:
+    from .structure import analyze
+    from .threshold import segment, threshold_value
+
+    scan = _read(args)
+    volume = scan.volume
+    if args.slice is not None:
+        if not 0 <= args.slice < volume.shape[0]:
+            raise ValueError(f"--slice {args.slice} is outside the scan's {volume.shape[0]} slices")
+        volume = volume[args.slice]
+    level = threshold_value(volume, method=args.method)
+    solid = segment(volume, method=args.method)
+    report = analyze(solid, voxel_size_um=scan.voxel_size_um)
+    result = {
+        "scan": str(args.scan),
+        "shape": list(volume.shape),
+        "threshold_method": args.method,
+        "threshold": float(level),
+        **report.to_dict(),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        unit = "um" if scan.voxel_size_um is not None else "voxels"
+        print(f"{args.scan}: {' x '.join(map(str, volume.shape))} voxels, threshold ({args.method}) {level:.4g}")
+        print(f"porosity             {report.porosity:.4f} ({100 * report.porosity:.2f} %)")
+        print(f"mean pore diameter   {report.mean_pore_diameter_um:.3g} {unit} ({report.n_pores} pores)")
+        print(f"mean wall thickness  {report.mean_wall_thickness_um:.3g} {unit}")
+    return 0
+
+
+def _cmd_phantom(args) -> int:
+    from .io import write_tiff
+    from .phantom import demo_sample
+
+    demo = demo_sample(args.name, size=args.size)
+    out = write_tiff(args.out, demo.scan, voxel_size_um=demo.voxel_size_um, overwrite=args.overwrite)
+    if args.truth:
+        write_tiff(args.truth, demo.truth, voxel_size_um=demo.voxel_size_um, overwrite=args.overwrite)
+    print(f"{out}: demo sample {args.name}, {args.size}^3 voxels of {demo.voxel_size_um} um, porosity {demo.porosity:.4f}")
+    return 0
+
+
+def _cmd_study_run(args) -> int:
+    from .samples import demo_names
+    from .study import SampleSpec, run_study
+
+    specs: list[SampleSpec] = []
+    for name in args.samples.split(",") if args.samples else []:
+        if name == "demo":
+            specs += [SampleSpec(n) for n in demo_names()]
+        elif name:
+            specs.append(SampleSpec(name))
+    for scan in args.scan or []:
+        if not scan.exists():
+            raise FileNotFoundError(f"scan {scan} does not exist")
+        specs.append(
+            SampleSpec(
+                name=args.name or scan.stem.split(".")[0],
+                scan_path=str(scan.resolve()),
+                reference_porosity=args.reference_porosity,
+                voxel_size_um=args.voxel_size,
+            )
+        )
+    if not specs:
+        raise ValueError("nothing to run: give --samples demo (or sample names) and/or --scan PATH")
+    results = run_study(
+        specs,
+        profile=args.profile,
+        notebooks_dir=args.notebooks,
+        runs_dir=args.runs_dir,
+        jobs=args.jobs,
+        force=args.force,
+    )
+    failed = [r for r in results if r.status == "failed"]
+    ran = sum(r.status == "ran" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    print(f"study: {ran} stages ran, {skipped} skipped, {len(failed)} failed; run folders in {args.runs_dir}/")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``foamlib`` command."""
+    parser = argparse.ArgumentParser(
+        prog="foamlib",
+        description="Segment CT scans of foams; synthetic training data after Griem et al.",
+    )
+    parser.add_argument("--version", action="version", version=f"foamlib {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "analyze",
+        help="porosity, pore size and wall thickness of a scan's Otsu segmentation",
+        description="Threshold a scan (global Otsu by default; solid = bright) and print its porosity, "
+        "mean pore diameter and mean wall thickness. " + _MEMORY_NOTE,
+    )
+    _add_scan_options(p)
+    p.add_argument("--method", choices=("otsu", "li", "triangle"), default="otsu", help="global threshold")
+    p.add_argument("--slice", type=int, metavar="Z", help="analyse only this z slice (2D)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("phantom", help="write a built-in demo sample (simulated CT of a PU foam) as a TIFF stack")
+    p.add_argument("name", help="demo sample: foam89, foam86 or foam82")
+    p.add_argument("--size", type=int, default=128, help="edge of the cube in voxels (default 128)")
+    p.add_argument("--out", type=Path, required=True, help="output TIFF stack")
+    p.add_argument("--truth", type=Path, help="also write the ground-truth solid (0/255) here")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=_cmd_phantom)
+
+    study = sub.add_parser("study", help="run the study's notebooks with papermill")
+    study_sub = study.add_subparsers(dest="study_command", required=True)
+    p = study_sub.add_parser(
+        "run",
+        help="run every numbered notebook for each sample",
+        description="Run notebooks/NN_*.ipynb in order for each sample with papermill; executed notebooks and "
+        "artefacts go to RUNS_DIR/<sample>/. Stages whose notebook, parameters, inputs and foamlib source are "
+        "unchanged are skipped.",
+    )
+    p.add_argument("--samples", default=None, help="comma-separated demo sample names, or 'demo' for all three")
+    p.add_argument("--scan", type=Path, action="append", help="a scan of your own (repeatable)")
+    p.add_argument("--name", help="run-folder name for --scan (default: the file name)")
+    p.add_argument("--reference-porosity", type=float, metavar="X", help="measured porosity of --scan, a fraction")
+    p.add_argument("--voxel-size", type=float, metavar="UM", help="voxel size of --scan in micrometres")
+    p.add_argument("--profile", default="demo", help="smoke, demo (default), paper, or a YAML file of parameters")
+    p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of numbered notebooks")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of the run folders")
+    p.add_argument("--jobs", type=int, help="samples run in parallel (default: one per core)")
+    p.add_argument("--force", action="store_true", help="run every stage even if unchanged")
+    p.set_defaults(func=_cmd_study_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``foamlib`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="foamlib: %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("foamlib: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line, no traceback, for every error
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"foamlib: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Run folders: where each stage of the study writes its artefacts.
+
+Every sample gets one folder, ``runs/<sample>/``. A stage reads only what earlier
+stages wrote there and writes its own files plus a small ``metrics.json``. Files
+are written atomically (a temporary file in the same folder, then
+:func:`os.replace`), so an interrupted stage never leaves a half-written file
+that a later stage would take for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["atomic_path", "write_json", "read_json", "stage_dir", "update_metrics"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place on success.
+
+    Parameters
+    ----------
+    path : path-like
+        Final destination. Missing parent folders are created.
+    overwrite : bool, optional
+        If False and ``path`` exists, raise :class:`FileExistsError` before
+        anything is written.
+
+    Yields
+    ------
+    pathlib.Path
+        A path in the same folder as ``path`` (so the final move is atomic) that
+        the caller writes to. It keeps the suffix of ``path`` so that writers
+        which pick a format from the suffix still work.
+
+    Raises
+    ------
+    FileExistsError
+        If ``overwrite`` is False and ``path`` already exists.
+
+    Notes
+    -----
+    If the body raises, the temporary file is removed and ``path`` is left as
+    it was.
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path} already exists; refusing to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _to_jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays and paths to plain JSON types; NaN/inf to None."""
+    if isinstance(value, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return _to_jsonable(value.item())
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` as indented JSON, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file; parent folders are created.
+    data : mapping
+        JSON-ready data. numpy scalars and arrays and paths are converted;
+        non-finite floats are written as ``null``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    path = Path(path)
+    text = json.dumps(_to_jsonable(data), indent=2, sort_keys=False) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a JSON object written by :func:`write_json`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist; the message names the stage that should have
+        written it when the file lies in a run folder.
+    ValueError
+        If the file is not valid JSON or not a JSON object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; run the stage that writes it first")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a JSON {type(data).__name__}, expected an object")
+    return data
+
+
+def stage_dir(run_dir: str | os.PathLike, stage: str) -> Path:
+    """Return ``run_dir/stage``, created if missing."""
+    path = Path(run_dir) / stage
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def update_metrics(run_dir: str | os.PathLike, stage: str, metrics: Mapping[str, Any]) -> Path:
+    """Record a stage's metrics in ``run_dir/<stage>/metrics.json`` (atomic).
+
+    The study runner merges every stage's ``metrics.json`` into the sample's
+    ``summary.json``.
+    """
+    return write_json(stage_dir(run_dir, stage) / "metrics.json", dict(metrics))

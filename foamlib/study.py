@@ -1,0 +1,495 @@
+"""The study runner: every numbered notebook, in order, for every sample, with papermill.
+
+A *stage* is one notebook run for one sample. Its executed copy lands in
+``runs/<sample>/notebooks/`` and its artefacts in ``runs/<sample>/``. A stage is
+skipped when its key is unchanged since its last successful run. The key is a
+hash of
+
+* the notebook's code cells,
+* the parameters it receives (only those its ``parameters`` cell declares, so a
+  knob that only a later stage reads does not re-run earlier ones),
+* the source of :mod:`foamlib` (jupyter-cache hashes code cells only and would
+  miss a library change),
+* the key of the previous stage of the same sample (a stage reads only what
+  earlier stages wrote, so this stands for its input files), and for the first
+  stage the size and modification time of a user's scan.
+
+Notebooks whose parameters include ``run_dir`` run once per sample; notebooks
+that declare ``runs_dir`` instead run once for the whole study, after every
+sample (none exist yet; the runner already supports them).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .runs import atomic_path, read_json, write_json
+
+__all__ = [
+    "Stage",
+    "SampleSpec",
+    "StageResult",
+    "load_profile",
+    "profile_names",
+    "find_stages",
+    "stage_key",
+    "run_sample",
+    "run_study",
+]
+
+log = logging.getLogger(__name__)
+
+_NOTEBOOK_NAME = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def profile_names() -> tuple[str, ...]:
+    """Names of the profiles shipped with foamlib (``smoke``, ``demo``, ``paper``)."""
+    folder = resources.files("foamlib") / "profiles"
+    return tuple(sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".yml")))
+
+
+def load_profile(profile: str | os.PathLike) -> dict[str, Any]:
+    """Read a profile: a flat YAML mapping of notebook parameters to values.
+
+    Parameters
+    ----------
+    profile : str or path-like
+        A shipped profile's name (:func:`profile_names`) or the path of a YAML file
+        of one's own.
+
+    Returns
+    -------
+    dict
+        Parameter values; the key ``profile`` holds the profile's name.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown, the file does not exist, or it is not a mapping.
+    """
+    path = Path(profile)
+    if path.suffix in (".yml", ".yaml") or path.exists():
+        if not path.is_file():
+            raise ValueError(f"profile file {path} does not exist")
+        name = path.stem
+        text = path.read_text(encoding="utf-8")
+    else:
+        name = str(profile)
+        if name not in profile_names():
+            raise ValueError(f"unknown profile {name!r}: use one of {', '.join(profile_names())} or a YAML file")
+        text = (resources.files("foamlib") / "profiles" / f"{name}.yml").read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"profile {profile} is not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"profile {profile} must be a mapping of parameter names to values")
+    return {**data, "profile": name}
+
+
+# --------------------------------------------------------------------------- stages
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One numbered notebook.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The source notebook (never modified).
+    parameters : tuple of str
+        Names declared in its ``parameters`` cell.
+    scope : str
+        ``"sample"`` (declares ``run_dir``) or ``"study"`` (declares ``runs_dir``).
+    """
+
+    path: Path
+    parameters: tuple[str, ...]
+    scope: str
+
+    @property
+    def name(self) -> str:
+        """The notebook's file stem, e.g. ``01_otsu_baseline``."""
+        return self.path.stem
+
+
+def _declared_parameters(path: Path) -> tuple[str, ...]:
+    import papermill
+
+    return tuple(papermill.inspect_notebook(str(path)).keys())
+
+
+def find_stages(notebooks_dir: str | os.PathLike) -> list[Stage]:
+    """The numbered notebooks (``NN_name.ipynb``) of a folder, in order.
+
+    Raises
+    ------
+    ValueError
+        If the folder holds no numbered notebook, or a notebook declares neither
+        ``run_dir`` nor ``runs_dir`` in its ``parameters`` cell.
+    """
+    folder = Path(notebooks_dir)
+    paths = sorted(p for p in folder.glob("*.ipynb") if _NOTEBOOK_NAME.match(p.name))
+    if not paths:
+        raise ValueError(f"no numbered notebooks (NN_name.ipynb) in {folder}")
+    stages = []
+    for path in paths:
+        params = _declared_parameters(path)
+        if "run_dir" in params:
+            scope = "sample"
+        elif "runs_dir" in params:
+            scope = "study"
+        else:
+            raise ValueError(f"{path} declares neither run_dir nor runs_dir in its parameters cell")
+        stages.append(Stage(path=path, parameters=params, scope=scope))
+    return stages
+
+
+def _code_cells(path: Path) -> str:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return "\n\0".join("".join(c.get("source", "")) for c in nb.get("cells", []) if c.get("cell_type") == "code")
+
+
+def _foamlib_source_hash() -> str:
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".yml") and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def stage_key(stage: Stage, parameters: Mapping[str, Any], *, previous: str, library: str) -> str:
+    """Hash that decides whether a stage must run again.
+
+    Parameters
+    ----------
+    stage : Stage
+    parameters : mapping
+        The parameters the stage receives (already filtered to those it declares).
+    previous : str
+        The previous stage's key (or a fingerprint of the sample's external input
+        for the first stage).
+    library : str
+        Hash of foamlib's source.
+    """
+    digest = hashlib.sha256()
+    digest.update(_code_cells(stage.path).encode())
+    digest.update(json.dumps(dict(parameters), sort_keys=True, default=str).encode())
+    digest.update(previous.encode())
+    digest.update(library.encode())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- samples
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """A sample to run: a demo name, or a user's scan with optional reference porosity.
+
+    Attributes
+    ----------
+    name : str
+        Name of the sample and of its run folder.
+    scan_path : str or None
+        A user's scan; None for a demo sample.
+    reference_porosity : float or None
+        A measured porosity (fraction) for a user's scan.
+    voxel_size_um : float or None
+        Overrides the scan's metadata.
+    """
+
+    name: str
+    scan_path: str | None = None
+    reference_porosity: float | None = None
+    voxel_size_um: float | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        """The notebook parameters that describe this sample."""
+        return {
+            "sample": self.name,
+            "scan_path": self.scan_path,
+            "reference_porosity": self.reference_porosity,
+            "voxel_size_um": self.voxel_size_um,
+        }
+
+    def fingerprint(self) -> str:
+        """Identity of the external input: the scan's path, size and modification time."""
+        if self.scan_path is None:
+            return f"demo:{self.name}"
+        stat = Path(self.scan_path).stat()
+        return f"scan:{Path(self.scan_path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """Outcome of one stage for one sample.
+
+    Attributes
+    ----------
+    sample, stage : str
+    status : str
+        ``"ran"``, ``"skipped"`` (key unchanged) or ``"failed"``.
+    seconds : float
+        Wall-clock time of this invocation (0 for a skipped stage).
+    message : str
+        For a failed stage, one line naming the notebook cell that failed.
+    """
+
+    sample: str
+    stage: str
+    status: str
+    seconds: float
+    message: str = ""
+
+
+def _retitle(path: Path, sample: str) -> None:
+    """Append the sample's name to the executed copy's title, so book pages differ."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
+            first, _, rest = cell.source.lstrip().partition("\n")
+            cell.source = f"{first}: {sample}\n{rest}"
+            break
+    nbformat.write(nb, path)
+
+
+def _failure_line(exc: BaseException, notebook: Path) -> str:
+    cell = getattr(exc, "exec_count", None)
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    where = f"cell [{cell}]" if cell is not None else "a cell"
+    evalue = " ".join(str(evalue).split())
+    return f"{notebook.name}: {where} raised {ename}: {evalue}"
+
+
+def _execute(stage: Stage, output: Path, parameters: Mapping[str, Any], *, sample: str) -> None:
+    import papermill
+
+    with atomic_path(output) as tmp:
+        papermill.execute_notebook(
+            str(stage.path),
+            str(tmp),
+            parameters=dict(parameters),
+            cwd=str(stage.path.parent),
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+        )
+        _retitle(tmp, sample)
+
+
+def run_sample(
+    spec: SampleSpec,
+    stages: Sequence[Stage],
+    profile: Mapping[str, Any],
+    *,
+    runs_dir: str | os.PathLike = "runs",
+    force: bool = False,
+    report: Callable[[StageResult], None] | None = None,
+) -> list[StageResult]:
+    """Run the per-sample stages for one sample; stop at the first failure.
+
+    Parameters
+    ----------
+    spec : SampleSpec
+    stages : sequence of Stage
+        Stages with scope ``"sample"`` are run, in order; others are ignored.
+    profile : mapping
+        Parameter values (see :func:`load_profile`).
+    runs_dir : path-like
+        Parent of the run folders; the sample's folder is ``runs_dir/<name>``.
+    force : bool
+        Run every stage even if its key is unchanged.
+    report : callable, optional
+        Called with each :class:`StageResult` as it happens (progress lines).
+
+    Returns
+    -------
+    list of StageResult
+    """
+    run_dir = (Path(runs_dir) / spec.name).resolve()
+    library = _foamlib_source_hash()
+    previous = spec.fingerprint()
+    results: list[StageResult] = []
+    values = {**profile, **spec.parameters(), "run_dir": str(run_dir)}
+    for stage in (s for s in stages if s.scope == "sample"):
+        params = {k: values[k] for k in stage.parameters if k in values}
+        key = stage_key(stage, params, previous=previous, library=library)
+        previous = key
+        output = run_dir / "notebooks" / stage.path.name
+        record = run_dir / ".stages" / f"{stage.name}.json"
+        done = record.is_file() and read_json(record).get("key") == key and output.is_file()
+        if done and not force:
+            result = StageResult(spec.name, stage.name, "skipped", 0.0)
+        else:
+            record.unlink(missing_ok=True)
+            start = time.perf_counter()
+            try:
+                _execute(stage, output, params, sample=spec.name)
+            except Exception as exc:  # noqa: BLE001 - a failed stage is reported, the other samples go on
+                result = StageResult(
+                    spec.name, stage.name, "failed", time.perf_counter() - start, _failure_line(exc, stage.path)
+                )
+            else:
+                seconds = time.perf_counter() - start
+                write_json(record, {"key": key, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                result = StageResult(spec.name, stage.name, "ran", seconds)
+        results.append(result)
+        if report is not None:
+            report(result)
+        if result.status == "failed":
+            break
+    write_summary(run_dir)
+    return results
+
+
+def write_summary(run_dir: str | os.PathLike) -> Path:
+    """Merge the sample record and every stage's ``metrics.json`` into ``summary.json``.
+
+    Keys: ``sample``, ``reference_porosity``, ``porosity`` (by method, fractions),
+    ``stages`` (each stage's metrics) and ``seconds`` (wall-clock time of each
+    stage's last successful run).
+    """
+    run_dir = Path(run_dir)
+    summary: dict[str, Any] = {"sample": run_dir.name, "reference_porosity": None, "porosity": {}}
+    if (run_dir / "sample.json").is_file():
+        sample = read_json(run_dir / "sample.json")
+        summary["reference_porosity"] = sample.get("reference_porosity")
+        summary["reference_kind"] = sample.get("reference_kind")
+    stages = {}
+    for metrics in sorted(run_dir.glob("*/metrics.json")):
+        data = read_json(metrics)
+        stages[metrics.parent.name] = data
+        if "porosity" in data and isinstance(data["porosity"], (int, float)):
+            summary["porosity"][metrics.parent.name] = data["porosity"]
+    summary["stages"] = stages
+    summary["seconds"] = {
+        p.stem: read_json(p).get("seconds") for p in sorted((run_dir / ".stages").glob("*.json"))
+    }
+    return write_json(run_dir / "summary.json", summary)
+
+
+def _threads_per_worker(workers: int) -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus // max(1, workers))
+
+
+def _worker(spec, stages, profile, runs_dir, force, threads):  # pragma: no cover - runs in a child process
+    # Kernels inherit the environment: divide the cores between samples, do not multiply.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    return run_sample(spec, stages, profile, runs_dir=runs_dir, force=force, report=print_result)
+
+
+def print_result(result: StageResult) -> None:
+    """Print one progress line for a stage result."""
+    if result.status == "failed":
+        line = f"{result.sample}: {result.stage} FAILED: {result.message}"
+    elif result.status == "skipped":
+        line = f"{result.sample}: {result.stage} skipped (unchanged)"
+    else:
+        line = f"{result.sample}: {result.stage} done in {result.seconds:.1f} s"
+    print(line, flush=True)
+
+
+def run_study(
+    samples: Sequence[SampleSpec],
+    *,
+    profile: str | os.PathLike | Mapping[str, Any] = "demo",
+    notebooks_dir: str | os.PathLike = "notebooks",
+    runs_dir: str | os.PathLike = "runs",
+    jobs: int | None = None,
+    force: bool = False,
+) -> list[StageResult]:
+    """Run the study: each sample's stages (samples in parallel processes), then study-wide stages.
+
+    Parameters
+    ----------
+    samples : sequence of SampleSpec
+    profile : str, path-like or mapping
+        A profile name or file (see :func:`load_profile`), or parameter values.
+    notebooks_dir, runs_dir : path-like
+    jobs : int, optional
+        Samples run at once; default: as many as samples, at most the number of
+        cores. Threads per sample are the cores divided by ``jobs``.
+    force : bool
+        Ignore the cache and run every stage.
+
+    Returns
+    -------
+    list of StageResult
+        Every stage's outcome; a failed stage stops only its own sample.
+    """
+    if not samples:
+        raise ValueError("no samples to run")
+    names = [s.name for s in samples]
+    if len(set(names)) != len(names):
+        raise ValueError(f"sample names must be unique, got {names}")
+    values = dict(profile) if isinstance(profile, Mapping) else load_profile(profile)
+    stages = find_stages(notebooks_dir)
+    runs_dir = Path(runs_dir)
+    cpus = _threads_per_worker(1)
+    jobs = max(1, min(len(samples), cpus if jobs is None else jobs))
+    threads = _threads_per_worker(jobs)
+    results: list[StageResult] = []
+    if jobs == 1:
+        for spec in samples:
+            results += run_sample(spec, stages, values, runs_dir=runs_dir, force=force, report=print_result)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = [pool.submit(_worker, s, stages, values, runs_dir, force, threads) for s in samples]
+            for future in futures:
+                results += future.result()
+    failed = {r.sample for r in results if r.status == "failed"}
+    study_stages = [s for s in stages if s.scope == "study"]
+    if study_stages:
+        results += _run_study_stages(study_stages, values, runs_dir, [s.name for s in samples if s.name not in failed])
+    return results
+
+
+def _run_study_stages(stages, values, runs_dir, names) -> list[StageResult]:
+    out = []
+    run_dir = (Path(runs_dir) / "_study").resolve()
+    for stage in stages:
+        params = {**values, "runs_dir": str(Path(runs_dir).resolve()), "samples": list(names)}
+        params = {k: params[k] for k in stage.parameters if k in params}
+        start = time.perf_counter()
+        try:
+            _execute(stage, run_dir / "notebooks" / stage.path.name, params, sample="all samples")
+            result = StageResult("_study", stage.name, "ran", time.perf_counter() - start)
+        except Exception as exc:  # noqa: BLE001
+            result = StageResult("_study", stage.name, "failed", time.perf_counter() - start, _failure_line(exc, stage.path))
+        print_result(result)
+        out.append(result)
+        if result.status == "failed":
+            break
+    return out

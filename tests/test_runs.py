@@ -1,0 +1,61 @@
+"""Run-folder helpers: atomic writes and JSON."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from foamlib.runs import atomic_path, read_json, update_metrics, write_json
+
+
+def test_atomic_path_moves_into_place_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.suffix == ".txt"
+        tmp.write_text("done")
+        assert not target.exists()
+    assert target.read_text() == "done"
+    assert [p.name for p in target.parent.iterdir()] == ["out.txt"]
+
+
+def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("writer failed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_path_refuses_to_overwrite_when_asked(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("mine")
+    with pytest.raises(FileExistsError, match="out.txt"), atomic_path(target, overwrite=False):
+        pass
+    assert target.read_text() == "mine"
+
+
+def test_write_json_converts_numpy_and_non_finite_values(tmp_path):
+    path = write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": np.arange(3), "c": float("nan"), "d": tmp_path})
+    data = json.loads(path.read_text())
+    assert data == {"a": 0.5, "b": [0, 1, 2], "c": None, "d": str(tmp_path)}
+    assert read_json(path) == data
+
+
+def test_read_json_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        read_json(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        read_json(tmp_path / "bad.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="list"):
+        read_json(tmp_path / "list.json")
+
+
+def test_update_metrics_writes_into_the_stage_folder(tmp_path):
+    path = update_metrics(tmp_path, "otsu", {"porosity": 0.9})
+    assert path == tmp_path / "otsu" / "metrics.json"
+    assert read_json(path) == {"porosity": 0.9}

@@ -1,0 +1,111 @@
+"""The study runner, on tiny notebooks of its own (the real stages are tested by nbval)."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from foamlib.runs import read_json
+from foamlib.study import SampleSpec, find_stages, load_profile, profile_names, run_study
+
+pytestmark = pytest.mark.slow  # each stage starts a Jupyter kernel (about a second)
+
+
+def _notebook(path, body: str, params: str) -> None:
+    cell = new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[new_markdown_cell("# Title"), cell, new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def notebooks(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(
+        folder / "00_first.ipynb",
+        "from foamlib.runs import update_metrics\nupdate_metrics(run_dir, 'first', {'porosity': a / 10})",
+        "run_dir = 'x'\nsample = 's'\na = 1",
+    )
+    _notebook(
+        folder / "01_second.ipynb",
+        "import json, pathlib\nv = json.loads(pathlib.Path(run_dir, 'first', 'metrics.json').read_text())\n"
+        "assert b >= 0, 'b must not be negative'\n"
+        "pathlib.Path(run_dir, 'second.txt').write_text(str(v['porosity'] + b))",
+        "run_dir = 'x'\nb = 0",
+    )
+    return folder
+
+
+def _statuses(results):
+    return [(r.sample, r.stage, r.status) for r in results]
+
+
+def test_runs_every_stage_then_skips_unchanged_ones(notebooks, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    specs = [SampleSpec("s1")]
+    first = run_study(specs, profile={"a": 2, "b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert _statuses(first) == [("s1", "00_first", "ran"), ("s1", "01_second", "ran")]
+    assert (runs / "s1" / "second.txt").read_text() == "1.2"
+    executed = nbformat.read(runs / "s1" / "notebooks" / "00_first.ipynb", as_version=4)
+    assert executed.cells[0].source.startswith("# Title: s1")
+    summary = read_json(runs / "s1" / "summary.json")
+    assert summary["porosity"] == {"first": 0.2} and set(summary["seconds"]) == {"00_first", "01_second"}
+
+    again = run_study(specs, profile={"a": 2, "b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert [r.status for r in again] == ["skipped", "skipped"]
+    assert "s1: 00_first skipped" in capsys.readouterr().out
+
+
+def test_a_changed_parameter_reruns_only_the_stages_that_read_it_and_later_ones(notebooks, tmp_path):
+    runs = tmp_path / "runs"
+    specs = [SampleSpec("s1")]
+    run_study(specs, profile={"a": 2, "b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    later = run_study(specs, profile={"a": 2, "b": 3}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert [r.status for r in later] == ["skipped", "ran"]
+    earlier = run_study(specs, profile={"a": 5, "b": 3}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert [r.status for r in earlier] == ["ran", "ran"]
+    assert (runs / "s1" / "second.txt").read_text() == "3.5"
+
+
+def test_a_failed_stage_stops_its_sample_names_the_cell_and_reruns_next_time(notebooks, tmp_path):
+    runs = tmp_path / "runs"
+    results = run_study([SampleSpec("s1")], profile={"b": -1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert _statuses(results)[-1] == ("s1", "01_second", "failed")
+    message = results[-1].message
+    assert "01_second.ipynb" in message and "AssertionError" in message and "b must not be negative" in message
+    assert "\n" not in message
+    assert not (runs / "s1" / "notebooks" / "01_second.ipynb").exists()
+    retry = run_study([SampleSpec("s1")], profile={"b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert [r.status for r in retry] == ["skipped", "ran"]
+
+
+def test_find_stages_and_profiles(notebooks, tmp_path):
+    stages = find_stages(notebooks)
+    assert [s.name for s in stages] == ["00_first", "01_second"]
+    assert stages[0].parameters == ("run_dir", "sample", "a") and stages[0].scope == "sample"
+    assert {"smoke", "demo", "paper"} <= set(profile_names())
+    assert load_profile("smoke")["profile"] == "smoke"
+    own = tmp_path / "mine.yml"
+    own.write_text("size: 32\n")
+    assert load_profile(own) == {"size": 32, "profile": "mine"}
+    with pytest.raises(ValueError, match="unknown profile"):
+        load_profile("nope")
+    with pytest.raises(ValueError, match="no numbered notebooks"):
+        find_stages(tmp_path)
+
+
+def test_notebooks_of_the_project_declare_parameters_and_are_in_the_toc():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    stages = find_stages(root / "notebooks")
+    toc = json.dumps(yaml.safe_load((root / "_toc.yml").read_text()))
+    for stage in stages:
+        assert {"sample", "run_dir", "profile"} <= set(stage.parameters), stage.name
+        assert f"notebooks/{stage.name}" in toc, f"{stage.name} is missing from _toc.yml"
