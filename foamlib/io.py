@@ -1,0 +1,563 @@
+"""Read CT scans into float32 volumes and write ImageJ TIFF stacks.
+
+:func:`read_scan` reads a scan from a multi-page TIFF, a single 2D TIFF or
+PNG image, a folder of 2D slices, a headerless raw file or a ``.npy`` file and
+returns a :class:`Scan`: the grey values as a float32 ``(Z, Y, X)`` array
+(values as stored, not rescaled) plus the voxel size and the original dtype
+and range. :func:`scan_from_array` applies the same checks to an in-memory
+array. :func:`write_tiff` writes a volume as an ImageJ hyperstack that Fiji
+opens with the voxel size set.
+
+Every unreadable or unusable input raises :class:`ScanError`, a
+:class:`ValueError` whose message names the file and the problem. Input files
+and arrays are never modified.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import imageio.v3 as iio
+import numpy as np
+import tifffile
+
+__all__ = ["Scan", "ScanError", "read_scan", "scan_from_array", "write_tiff"]
+
+logger = logging.getLogger(__name__)
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_PNG_SUFFIXES = (".png",)
+_RAW_SUFFIXES = (".raw", ".bin", ".vol")
+_NPY_SUFFIXES = (".npy",)
+_SUPPORTED = "'.tif', '.tiff', '.png', '.raw', '.bin', '.vol', '.npy' or a folder of '.tif'/'.tiff'/'.png' slices"
+
+#: Length units that ImageJ writes, in micrometres. Other units ('pixel',
+#: 'inch', '') carry no physical voxel size and are ignored.
+_UNIT_TO_UM = {
+    "nm": 1e-3,
+    "nanometer": 1e-3,
+    "nanometre": 1e-3,
+    "um": 1.0,
+    "µm": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "micrometre": 1.0,
+    "mm": 1e3,
+    "millimeter": 1e3,
+    "millimetre": 1e3,
+    "cm": 1e4,
+}
+
+#: Relative difference above which the x, y and z voxel sizes count as different.
+_ANISOTROPY_RTOL = 1e-3
+
+#: dtypes that ImageJ reads natively (after converting to native byte order).
+_TIFF_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+
+
+class ScanError(ValueError):
+    """A scan that cannot be read or cannot be used.
+
+    The message names the file (or "the array") and what is wrong with it.
+    """
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A CT scan as read from disk or from memory.
+
+    Attributes
+    ----------
+    volume : ndarray of float32, shape (Z, Y, X)
+        Grey values as stored in the file, converted to float32 but not
+        rescaled. A 2D image has ``Z == 1``. Finite and not constant.
+    voxel_size_um : float or None
+        Edge length of a voxel in micrometres, or None where unknown.
+    original_dtype : str
+        Name of the dtype the data was stored in, e.g. ``'uint8'``.
+    original_range : tuple of (float, float)
+        Minimum and maximum of the data as read.
+    path : pathlib.Path or None
+        The file or folder the scan was read from; None for an in-memory array.
+    """
+
+    volume: np.ndarray
+    voxel_size_um: float | None
+    original_dtype: str
+    original_range: tuple[float, float]
+    path: Path | None = None
+
+
+def read_scan(
+    path: str | os.PathLike[str],
+    *,
+    shape: tuple[int, int, int] | None = None,
+    dtype: Any = None,
+    byte_order: str = "little",
+    voxel_size_um: float | None = None,
+) -> Scan:
+    """Read a CT scan into a float32 ``(Z, Y, X)`` volume.
+
+    Parameters
+    ----------
+    path : str or path-like
+        One of
+
+        - a TIFF file (``.tif``, ``.tiff``), multi-page or a single 2D image;
+          the voxel size is read from ImageJ metadata (``XResolution`` and
+          ``unit``, ``spacing`` for z) where its unit is a length;
+        - a 2D PNG image (``.png``);
+        - a folder of 2D TIFF or PNG slices, stacked along z in natural order
+          of their names (``slice_2.png`` before ``slice_10.png``); files with
+          other extensions and hidden files are ignored;
+        - a headerless raw file (``.raw``, ``.bin``, ``.vol``), x varying
+          fastest; needs ``shape`` and ``dtype``;
+        - a NumPy ``.npy`` file (read without pickle).
+
+        RGB(A) images are accepted when R == G == B and the alpha channel is
+        constant, and read as grey.
+    shape : tuple of 3 int, optional
+        ``(z, y, x)`` shape of a raw file, in voxels. Only for raw files.
+    dtype : numpy dtype or str, optional
+        dtype of a raw file, e.g. ``'uint16'``. Only for raw files; its byte
+        order is replaced by ``byte_order``.
+    byte_order : {'little', 'big'}, optional
+        Byte order of a raw file. Default 'little'.
+    voxel_size_um : float, optional
+        Voxel size in micrometres. Overrides the size in the file's metadata.
+
+    Returns
+    -------
+    Scan
+        ``volume`` float32 of shape (Z, Y, X), 2D images as (1, Y, X).
+        ``voxel_size_um`` from the argument, else from the file, else None.
+
+    Raises
+    ------
+    ScanError
+        If the path does not exist, has an unsupported extension, cannot be
+        parsed (the reader's exception is chained), is a raw file without
+        ``shape``/``dtype`` or of the wrong size, is a colour image, is not 2D
+        or 3D, is empty or constant, holds NaN or infinite values or a
+        non-numeric or complex dtype; or if an argument is invalid.
+
+    Notes
+    -----
+    A boolean volume written by :func:`write_tiff` is stored as uint8 0/255
+    and comes back as float32 0.0/255.0 with ``original_dtype == 'uint8'``.
+    """
+    path = Path(path)
+    override = _check_voxel_size(voxel_size_um, ScanError, f"{path}: voxel_size_um")
+    if byte_order not in ("little", "big"):
+        raise ScanError(f"{path}: byte_order must be 'little' or 'big', got {byte_order!r}")
+    data, file_voxel_size = _read_any(path, shape=shape, dtype=dtype, byte_order=byte_order)
+    voxel = override if override is not None else file_voxel_size
+    scan = _make_scan(data, voxel_size_um=voxel, path=path, source=str(path))
+    logger.debug(
+        "read %s: shape %s, dtype %s, voxel size %s um",
+        path,
+        scan.volume.shape,
+        scan.original_dtype,
+        scan.voxel_size_um,
+    )
+    return scan
+
+
+def scan_from_array(volume: np.ndarray, *, voxel_size_um: float | None = None) -> Scan:
+    """Validate an in-memory array and wrap it as a :class:`Scan`.
+
+    Parameters
+    ----------
+    volume : array_like, shape (Z, Y, X) or (Y, X)
+        Grey values of a real numeric or bool dtype. Not modified; the
+        returned volume is a float32 copy.
+    voxel_size_um : float, optional
+        Voxel size in micrometres.
+
+    Returns
+    -------
+    Scan
+        ``volume`` float32 of shape (Z, Y, X), a 2D array as (1, Y, X);
+        ``path`` is None.
+
+    Raises
+    ------
+    ScanError
+        If the array is not 2D or 3D, is empty or constant, holds NaN or
+        infinite values, has a non-numeric or complex dtype, or if
+        ``voxel_size_um`` is not a positive finite number.
+    """
+    voxel = _check_voxel_size(voxel_size_um, ScanError, "voxel_size_um")
+    return _make_scan(np.asarray(volume), voxel_size_um=voxel, path=None, source="the array")
+
+
+def write_tiff(
+    path: str | os.PathLike[str],
+    volume: np.ndarray,
+    *,
+    voxel_size_um: float | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a volume as an ImageJ TIFF stack that Fiji opens with its voxel size.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file, ending in ``.tif`` or ``.tiff``. Missing parent folders
+        are created.
+    volume : array_like, shape (Z, Y, X) or (Y, X)
+        uint8, uint16 and float32 are written as they are; float64 is written
+        as float32; bool is written as uint8 with False -> 0, True -> 255.
+    voxel_size_um : float, optional
+        Voxel size in micrometres, stored as the ImageJ resolution and
+        ``spacing`` with unit ``um``.
+    overwrite : bool, optional
+        Replace an existing file. Default False.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    IsADirectoryError
+        If ``path`` is a folder.
+    TypeError
+        If the dtype is none of bool, uint8, uint16, float32, float64.
+    ValueError
+        If the suffix is not ``.tif``/``.tiff``, the volume is not 2D or 3D
+        or is empty, or ``voxel_size_um`` is not a positive finite number.
+
+    Notes
+    -----
+    The file is written to a temporary file in the same folder and moved into
+    place with :func:`os.replace`, so ``path`` never holds a partial file.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in _TIFF_SUFFIXES:
+        raise ValueError(f"{path}: write_tiff writes '.tif' or '.tiff' files, not {path.suffix or 'no extension'!r}")
+    voxel = _check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
+    data = _tiff_ready(volume)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name ending in .tif")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_imagej_write(path, data, voxel)
+    logger.debug("wrote %s: shape %s, dtype %s, voxel size %s um", path, data.shape, data.dtype, voxel)
+    return path
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_voxel_size(value: float | None, error: type[Exception], what: str) -> float | None:
+    """Return ``value`` as a float, or None; raise ``error`` unless positive and finite."""
+    if value is None:
+        return None
+    try:
+        size = float(value)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{what} must be a positive number of micrometres, got {value!r}") from exc
+    if not (math.isfinite(size) and size > 0):
+        raise error(f"{what} must be a positive finite number of micrometres, got {value!r}")
+    return size
+
+
+def _make_scan(data: np.ndarray, *, voxel_size_um: float | None, path: Path | None, source: str) -> Scan:
+    """Validate ``data`` and convert it to a :class:`Scan` (float32 copy, 3D)."""
+    _check_dtype(data.dtype, source)
+    if data.ndim not in (2, 3):
+        raise ScanError(
+            f"{source} has {data.ndim} dimensions (shape {data.shape}); expected a 2D image or a 3D (z, y, x) volume"
+        )
+    if data.size == 0:
+        raise ScanError(f"{source} is empty (shape {data.shape})")
+    _check_finite(data, source)
+    low, high = float(np.min(data)), float(np.max(data))
+    if low == high:
+        raise ScanError(f"{source} contains only the value {low:g}; nothing to segment")
+    limit = float(np.finfo(np.float32).max)
+    if low < -limit or high > limit:
+        raise ScanError(f"{source} has values outside the float32 range ({low:g} to {high:g})")
+    volume = np.asarray(data).astype(np.float32, order="C", copy=True)
+    if volume.ndim == 2:
+        volume = volume[np.newaxis]
+    return Scan(
+        volume=volume,
+        voxel_size_um=voxel_size_um,
+        original_dtype=data.dtype.name,
+        original_range=(low, high),
+        path=path,
+    )
+
+
+def _check_dtype(dtype: np.dtype, source: str) -> None:
+    if dtype.kind == "c":
+        raise ScanError(f"{source} has the complex dtype {dtype}; expected real grey values")
+    if dtype.kind not in "biuf":
+        raise ScanError(f"{source} has the non-numeric dtype {dtype}; expected integer, float or bool grey values")
+
+
+def _check_finite(data: np.ndarray, source: str) -> None:
+    if data.dtype.kind != "f":
+        return
+    n_nan = int(np.count_nonzero(np.isnan(data)))
+    n_inf = int(np.count_nonzero(np.isinf(data)))
+    if n_nan or n_inf:
+        raise ScanError(
+            f"{source} contains {n_nan} NaN and {n_inf} infinite values; replace or mask them before segmentation"
+        )
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _read_any(path: Path, *, shape: Any, dtype: Any, byte_order: str) -> tuple[np.ndarray, float | None]:
+    """Dispatch on the kind of ``path``; return the data as stored and the file's voxel size."""
+    if not path.exists():
+        raise ScanError(f"{path} does not exist")
+    suffix = path.suffix.lower()
+    is_raw = path.is_file() and suffix in _RAW_SUFFIXES
+    if not path.is_dir() and suffix not in _TIFF_SUFFIXES + _PNG_SUFFIXES + _RAW_SUFFIXES + _NPY_SUFFIXES:
+        described = f"the unknown extension {path.suffix!r}" if path.suffix else "no extension"
+        raise ScanError(f"{path} has {described}; supported are {_SUPPORTED}")
+    if not is_raw and (shape is not None or dtype is not None):
+        raise ScanError(f"{path}: shape and dtype apply only to raw files ({', '.join(_RAW_SUFFIXES)}); leave them out")
+    if path.is_dir():
+        return _read_folder(path)
+    if is_raw:
+        return _read_raw(path, shape=shape, dtype=dtype, byte_order=byte_order), None
+    if suffix in _NPY_SUFFIXES:
+        return _read_npy(path), None
+    return _read_image(path)
+
+
+def _read_image(path: Path) -> tuple[np.ndarray, float | None]:
+    """Read one TIFF (2D or stack) or PNG file; colour channels are reduced to grey."""
+    if path.suffix.lower() in _TIFF_SUFFIXES:
+        return _read_tiff(path)
+    return _read_png(path), None
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise ScanError(f"{path} contains no images; is it a broken TIFF file?")
+            n_series = len(tif.series)
+            axes = tif.series[0].axes
+            data = tif.series[0].asarray()
+            voxel = _imagej_voxel_size(tif, path)
+    except (ScanError, MemoryError):
+        raise
+    except Exception as exc:  # tifffile raises many exception types for broken files
+        raise ScanError(f"{path} could not be read as a TIFF file ({type(exc).__name__}: {exc})") from exc
+    if n_series > 1:
+        logger.warning("%s holds %d image series; reading only the first, of shape %s", path, n_series, data.shape)
+    if "C" in axes:
+        raise ScanError(
+            f"{path} has {data.shape[axes.index('C')]} channels (axes {axes!r}); "
+            "save the channel to segment as a single-channel stack"
+        )
+    if axes.endswith("S"):
+        data = _to_grey(data, path)
+    return data, voxel
+
+
+def _read_png(path: Path) -> np.ndarray:
+    try:
+        data = iio.imread(path)
+    except MemoryError:
+        raise
+    except Exception as exc:  # imageio/Pillow raise many exception types for broken files
+        raise ScanError(f"{path} could not be read as a PNG file ({type(exc).__name__}: {exc})") from exc
+    if data.ndim == 3:
+        data = _to_grey(data, path)
+    return data
+
+
+def _to_grey(data: np.ndarray, path: Path) -> np.ndarray:
+    """Reduce a channels-last grey(+alpha) or RGB(A) array to one channel, refusing real colour."""
+    n = data.shape[-1]
+    if n not in (1, 2, 3, 4):
+        raise ScanError(f"{path} has {n} samples per pixel; expected a greyscale image")
+    has_alpha = n in (2, 4)
+    colour = data[..., : n - 1] if has_alpha else data
+    if has_alpha:
+        alpha = data[..., -1]
+        if np.any(alpha != alpha.flat[0]):
+            raise ScanError(f"{path} has a varying alpha (transparency) channel; convert it to greyscale")
+    grey = colour[..., 0]
+    for channel in range(1, colour.shape[-1]):
+        if not np.array_equal(colour[..., channel], grey):
+            raise ScanError(f"{path} is a colour image; convert it to greyscale")
+    return grey
+
+
+def _imagej_voxel_size(tif: tifffile.TiffFile, path: Path) -> float | None:
+    """Voxel size in micrometres from ImageJ metadata, or None where it has no length unit."""
+    meta = tif.imagej_metadata
+    if not meta:
+        return None
+    unit = _normalise_unit(meta.get("unit", ""))
+    factor = _UNIT_TO_UM.get(unit)
+    if factor is None:
+        if unit or "spacing" in meta:
+            logger.info("%s: ImageJ unit %r is not a length unit; voxel size unknown", path, unit)
+        return None
+    page = tif.pages[0]
+    sizes = {}
+    for axis, tag_name in (("x", "XResolution"), ("y", "YResolution")):
+        tag = page.tags.get(tag_name)
+        if tag is not None and tag.value[0] > 0:
+            sizes[axis] = factor * tag.value[1] / tag.value[0]
+    spacing = meta.get("spacing")
+    if isinstance(spacing, (int, float)) and spacing > 0:
+        sizes["z"] = factor * float(spacing)
+    if not sizes:
+        return None
+    voxel = next(iter(sizes.values()))
+    if any(abs(size - voxel) > _ANISOTROPY_RTOL * voxel for size in sizes.values()):
+        logger.warning("%s has anisotropic voxels %s um; using %g um", path, sizes, voxel)
+    return voxel if math.isfinite(voxel) and voxel > 0 else None
+
+
+def _normalise_unit(unit: Any) -> str:
+    text = str(unit).strip()
+    for escaped in ("\\u00B5", "\\u00b5", "\u03bc"):  # ImageJ escape, Greek mu
+        text = text.replace(escaped, "\u00b5")
+    return text.lower()
+
+
+def _natural_key(path: Path) -> tuple[list[str | int], str]:
+    """Sort key that orders ``slice_2`` before ``slice_10``."""
+    parts = re.split(r"(\d+)", path.name.lower())
+    return [int(part) if part.isdigit() else part for part in parts], path.name
+
+
+def _read_folder(folder: Path) -> tuple[np.ndarray, float | None]:
+    """Stack the 2D TIFF or PNG slices in ``folder`` along z, in natural order."""
+    slice_suffixes = _TIFF_SUFFIXES + _PNG_SUFFIXES
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in slice_suffixes
+    ]
+    if not files:
+        raise ScanError(f"{folder} contains no '.tif', '.tiff' or '.png' slices")
+    if len({p.suffix.lower() in _TIFF_SUFFIXES for p in files}) > 1:
+        raise ScanError(f"{folder} mixes PNG and TIFF slices; keep one format per folder")
+    files.sort(key=_natural_key)
+    first, voxel = _read_image(files[0])
+    if first.ndim != 2:
+        raise ScanError(f"{folder}: slice {files[0].name} is not a 2D image (shape {first.shape})")
+    stack = np.empty((len(files), *first.shape), dtype=first.dtype)
+    stack[0] = first
+    for index, file in enumerate(files[1:], start=1):
+        image, _ = _read_image(file)
+        if image.shape != first.shape or image.dtype != first.dtype:
+            raise ScanError(
+                f"{folder}: slice {file.name} has shape {image.shape} and dtype {image.dtype}, but "
+                f"{files[0].name} has shape {first.shape} and dtype {first.dtype}; all slices must match"
+            )
+        stack[index] = image
+    logger.info("%s: stacked %d slices of shape %s", folder, len(files), first.shape)
+    return stack, voxel
+
+
+def _read_raw(path: Path, *, shape: Any, dtype: Any, byte_order: str) -> np.ndarray:
+    """Memory-map a headerless raw file as a read-only (z, y, x) array."""
+    if shape is None or dtype is None:
+        raise ScanError(f"{path} is a raw file without a header: give shape=(z, y, x) and dtype (e.g. 'uint16')")
+    dims = _check_raw_shape(shape, path)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise ScanError(f"{path}: dtype {dtype!r} is not a numpy dtype") from exc
+    if dt.kind not in "biuf":
+        raise ScanError(f"{path}: dtype {dt} is not a real numeric dtype (integer, float or bool)")
+    dt = dt.newbyteorder("<" if byte_order == "little" else ">")
+    expected = math.prod(dims) * dt.itemsize
+    size = path.stat().st_size
+    if size != expected:
+        raise ScanError(
+            f"{path} is {size} bytes, but shape {dims} of {dt.name} needs {expected} bytes; check shape and dtype"
+        )
+    return np.memmap(path, dtype=dt, mode="r", shape=dims)
+
+
+def _check_raw_shape(shape: Any, path: Path) -> tuple[int, int, int]:
+    message = f"{path}: shape must be three positive integers (z, y, x), got {shape!r}"
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 3:
+        raise ScanError(message)
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in shape):
+        raise ScanError(message)
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except MemoryError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise ScanError(f"{path} could not be read as a .npy file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, np.ndarray):
+        raise ScanError(f"{path} is not a single .npy array (an .npz archive?)")
+    return data
+
+
+# --------------------------------------------------------------------------- writer
+
+
+def _tiff_ready(volume: np.ndarray) -> np.ndarray:
+    """Return ``volume`` in a dtype and byte order ImageJ reads; never modifies it."""
+    data = np.asarray(volume)
+    if data.ndim not in (2, 3):
+        raise ValueError(f"write_tiff needs a 2D (y, x) or 3D (z, y, x) volume, got shape {data.shape}")
+    if data.size == 0:
+        raise ValueError(f"write_tiff cannot write an empty volume (shape {data.shape})")
+    if data.dtype == np.bool_:
+        return np.where(data, np.uint8(255), np.uint8(0))
+    if data.dtype.kind == "f" and data.dtype.itemsize == 8:
+        return data.astype(np.float32)
+    native = data.dtype.newbyteorder("=")
+    if native not in _TIFF_DTYPES:
+        raise TypeError(
+            f"write_tiff cannot write dtype {data.dtype} to an ImageJ TIFF; "
+            "convert to uint8, uint16, float32 or bool first"
+        )
+    return data.astype(native, copy=False)
+
+
+def _atomic_imagej_write(path: Path, data: np.ndarray, voxel_size_um: float | None) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then move it into place."""
+    metadata: dict[str, Any] = {"axes": "ZYX" if data.ndim == 3 else "YX"}
+    options: dict[str, Any] = {}
+    if voxel_size_um is not None:
+        metadata["unit"] = "um"
+        if data.ndim == 3:
+            metadata["spacing"] = voxel_size_um
+        options["resolution"] = (1.0 / voxel_size_um, 1.0 / voxel_size_um)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as handle:
+            tifffile.imwrite(handle, data, imagej=True, metadata=metadata, **options)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
