@@ -1,0 +1,128 @@
+"""Tests for foamlib.threshold: global thresholds on analytic images and on two real scans."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from foamlib import threshold
+from foamlib.threshold import METHODS, segment, threshold_value
+
+
+def _two_level(shape=(12, 16, 20), low=50, high=200, dtype=np.uint8):
+    """A dark volume with a bright slab in the middle: the bright slab is the 'solid'."""
+    image = np.full(shape, low, dtype=dtype)
+    bright = np.zeros(shape, dtype=bool)
+    bright[:, 5:11, :] = True
+    image[bright] = high
+    return image, bright
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_otsu_two_levels_separates_them(dtype):
+    image, bright = _two_level(dtype=dtype)
+    level = threshold_value(image)
+    assert isinstance(level, float)
+    assert 50 <= level < 200
+    solid = segment(image)
+    assert solid.dtype == bool
+    np.testing.assert_array_equal(solid, bright)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_separates_two_levels_in_2d(method):
+    image, bright = _two_level()
+    image2d, bright2d = image[0].astype(np.float64), bright[0]
+    image2d = image2d + np.random.default_rng(0).normal(0, 5, image2d.shape)  # li/triangle need a spread
+    assert 50 < threshold_value(image2d, method=method) < 200
+    if method != "triangle":  # the triangle method sits at the foot of the larger peak, inside its noise
+        np.testing.assert_array_equal(segment(image2d, method=method), bright2d)
+
+
+def test_float_copy_of_integer_scan_gets_the_integer_threshold():
+    # foamlib.io reads every scan as float32: the threshold must not move
+    rng = np.random.default_rng(1)
+    image, bright = _two_level(shape=(10, 30, 30))
+    noisy = (image + rng.normal(0, 6, image.shape)).clip(0, 255).astype(np.uint8)
+    for method in METHODS:
+        level = threshold_value(noisy, method=method)
+        assert threshold_value(noisy.astype(np.float32), method=method) == pytest.approx(level)
+        np.testing.assert_array_equal(segment(noisy.astype(np.float32), method=method), segment(noisy, method=method))
+    np.testing.assert_array_equal(segment(noisy.astype(np.float32)), bright)
+
+
+def test_otsu_on_float_values_splits_at_a_bin_edge():
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.normal(0.3, 0.08, 3000), rng.normal(0.6, 0.08, 2000)]).reshape(50, 100)
+    level = threshold_value(values, nbins=64)
+    counts, edges = np.histogram(values, bins=64, range=(values.min(), values.max()))
+    k = int(np.argmin(np.abs(edges - level)))
+    assert level == pytest.approx(edges[k], abs=1e-9)  # the upper edge of the dark class's last bin
+    assert np.count_nonzero(segment(values, nbins=64)) == counts[k:].sum()
+
+
+def test_mask_restricts_the_pixels_used():
+    # Outside the field of view 0, inside a dark (100) and a bright (200) phase.
+    image = np.zeros((40, 40), dtype=np.uint8)
+    image[10:30, 10:20] = 100
+    image[10:30, 20:30] = 200
+    fov = image > 0
+    assert threshold_value(image) < 100  # dominated by the 0 background
+    level = threshold_value(image, mask=fov)
+    assert 100 <= level < 200
+    solid = segment(image, mask=fov)
+    np.testing.assert_array_equal(solid, image == 200)
+
+
+def test_unknown_method_lists_valid_ones():
+    image, _ = _two_level()
+    with pytest.raises(ValueError, match="otsu.*li.*triangle"):
+        threshold_value(image, method="kmeans")
+    with pytest.raises(ValueError, match="otsu"):
+        segment(image, method="Otsu")
+
+
+def test_constant_image_raises():
+    with pytest.raises(ValueError, match="constant"):
+        threshold_value(np.full((8, 8, 8), 7, dtype=np.uint8))
+    image, bright = _two_level()
+    with pytest.raises(ValueError, match="constant"):
+        threshold_value(image, mask=bright)  # all selected voxels equal
+
+
+def test_bad_inputs():
+    image, bright = _two_level()
+    with pytest.raises(ValueError, match="shape"):
+        threshold_value(image, mask=bright[0])
+    with pytest.raises(TypeError, match="bool"):
+        threshold_value(image, mask=bright.astype(np.uint8))
+    with pytest.raises(ValueError, match="no voxels"):
+        threshold_value(image, mask=np.zeros_like(bright))
+    with pytest.raises(TypeError):
+        threshold_value(bright)
+    with pytest.raises(ValueError, match="2D"):
+        threshold_value(image[0, 0])
+    nan_image = image.astype(np.float32)
+    nan_image[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        threshold_value(nan_image)
+
+
+def test_large_input_uses_a_strided_subsample(monkeypatch):
+    image, bright = _two_level(shape=(20, 16, 20))
+    monkeypatch.setattr(threshold, "MAX_SAMPLES", 500)
+    assert 50 <= threshold_value(image) < 200
+    np.testing.assert_array_equal(segment(image), bright)
+
+
+@pytest.mark.shared_data
+def test_otsu_on_real_scans(shared_data):
+    tifffile = pytest.importorskip("tifffile")
+    cement = tifffile.imread(shared_data / "cement" / "cement_128x128x128.tif")
+    solid = segment(cement, method="otsu")
+    void_fraction = 1.0 - np.count_nonzero(solid) / solid.size  # air voids are dark
+    assert void_fraction == pytest.approx(0.17, abs=0.02)
+
+    fiberform = tifffile.imread(shared_data / "fiberform" / "100_fiberform.tif")
+    fibres = segment(fiberform)
+    assert 1.0 - np.count_nonzero(fibres) / fibres.size == pytest.approx(0.846, abs=0.01)
