@@ -1,0 +1,813 @@
+"""Training, evaluating, saving and loading the segmentation U-Net.
+
+Data
+----
+Functions here take NumPy stacks of slices: images of shape ``(N, H, W)``
+(``uint8`` is divided by 255, other unsigned integers by their maximum, floats
+are used as they are and should lie in [0, 1]) and labels of the same shape
+(``bool``, or 0/1 numbers; 1 = solid). Batches are converted to float32 tensors
+of shape ``(N, 1, H, W)`` on the fly, so a large stack is never held in memory
+twice.
+
+Reproducibility
+---------------
+Everything random in :func:`train_unet` derives from ``TrainConfig.seed``
+through generators owned by the run (a :class:`numpy.random.Generator` for the
+order of the slices, a :class:`torch.Generator` for the input noise); global RNG
+state is neither read nor changed. Initial weights come from
+:func:`foamlib.unet.build_unet` with its own seed. On the CPU, a run with the
+same data, configuration, initial weights and thread count gives the same
+weights every time, and a run resumed from a checkpoint gives the same weights
+as one that was never interrupted.
+
+Files
+-----
+Checkpoints and model files are single ``torch.save`` files that hold only
+tensors and plain Python types, so they load with ``weights_only=True`` (no
+arbitrary code runs when a file is read). Both are written atomically (a
+temporary file in the same folder, then :func:`os.replace`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .device import pick_device
+from .losses import ConfusionCounts, confusion_counts, dice_loss
+from .unet import UNet, build_unet
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "SegmentationMetrics",
+    "ModelFileError",
+    "train_unet",
+    "evaluate",
+    "predict",
+    "save_model",
+    "load_model",
+    "build_unet",
+]
+
+logger = logging.getLogger(__name__)
+
+MODEL_FORMAT = "foamlib-unet"
+CHECKPOINT_FORMAT = "foamlib-checkpoint"
+FORMAT_VERSION = 1
+
+_LOSSES = ("dice", "bce", "dice+bce")
+#: TrainConfig fields that may differ between a checkpoint and the run that resumes it.
+_RESUMABLE_CHANGES = frozenset({"epochs", "patience", "num_workers", "eval_batch_size"})
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file is missing, unreadable or not what foamlib wrote."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run.
+
+    Parameters
+    ----------
+    epochs : int
+        Maximum number of epochs (passes over the training slices), >= 1.
+    batch_size : int
+        Slices per optimisation step, >= 1.
+    learning_rate : float
+        Learning rate of the Adam optimiser, >= 0.
+    noise_sigma : float
+        Standard deviation of the Gaussian noise added to the training inputs
+        (grey values in [0, 1]) at every step; 0 switches it off. The noisy
+        input is clipped to [0, 1], the range of every real input, so the
+        network never sees values it will not meet at inference. Griem et al.
+        use 0.05.
+    patience : int or None
+        Stop when the validation Dice has not improved (by more than
+        ``min_delta``) for this many epochs; None trains all ``epochs``.
+    seed : int
+        Seed of the slice order and of the noise, >= 0.
+    num_workers : int
+        Worker processes of the :class:`torch.utils.data.DataLoader` that
+        converts batches (0: in the main process). Does not change results.
+    loss : {"dice", "bce", "dice+bce"}
+        Training loss: soft Dice (:func:`foamlib.losses.dice_loss`), binary
+        cross-entropy, or their sum.
+    min_delta : float
+        Smallest increase of the validation Dice that counts as an improvement.
+    eval_batch_size : int or None
+        Batch size for validation; None uses ``batch_size``.
+
+    Raises
+    ------
+    ValueError
+        If a value is out of range.
+    """
+
+    epochs: int = 50
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    noise_sigma: float = 0.05
+    patience: int | None = 10
+    seed: int = 0
+    num_workers: int = 0
+    loss: str = "dice"
+    min_delta: float = 0.0
+    eval_batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, value: Any, minimum: int) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"TrainConfig.{name} must be an integer >= {minimum}, got {value!r}")
+
+        def nonnegative_float(name: str, value: Any) -> None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")
+
+        positive_int("epochs", self.epochs, 1)
+        positive_int("batch_size", self.batch_size, 1)
+        nonnegative_float("learning_rate", self.learning_rate)
+        nonnegative_float("noise_sigma", self.noise_sigma)
+        if self.patience is not None:
+            positive_int("patience", self.patience, 1)
+        positive_int("seed", self.seed, 0)
+        positive_int("num_workers", self.num_workers, 0)
+        if self.loss not in _LOSSES:
+            raise ValueError(f"TrainConfig.loss must be one of {', '.join(map(repr, _LOSSES))}, got {self.loss!r}")
+        nonnegative_float("min_delta", self.min_delta)
+        if self.eval_batch_size is not None:
+            positive_int("eval_batch_size", self.eval_batch_size, 1)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train_unet` reports.
+
+    Attributes
+    ----------
+    history : list of dict
+        One entry per epoch, including epochs run before a resume: ``epoch``
+        (1-based), ``train_loss``, ``val_loss``, ``val_dice``, ``val_iou``,
+        ``val_accuracy``, ``learning_rate``, ``train_seconds`` and ``seconds``
+        (the whole epoch, validation included).
+    best_epoch : int
+        Epoch (1-based) with the highest validation Dice; the model holds its
+        weights.
+    best_val_dice : float
+        That Dice (pixels of the whole validation set pooled).
+    epochs_run : int
+        Epochs trained in total, resumed ones included.
+    seconds : float
+        Training time summed over all epochs (also across resumes).
+    stopped_early : bool
+        Whether early stopping ended the run before ``epochs``.
+    """
+
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_val_dice: float
+    epochs_run: int
+    seconds: float
+    stopped_early: bool = False
+
+
+@dataclass(frozen=True)
+class SegmentationMetrics:
+    """Quality of a segmentation, all pixels of all slices pooled.
+
+    Attributes
+    ----------
+    accuracy : float
+        Fraction of pixels classified correctly.
+    dice : float
+        Dice coefficient of the solid phase.
+    iou : float
+        Intersection over union of the solid phase.
+    n_images : int
+        Number of slices evaluated.
+    """
+
+    accuracy: float
+    dice: float
+    iou: float
+    n_images: int
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _image_scale(images: np.ndarray, name: str) -> float:
+    """Factor that maps the image dtype to [0, 1]."""
+    if images.dtype == np.uint8:
+        return 1.0 / 255.0
+    if np.issubdtype(images.dtype, np.unsignedinteger):
+        return 1.0 / float(np.iinfo(images.dtype).max)
+    if np.issubdtype(images.dtype, np.floating):
+        return 1.0
+    raise ValueError(f"{name} must be unsigned integers or floats, got dtype {images.dtype}")
+
+
+def _check_images(images: Any, name: str) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 3 or images.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (N, H, W) with N >= 1, got {images.shape}")
+    _image_scale(images, name)
+    return images
+
+
+def _check_pair(pair: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an ``(images, labels)`` pair; labels become bool."""
+    if not isinstance(pair, Sequence) or len(pair) != 2:
+        raise ValueError(f"{name} must be a pair (images, labels), got {type(pair).__name__}")
+    images = _check_images(pair[0], f"{name} images")
+    labels = np.asarray(pair[1])
+    if labels.shape != images.shape:
+        raise ValueError(f"{name} labels must have the shape of the images {images.shape}, got {labels.shape}")
+    if labels.dtype != np.bool_:
+        if not np.isin(labels, (0, 1)).all():
+            raise ValueError(f"{name} labels must be bool or 0/1 (1 = solid)")
+        labels = labels.astype(bool)
+    return images, labels
+
+
+def _images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """``(n, H, W)`` array -> float32 tensor ``(n, 1, H, W)`` in [0, 1]."""
+    scale = _image_scale(images, "images")
+    array = images.astype(np.float32)
+    if scale != 1.0:
+        array *= np.float32(scale)
+    return torch.from_numpy(array).unsqueeze(1)
+
+
+class _BatchDataset(torch.utils.data.Dataset):
+    """Indexable by an array of slice indices; returns one whole batch."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _images_to_tensor(self.images[index])
+        if self.labels is None:
+            return x, torch.empty(0)
+        return x, torch.from_numpy(self.labels[index].astype(np.float32)).unsqueeze(1)
+
+
+def _batches(n: int, batch_size: int, order: np.ndarray | None = None) -> list[np.ndarray]:
+    """Split ``order`` (default ``arange(n)``) into batches; a last batch of one joins the previous."""
+    order = np.arange(n) if order is None else order
+    chunks = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])
+    return chunks
+
+
+def _loader(dataset: _BatchDataset, batches: list[np.ndarray], num_workers: int, device: torch.device):
+    return torch.utils.data.DataLoader(
+        dataset, sampler=batches, batch_size=None, num_workers=num_workers, pin_memory=device.type == "cuda"
+    )
+
+
+def _probabilities(model: nn.Module, output: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(output) if getattr(model, "output", "sigmoid") == "logits" else output
+
+
+def _loss(model: nn.Module, output: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Training loss on the raw model output (probabilities or logits)."""
+    logits = getattr(model, "output", "sigmoid") == "logits"
+    probs = torch.sigmoid(output) if logits else output
+    total = output.new_zeros(())
+    if kind in ("dice", "dice+bce"):
+        total = total + dice_loss(probs, target)
+    if kind in ("bce", "dice+bce"):
+        bce = F.binary_cross_entropy_with_logits(output, target) if logits else F.binary_cross_entropy(probs, target)
+        total = total + bce
+    return total
+
+
+def _add_counts(total: ConfusionCounts | None, counts: ConfusionCounts) -> ConfusionCounts:
+    pooled = ConfusionCounts(*(c.sum() for c in (counts.tp, counts.fp, counts.fn, counts.tn)))
+    if total is None:
+        return pooled
+    return ConfusionCounts(total.tp + pooled.tp, total.fp + pooled.fp, total.fn + pooled.fn, total.tn + pooled.tn)
+
+
+def _metrics(counts: ConfusionCounts, n_images: int) -> SegmentationMetrics:
+    tp, fp, fn, tn = (float(c) for c in (counts.tp, counts.fp, counts.fn, counts.tn))
+    dice = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) > 0 else 1.0
+    iou_value = tp / (tp + fp + fn) if (tp + fp + fn) > 0 else 1.0
+    return SegmentationMetrics(accuracy=(tp + tn) / (tp + fp + fn + tn), dice=dice, iou=iou_value, n_images=n_images)
+
+
+def _validate(
+    model: nn.Module, dataset: _BatchDataset, batch_size: int, loss_kind: str, num_workers: int, device: torch.device
+) -> tuple[float, SegmentationMetrics]:
+    """Mean loss and pooled metrics of ``model`` (eval mode) on ``dataset``."""
+    model.eval()
+    total_loss, counts = 0.0, None
+    with torch.inference_mode():
+        for x, y in _loader(dataset, _batches(len(dataset), batch_size), num_workers, device):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            out = model(x)
+            total_loss += float(_loss(model, out, y, loss_kind)) * len(x)
+            counts = _add_counts(counts, confusion_counts(_probabilities(model, out), y))
+    return total_loss / len(dataset), _metrics(counts, len(dataset))
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _short_reason(exc: Exception) -> str:
+    """The informative part of a ``torch.load`` error (its messages run to several paragraphs)."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    return first.split(". ")[0].rstrip(".")
+
+
+def _load_torch_file(path: str | os.PathLike, expected_format: str, device: torch.device | None) -> dict[str, Any]:
+    """Read a foamlib file with ``weights_only=True`` and check its format tag."""
+    path = Path(path)
+    kind = "model" if expected_format == MODEL_FORMAT else "checkpoint"
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file (expected a foamlib {kind} file)")
+    if not path.is_file():
+        raise ModelFileError(f"{path} is not a file (expected a foamlib {kind} file)")
+    try:
+        obj = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged or foreign files
+        raise ModelFileError(
+            f"{path} is not a readable torch file, or not one that loads safely "
+            f"({type(exc).__name__}: {_short_reason(exc)}); expected a foamlib {kind} file"
+        ) from exc
+    found = obj.get("format") if isinstance(obj, dict) else None
+    if found != expected_format:
+        what = f"format {found!r}" if found is not None else f"a {type(obj).__name__} without a foamlib format tag"
+        raise ModelFileError(f"{path} is not a foamlib {kind} file: it holds {what}, expected format {expected_format!r}")
+    version = obj.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} has {kind} format version {version!r}; this foamlib reads version {FORMAT_VERSION}"
+        )
+    return obj
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Convert metadata to types that ``torch.load(weights_only=True)`` accepts."""
+    if isinstance(value, np.generic):  # before the plain types: np.float64 is a float subclass
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"metadata keys must be strings, got {key!r} in {where}")
+            out[key] = _plain(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise TypeError(f"metadata must hold plain values (str, numbers, bool, None, lists, dicts); {where} is a {type(value).__name__}")
+
+
+def _model_config(model: nn.Module) -> dict[str, Any]:
+    config = getattr(model, "config", None)
+    if not isinstance(config, Mapping):
+        raise ValueError(f"model {type(model).__name__} has no config dict; save and resume need a foamlib UNet")
+    return dict(config)
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, *, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write a trained model to one ``.pt`` file, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; missing parent folders are created, an existing file is
+        replaced.
+    model : UNet
+        The model; its ``config`` and weights are stored.
+    metadata : mapping, optional
+        Anything worth keeping with the weights (training data, metrics, ...).
+        Must hold plain values; NumPy scalars and arrays and paths are
+        converted, tuples become lists.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` has no ``config``.
+    TypeError
+        If ``metadata`` holds something other than plain values.
+
+    Notes
+    -----
+    The file holds ``{"format": "foamlib-unet", "format_version": 1,
+    "model_config": ..., "state_dict": ..., "metadata": ..., "foamlib_version":
+    ...}``, with the weights on the CPU.
+    """
+    from . import __version__
+
+    path = Path(path)
+    payload = {
+        "format": MODEL_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": _model_config(model),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": _plain(dict(metadata or {}), "metadata"),
+        "foamlib_version": __version__,
+    }
+    _atomic_torch_save(payload, path)
+    logger.info("saved model to %s", path)
+    return path
+
+
+def load_model(path: str | os.PathLike, *, device: str | torch.device | None = None) -> tuple[UNet, dict[str, Any]]:
+    """Read a model written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.pt`` file.
+    device : str, torch.device or None, optional
+        Where to put the model (see :func:`foamlib.device.pick_device`).
+
+    Returns
+    -------
+    model : UNet
+        The rebuilt model with its weights, in evaluation mode.
+    metadata : dict
+        The metadata saved with it, plus ``"foamlib_version"`` (the version
+        that wrote the file) where the metadata does not have that key.
+
+    Raises
+    ------
+    ModelFileError
+        (a :class:`ValueError`) if the file is missing, is not a torch file
+        (damaged or foreign), or is a torch file that foamlib did not write as
+        a model; the message names the file and the problem.
+    """
+    dev = pick_device(device)
+    payload = _load_torch_file(path, MODEL_FORMAT, dev)
+    try:
+        model = UNet(**payload["model_config"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{Path(path)}: the stored model cannot be rebuilt ({type(exc).__name__}: {exc})") from exc
+    metadata = dict(payload.get("metadata") or {})
+    metadata.setdefault("foamlib_version", payload.get("foamlib_version"))
+    return model.to(dev).eval(), metadata
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def _run_batches(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int, progress: bool, desc: str):
+    """Yield ``(slice_indices, probabilities)`` for consecutive batches, model in eval mode."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    dataset = _BatchDataset(images)
+    batches = [np.arange(i, min(i + batch_size, len(images))) for i in range(0, len(images), batch_size)]
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        with torch.inference_mode():
+            bar = tqdm(_loader(dataset, batches, 0, device), total=len(batches), desc=desc, unit="batch", disable=not progress)
+            for index, (x, _) in zip(batches, bar):
+                yield index, _probabilities(model, model(x.to(device, non_blocking=True)))
+    finally:
+        model.train(was_training)
+
+
+def predict(
+    model: nn.Module,
+    images: np.ndarray,
+    *,
+    device: str | torch.device | None = None,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> np.ndarray:
+    """Probability of solid for every pixel of a stack of slices.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A :class:`UNet` (or any module mapping ``(N, 1, H, W)`` to the same
+        shape; one with ``output == "logits"`` gets a sigmoid applied). It is
+        moved to ``device`` and run in evaluation mode; its mode is restored.
+    images : numpy.ndarray
+        ``(N, H, W)``, unsigned integers or floats in [0, 1].
+    device : str, torch.device or None, optional
+        See :func:`foamlib.device.pick_device`.
+    batch_size : int, optional
+        Slices per forward pass. Default 16.
+    progress : bool, optional
+        Show a progress bar. Default False.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, ``(N, H, W)``, values in [0, 1]. Threshold at 0.5 for a
+        segmentation.
+    """
+    images = _check_images(images, "images")
+    out = np.empty(images.shape, dtype=np.float32)
+    for index, probs in _run_batches(model, images, pick_device(device), batch_size, progress, "predict"):
+        out[index] = probs[:, 0].float().cpu().numpy()
+    return out
+
+
+def evaluate(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    device: str | torch.device | None = None,
+    batch_size: int = 16,
+    threshold: float = 0.5,
+) -> SegmentationMetrics:
+    """Accuracy, Dice and IoU of the model's segmentation of a labelled stack.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        As for :func:`predict`.
+    images : numpy.ndarray
+        ``(N, H, W)`` slices.
+    labels : numpy.ndarray
+        ``(N, H, W)`` bool or 0/1, 1 = solid.
+    device : str, torch.device or None, optional
+        See :func:`foamlib.device.pick_device`.
+    batch_size : int, optional
+        Slices per forward pass. Default 16.
+    threshold : float, optional
+        Probability at and above which a pixel counts as solid. Default 0.5.
+
+    Returns
+    -------
+    SegmentationMetrics
+        Metrics over all pixels of all slices pooled (the same numbers as for
+        the stack treated as one volume); they do not depend on ``batch_size``.
+    """
+    images, labels = _check_pair((images, labels), "evaluate")
+    counts = None
+    for index, probs in _run_batches(model, images, pick_device(device), batch_size, False, "evaluate"):
+        target = torch.from_numpy(labels[index]).unsqueeze(1).to(probs.device)
+        counts = _add_counts(counts, confusion_counts(probs, target, threshold=threshold))
+    return _metrics(counts, len(images))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _sub_seed(seed: int, stream: int) -> int:
+    """An independent 64-bit seed for one random stream of a run."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0])
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _resume(
+    checkpoint: dict[str, Any],
+    path: Path,
+    config: TrainConfig,
+    model_config: dict[str, Any],
+    data_shapes: dict[str, list[int]],
+) -> None:
+    """Raise ValueError if ``checkpoint`` belongs to a different run."""
+    if checkpoint.get("model_config") != model_config:
+        raise ValueError(
+            f"checkpoint {path} was written for model {checkpoint.get('model_config')}, not {model_config}; "
+            "delete it or pass another checkpoint_path"
+        )
+    saved = checkpoint.get("config", {})
+    current = dataclasses.asdict(config)
+    changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        raise ValueError(f"checkpoint {path} was written with a different TrainConfig ({details}); cannot resume")
+    if checkpoint.get("data_shapes") != data_shapes:
+        raise ValueError(
+            f"checkpoint {path} was written for data of shapes {checkpoint.get('data_shapes')}, not {data_shapes}"
+        )
+
+
+def train_unet(
+    model: nn.Module,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    *,
+    config: TrainConfig,
+    checkpoint_path: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a U-Net with Adam, validating and checkpointing after every epoch.
+
+    Parameters
+    ----------
+    model : UNet
+        The model to train, in place (build it with
+        :func:`foamlib.unet.build_unet` for reproducible initial weights). It is
+        moved to ``device``. On return it holds the weights of the epoch with
+        the best validation Dice and is in evaluation mode.
+    train, val : tuple of numpy.ndarray
+        ``(images, labels)``: images ``(N, H, W)`` uint8 (divided by 255) or
+        float in [0, 1]; labels ``(N, H, W)`` bool (or 0/1), 1 = solid.
+    config : TrainConfig
+        Epochs, batch size, learning rate, noise, early stopping, seed, loss.
+    checkpoint_path : path-like, optional
+        Where to write a checkpoint after every epoch (atomically). If the file
+        exists when training starts, the run resumes from it: weights,
+        optimiser state, history, best weights and RNG states are restored and
+        training continues with the next epoch, giving the same result as a run
+        that was never interrupted. Only ``epochs``, ``patience``,
+        ``num_workers`` and ``eval_batch_size`` may differ from the run that
+        wrote it (so a finished run can be extended).
+    device : str, torch.device or None, optional
+        See :func:`foamlib.device.pick_device`.
+    progress : bool, optional
+        Show one progress bar per epoch. Default True.
+
+    Returns
+    -------
+    TrainResult
+        History and the best epoch.
+
+    Raises
+    ------
+    ValueError
+        If the data have the wrong shapes or dtypes, or the checkpoint belongs
+        to another model, configuration or data set.
+    ModelFileError
+        If ``checkpoint_path`` exists but is not a foamlib checkpoint.
+
+    Notes
+    -----
+    Each epoch visits the training slices in an order drawn from the run's own
+    generator; a last batch of a single slice joins the one before it (batch
+    normalisation needs more than one value per channel). Training inputs get
+    Gaussian noise of ``config.noise_sigma``, clipped to [0, 1]. Validation
+    uses the clean inputs, the model in evaluation mode, and Dice over all
+    validation pixels pooled. Early stopping ends training once the Dice has
+    not improved for ``config.patience`` epochs; the best weights are restored
+    whether or not training stopped early.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    dev = pick_device(device)
+    x_train, y_train = _check_pair(train, "train")
+    x_val, y_val = _check_pair(val, "val")
+    data_shapes = {"train": list(x_train.shape), "val": list(x_val.shape)}
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+    model_config = _model_config(model) if checkpoint_path is not None else getattr(model, "config", None)
+
+    model.to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    order_rng = np.random.default_rng(_sub_seed(config.seed, 0))
+    noise_gen = torch.Generator().manual_seed(_sub_seed(config.seed, 1))
+    history: list[dict[str, Any]] = []
+    best_val_dice, best_epoch, best_state = -math.inf, 0, None
+
+    if checkpoint_path is not None and checkpoint_path.exists():
+        checkpoint = _load_torch_file(checkpoint_path, CHECKPOINT_FORMAT, dev)
+        _resume(checkpoint, checkpoint_path, config, model_config, data_shapes)
+        model.load_state_dict(checkpoint["model_state"])
+        optimizer.load_state_dict(checkpoint["optimizer_state"])
+        history = list(checkpoint["history"])
+        best_val_dice, best_epoch = checkpoint["best_val_dice"], checkpoint["best_epoch"]
+        best_state = {k: v.cpu() for k, v in checkpoint["best_model_state"].items()}
+        order_rng.bit_generator.state = checkpoint["rng"]["numpy_order"]
+        noise_gen.set_state(checkpoint["rng"]["torch_noise"])
+        logger.info("resuming from %s after epoch %d", checkpoint_path, checkpoint["epoch"])
+
+    train_set = _BatchDataset(x_train, y_train)
+    val_set = _BatchDataset(x_val, y_val)
+    eval_batch_size = config.eval_batch_size or config.batch_size
+
+    def patience_exhausted() -> bool:
+        return config.patience is not None and len(history) - best_epoch >= config.patience
+
+    stopped_early = False
+    for epoch in range(len(history), config.epochs):
+        if patience_exhausted():
+            stopped_early = True
+            break
+        start = time.perf_counter()
+        model.train()
+        batches = _batches(len(x_train), config.batch_size, order_rng.permutation(len(x_train)))
+        total_loss = 0.0
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress)
+        for x, y in _loader(train_set, batches, config.num_workers, dev):
+            if config.noise_sigma > 0:
+                x = (x + config.noise_sigma * torch.randn(x.shape, generator=noise_gen)).clamp_(0.0, 1.0)
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            loss = _loss(model, model(x), y, config.loss)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(x)
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            bar.update(1)
+        train_seconds = time.perf_counter() - start
+
+        val_loss, val_metrics = _validate(model, val_set, eval_batch_size, config.loss, config.num_workers, dev)
+        entry = {
+            "epoch": epoch + 1,
+            "train_loss": total_loss / len(x_train),
+            "val_loss": val_loss,
+            "val_dice": val_metrics.dice,
+            "val_iou": val_metrics.iou,
+            "val_accuracy": val_metrics.accuracy,
+            "learning_rate": config.learning_rate,
+            "train_seconds": train_seconds,
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(entry)
+        bar.set_postfix(loss=f"{entry['train_loss']:.4f}", val_dice=f"{val_metrics.dice:.4f}")
+        bar.close()
+        if val_metrics.dice > best_val_dice + config.min_delta or best_state is None:
+            best_val_dice, best_epoch, best_state = val_metrics.dice, epoch + 1, _cpu_state(model)
+        logger.info(
+            "epoch %d/%d: train loss %.4f, val loss %.4f, val Dice %.4f (best %.4f at epoch %d), %.1f s",
+            epoch + 1, config.epochs, entry["train_loss"], val_loss, val_metrics.dice, best_val_dice, best_epoch,
+            entry["seconds"],
+        )  # fmt: skip
+        if checkpoint_path is not None:
+            _atomic_torch_save(
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "epoch": epoch + 1,
+                    "model_state": model.state_dict(),
+                    "optimizer_state": optimizer.state_dict(),
+                    "best_val_dice": best_val_dice,
+                    "best_epoch": best_epoch,
+                    "best_model_state": best_state,
+                    "history": history,
+                    "rng": {"numpy_order": order_rng.bit_generator.state, "torch_noise": noise_gen.get_state()},
+                    "config": dataclasses.asdict(config),
+                    "model_config": model_config,
+                    "data_shapes": data_shapes,
+                },
+                checkpoint_path,
+            )
+
+    if stopped_early:
+        logger.info("early stopping after epoch %d; best val Dice %.4f at epoch %d", len(history), best_val_dice, best_epoch)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(
+        history=[dict(h) for h in history],
+        best_epoch=best_epoch,
+        best_val_dice=float(best_val_dice),
+        epochs_run=len(history),
+        seconds=float(sum(h["seconds"] for h in history)),
+        stopped_early=stopped_early,
+    )
