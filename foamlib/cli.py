@@ -18,8 +18,8 @@ from . import __version__
 log = logging.getLogger("foamlib")
 
 _MEMORY_NOTE = (
-    "Memory: the scan is held as float32 (4 bytes per voxel) plus about 30 bytes per voxel for the "
-    "structure analysis, so a 512^3 scan needs about 4.5 GB; analyse a sub-volume of larger scans."
+    "Memory: the scan is held as float32 (4 bytes per voxel) plus about 60 bytes per voxel at peak for the "
+    "structure analysis, so a 512^3 scan needs about 8.5 GB; analyse a sub-volume of larger scans."
 )
 
 

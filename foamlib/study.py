@@ -265,16 +265,25 @@ class StageResult:
     message: str = ""
 
 
-def _retitle(path: Path, sample: str) -> None:
-    """Append the sample's name to the executed copy's title, so book pages differ."""
+def _label_for_sample(path: Path, sample: str) -> None:
+    """Make an executed copy's book labels unique: the sample joins its title and figure names.
+
+    Every sample's copy of a notebook lands in the same book, so ``fig-00-scan``
+    becomes ``fig-00-scan-foam89`` and the title ``# The samples`` becomes
+    ``# The samples: foam89``.
+    """
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
+    titled = False
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
+        if not titled and cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
             first, _, rest = cell.source.lstrip().partition("\n")
             cell.source = f"{first}: {sample}\n{rest}"
-            break
+            titled = True
+        figure = cell.metadata.get("mystnb", {}).get("figure", {})
+        if "name" in figure:
+            figure["name"] = f"{figure['name']}-{re.sub(r'[^A-Za-z0-9_-]+', '-', sample)}"
     nbformat.write(nb, path)
 
 
@@ -300,7 +309,7 @@ def _execute(stage: Stage, output: Path, parameters: Mapping[str, Any], *, sampl
             progress_bar=False,
             log_output=False,
         )
-        _retitle(tmp, sample)
+        _label_for_sample(tmp, sample)
 
 
 def run_sample(

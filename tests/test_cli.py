@@ -1,0 +1,113 @@
+"""The foamlib command line: output, JSON, and one-line errors without tracebacks."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from foamlib.cli import main
+
+
+def _two_phase_volume(shape=(24, 48, 48), seed=0):
+    """Bright solid slabs in a dark pore space, with a little noise; porosity 0.75."""
+    rng = np.random.default_rng(seed)
+    volume = np.full(shape, 40.0) + rng.normal(0, 4, shape)
+    volume[:, :, ::8] += 160
+    volume[:, :, 1::8] += 160
+    return volume.clip(0, 255).astype(np.uint8)
+
+
+def test_analyze_prints_porosity_pore_diameter_and_wall_thickness(tmp_path, capsys):
+    path = tmp_path / "slabs.tif"
+    tifffile.imwrite(path, _two_phase_volume())
+    assert main(["analyze", str(path), "--voxel-size", "2.0"]) == 0
+    out = capsys.readouterr().out
+    assert "porosity             0.7500 (75.00 %)" in out
+    assert "mean wall thickness  4" in out and "um" in out  # 2-voxel slabs of 2 um voxels
+
+
+def test_analyze_json(tmp_path, capsys):
+    path = tmp_path / "slabs.npy"
+    np.save(path, _two_phase_volume())
+    assert main(["analyze", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["porosity"] == pytest.approx(0.75)
+    assert data["threshold_method"] == "otsu" and data["shape"] == [24, 48, 48]
+    assert data["mean_wall_thickness_um"] == pytest.approx(2.0, abs=0.5)
+
+
+def test_analyze_one_slice(tmp_path, capsys):
+    path = tmp_path / "slabs.npy"
+    np.save(path, _two_phase_volume())
+    assert main(["analyze", str(path), "--slice", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["shape"] == [48, 48]
+    assert main(["analyze", str(path), "--slice", "99"]) == 1
+    assert "outside" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "words"),
+    [
+        (b"this is not a tiff", [], ["broken.tif"]),
+        (b"\x00" * 1000, ["--shape", "10", "10", "11", "--dtype", "uint8"], ["broken.raw", "1000"]),
+    ],
+)
+def test_broken_files_give_one_line_on_stderr_and_exit_1(tmp_path, capsys, content, args, words):
+    name = "broken.raw" if args else "broken.tif"
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["analyze", str(path), *args]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("foamlib: error: ")
+    for word in words:
+        assert word in lines[0]
+
+
+def test_missing_file_error(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "nope.tif")]) == 1
+    assert "nope.tif" in capsys.readouterr().err
+
+
+def test_the_installed_command_runs_without_traceback(tmp_path):
+    path = tmp_path / "empty.tif"
+    path.write_bytes(b"")
+    result = subprocess.run(
+        [sys.executable, "-m", "foamlib.cli", "analyze", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "empty.tif" in result.stderr
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["analyze"])
+    assert info.value.code == 2
+
+
+@pytest.mark.shared_data
+def test_analyze_the_real_cement_scan(shared_data, capsys):
+    path = shared_data / "cement" / "cement_128x128x128.tif"
+    assert main(["analyze", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    # In mortar the pores are dark air voids; the data README gives an Otsu void fraction of 0.17.
+    assert data["porosity"] == pytest.approx(0.17, abs=0.02)
+    assert data["n_pores"] > 5
+
+
+def test_phantom_command_writes_a_scan_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "foam.tif"
+    assert main(["phantom", "foam89", "--size", "32", "--out", str(out), "--truth", str(tmp_path / "t.tif")]) == 0
+    assert tifffile.imread(out).shape == (32, 32, 32)
+    assert main(["phantom", "foam89", "--size", "32", "--out", str(out)]) == 1
+    assert "exists" in capsys.readouterr().err
+
+
+def test_study_without_samples_is_an_error(capsys):
+    assert main(["study", "run"]) == 1
+    assert "nothing to run" in capsys.readouterr().err
