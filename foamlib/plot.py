@@ -103,9 +103,11 @@ def grey_histogram(
         ax.set_yscale("log")
     else:
         ax.hist(volume.ravel(), bins=edges, histtype="stepfilled", alpha=0.7, label="all voxels")
-    for label, value in (thresholds or {}).items():
+    for i, (label, value) in enumerate((thresholds or {}).items()):
         ax.axvline(value, linestyle="--", color="k", linewidth=1)
-        ax.annotate(label, (value, 1), xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points")
+        # stagger the labels downwards so that close thresholds stay readable
+        ax.annotate(label, (value, 1), xycoords=("data", "axes fraction"), xytext=(3, -12 * (i + 1)),
+                    textcoords="offset points")
     ax.set_xlabel("grey value")
     ax.set_ylabel("voxels")
     ax.legend(loc="upper right")
