@@ -51,7 +51,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -62,9 +61,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from foamlib.device import pick_device
+from foamlib.runs import atomic_path
 
 __all__ = [
     "FEATURE_DIM",
@@ -398,10 +398,8 @@ def download_weights(
     path.parent.mkdir(parents=True, exist_ok=True)
     logger.info("downloading %s to %s", url, path)
     h = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
             total = resp.headers.get("Content-Length")
             bar = tqdm(
                 total=int(total) if total and total.isdigit() else None,
@@ -420,10 +418,6 @@ def download_weights(
             raise ValueError(f"checksum mismatch for {url}: sha256 {actual}, expected {expected}; file not saved")
         if expected is None:
             logger.warning("no checksum known for %s; downloaded file has sha256 %s", url, actual)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

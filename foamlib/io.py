@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from typing import Any
 import imageio.v3 as iio
 import numpy as np
 import tifffile
+
+from .runs import atomic_path
 
 __all__ = ["Scan", "ScanError", "read_scan", "scan_from_array", "write_tiff"]
 
@@ -551,13 +552,5 @@ def _atomic_imagej_write(path: Path, data: np.ndarray, voxel_size_um: float | No
         if data.ndim == 3:
             metadata["spacing"] = voxel_size_um
         options["resolution"] = (1.0 / voxel_size_um, 1.0 / voxel_size_um)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            tifffile.imwrite(handle, data, imagej=True, metadata=metadata, **options)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, data, imagej=True, metadata=metadata, **options)

@@ -13,7 +13,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     ------
     FileExistsError
         If ``overwrite`` is False and ``path`` already exists.
+    IsADirectoryError
+        If ``path`` is a folder.
 
     Notes
     -----
@@ -53,14 +55,19 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     it was.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name")
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} already exists; refusing to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    # The writer creates the file, so it gets the usual permissions (mkstemp would make it 0600).
+    tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp{path.suffix}")
     try:
         yield tmp_path
+        if not tmp_path.is_file():
+            raise FileNotFoundError(f"nothing was written to the temporary file for {path}")
+        with open(tmp_path, "rb") as handle:
+            os.fsync(handle.fileno())  # the data is on disk before the name points to it
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -34,7 +34,6 @@ import dataclasses
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from tqdm import tqdm
 
 from .device import pick_device
 from .losses import ConfusionCounts, confusion_counts, dice_loss
+from .runs import atomic_path
 from .unet import UNet, build_unet
 
 __all__ = [
@@ -337,16 +337,8 @@ def _validate(
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _short_reason(exc: Exception) -> str:

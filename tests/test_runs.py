@@ -59,3 +59,21 @@ def test_update_metrics_writes_into_the_stage_folder(tmp_path):
     path = update_metrics(tmp_path, "otsu", {"porosity": 0.9})
     assert path == tmp_path / "otsu" / "metrics.json"
     assert read_json(path) == {"porosity": 0.9}
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "shared.txt") as tmp:
+            tmp.write_text("for everyone to read")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_path_fails_when_nothing_was_written(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing was written"), atomic_path(tmp_path / "x.txt"):
+        pass
+    assert not (tmp_path / "x.txt").exists()
