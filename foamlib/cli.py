@@ -125,6 +125,13 @@ def _cmd_study_run(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_study_summary(args) -> int:
+    from .study import summary_table
+
+    print(summary_table(args.runs_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``foamlib`` command."""
     parser = argparse.ArgumentParser(
@@ -175,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, help="samples run in parallel (default: one per core)")
     p.add_argument("--force", action="store_true", help="run every stage even if unchanged")
     p.set_defaults(func=_cmd_study_run)
+    p = study_sub.add_parser("summary", help="print every sample's porosities as a markdown table")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of the run folders")
+    p.set_defaults(func=_cmd_study_summary)
     return parser
 
 

@@ -49,6 +49,8 @@ __all__ = [
     "stage_key",
     "run_sample",
     "run_study",
+    "summary_table",
+    "write_summary",
 ]
 
 log = logging.getLogger(__name__)
@@ -401,6 +403,47 @@ def write_summary(run_dir: str | os.PathLike) -> Path:
         p.stem: read_json(p).get("seconds") for p in sorted((run_dir / ".stages").glob("*.json"))
     }
     return write_json(run_dir / "summary.json", summary)
+
+
+def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
+    """A markdown table of every sample's ``summary.json``: reference porosity and porosity by method.
+
+    Parameters
+    ----------
+    runs_dir : path-like
+        Parent of the run folders.
+
+    Returns
+    -------
+    str
+        One row per sample; porosities in percent, errors in percentage points
+        against the reference where there is one.
+
+    Raises
+    ------
+    ValueError
+        If no run folder under ``runs_dir`` has a ``summary.json``.
+    """
+    paths = sorted(p for p in Path(runs_dir).glob("*/summary.json") if not p.parent.name.startswith("_"))
+    if not paths:
+        raise ValueError(f"no run folder with a summary.json under {runs_dir}; run `foamlib study run` first")
+    summaries = [read_json(p) for p in paths]
+    methods = sorted({m for s in summaries for m in s.get("porosity", {})})
+    header = ["sample", "reference porosity"] + [f"{m} porosity (error)" for m in methods]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for s in summaries:
+        ref = s.get("reference_porosity")
+        cells = [s["sample"], "–" if ref is None else f"{100 * ref:.2f} % ({s.get('reference_kind') or 'given'})"]
+        for m in methods:
+            value = s.get("porosity", {}).get(m)
+            if value is None:
+                cells.append("–")
+            elif ref is None:
+                cells.append(f"{100 * value:.2f} %")
+            else:
+                cells.append(f"{100 * value:.2f} % ({100 * (value - ref):+.2f} pp)")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _threads_per_worker(workers: int) -> int:

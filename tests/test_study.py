@@ -8,7 +8,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from foamlib.runs import read_json
-from foamlib.study import SampleSpec, find_stages, load_profile, profile_names, run_study
+from foamlib.study import SampleSpec, find_stages, load_profile, profile_names, run_study, summary_table
 
 pytestmark = pytest.mark.slow  # each stage starts a Jupyter kernel (about a second)
 
@@ -54,6 +54,9 @@ def test_runs_every_stage_then_skips_unchanged_ones(notebooks, tmp_path, capsys)
     assert executed.cells[0].source.startswith("# Title: s1")
     summary = read_json(runs / "s1" / "summary.json")
     assert summary["porosity"] == {"first": 0.2} and set(summary["seconds"]) == {"00_first", "01_second"}
+
+    table = summary_table(runs)
+    assert table.splitlines()[2] == "| s1 | – | 20.00 % |"
 
     again = run_study(specs, profile={"a": 2, "b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
     assert [r.status for r in again] == ["skipped", "skipped"]
@@ -109,3 +112,8 @@ def test_notebooks_of_the_project_declare_parameters_and_are_in_the_toc():
     for stage in stages:
         assert {"sample", "run_dir", "profile"} <= set(stage.parameters), stage.name
         assert f"notebooks/{stage.name}" in toc, f"{stage.name} is missing from _toc.yml"
+
+
+def test_summary_table_without_runs_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no run folder"):
+        summary_table(tmp_path)
