@@ -50,7 +50,9 @@ def _cmd_analyze(args) -> int:
 
     scan = _read(args)
     volume = scan.volume
-    if args.slice is not None:
+    if volume.shape[0] == 1:  # a single image: analyse it as a 2D slice
+        volume = volume[0]
+    elif args.slice is not None:
         if not 0 <= args.slice < volume.shape[0]:
             raise ValueError(f"--slice {args.slice} is outside the scan's {volume.shape[0]} slices")
         volume = volume[args.slice]
@@ -192,7 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foamlib`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="foamlib: %(message)s")
+    # foamlib's own warnings are shown; other libraries' (tifffile's notes on a corrupt file, say)
+    # (logged even at ERROR level) only with --debug, so that an error stays one line.
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL, format="foamlib: %(message)s")
+    logging.getLogger("foamlib").setLevel(logging.DEBUG if args.debug else logging.WARNING)
     try:
         return args.func(args)
     except KeyboardInterrupt:

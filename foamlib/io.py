@@ -352,7 +352,48 @@ def _read_image(path: Path) -> tuple[np.ndarray, float | None]:
     return _read_png(path), None
 
 
+class _Collect(logging.Handler):
+    """Keeps the error records that tifffile logs while it reads a damaged file."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
+    # tifffile reads what it can of a truncated or damaged file (e.g. only the first slice
+    # of a cut-off stack) and only logs an error; a silently shortened scan is worse than none.
+    collect = _Collect()
+    tifffile_log = logging.getLogger("tifffile")
+    saved = tifffile_log.level, tifffile_log.propagate
+    tifffile_log.addHandler(collect)
+    tifffile_log.setLevel(logging.ERROR)  # whatever the caller's logging set-up
+    tifffile_log.propagate = False  # the ScanError below carries the message
+    try:
+        data, voxel, n_series, axes = _read_tiff_file(path)
+    finally:
+        tifffile_log.removeHandler(collect)
+        tifffile_log.setLevel(saved[0])
+        tifffile_log.propagate = saved[1]
+    if collect.messages:
+        problem = collect.messages[-1].replace(f"<tifffile.TiffFile {path.name!r}> ", "")
+        raise ScanError(f"{path} is truncated or corrupt ({problem}); read {data.shape} of it, refusing a partial scan")
+    if n_series > 1:
+        logger.warning("%s holds %d image series; reading only the first, of shape %s", path, n_series, data.shape)
+    if "C" in axes:
+        raise ScanError(
+            f"{path} has {data.shape[axes.index('C')]} channels (axes {axes!r}); "
+            "save the channel to segment as a single-channel stack"
+        )
+    if axes.endswith("S"):
+        data = _to_grey(data, path)
+    return data, voxel
+
+
+def _read_tiff_file(path: Path) -> tuple[np.ndarray, float | None, int, str]:
     try:
         with tifffile.TiffFile(path) as tif:
             if not tif.series:
@@ -365,16 +406,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
         raise
     except Exception as exc:  # tifffile raises many exception types for broken files
         raise ScanError(f"{path} could not be read as a TIFF file ({type(exc).__name__}: {exc})") from exc
-    if n_series > 1:
-        logger.warning("%s holds %d image series; reading only the first, of shape %s", path, n_series, data.shape)
-    if "C" in axes:
-        raise ScanError(
-            f"{path} has {data.shape[axes.index('C')]} channels (axes {axes!r}); "
-            "save the channel to segment as a single-channel stack"
-        )
-    if axes.endswith("S"):
-        data = _to_grey(data, path)
-    return data, voxel
+    return data, voxel, n_series, axes
 
 
 def _read_png(path: Path) -> np.ndarray:

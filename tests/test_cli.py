@@ -69,6 +69,25 @@ def test_broken_files_give_one_line_on_stderr_and_exit_1(tmp_path, capsys, conte
         assert word in lines[0]
 
 
+def test_a_truncated_tiff_gives_exactly_one_line(tmp_path, capsys):
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(tmp_path / "whole.tif", _two_phase_volume(), imagej=True)
+    path.write_bytes((tmp_path / "whole.tif").read_bytes()[:5000])
+    assert main(["analyze", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cut.tif" in err[0]
+
+
+def test_a_single_image_is_analysed_as_a_2d_slice(tmp_path, capsys):
+    path = tmp_path / "slice.png"
+    import imageio.v3 as iio
+
+    iio.imwrite(path, _two_phase_volume()[0])
+    assert main(["analyze", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["shape"] == [48, 48] and data["porosity"] == pytest.approx(0.75)
+
+
 def test_missing_file_error(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "nope.tif")]) == 1
     assert "nope.tif" in capsys.readouterr().err

@@ -477,3 +477,12 @@ def test_real_scans(shared_data):
 
     # Unit "inch" at 100 dpi is not a CT calibration (the data set documents 1.3 um voxels).
     assert read_scan(shared_data / "fiberform" / "100_fiberform.tif").voxel_size_um is None
+
+
+def test_a_truncated_stack_is_refused_not_read_in_part(tmp_path):
+    volume = np.random.default_rng(0).integers(0, 200, (24, 48, 48), dtype=np.uint8)
+    whole = write_tiff(tmp_path / "whole.tif", volume, voxel_size_um=2.0)
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[:5000])
+    with pytest.raises(ScanError, match="cut.tif is truncated or corrupt"):
+        read_scan(cut)
