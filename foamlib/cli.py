@@ -1,4 +1,4 @@
-"""Command line: ``foamlib analyze``, ``foamlib phantom`` and ``foamlib study run``.
+"""Command line: ``foamlib analyze``, ``foamlib segment``, ``foamlib phantom`` and ``foamlib study run``.
 
 Errors are printed to stderr as one line, ``foamlib: error: ...``, with exit
 status 1 (2 for wrong usage); no traceback unless ``--debug`` is given.
@@ -74,6 +74,35 @@ def _cmd_analyze(args) -> int:
         print(f"porosity             {report.porosity:.4f} ({100 * report.porosity:.2f} %)")
         print(f"mean pore diameter   {report.mean_pore_diameter_um:.3g} {unit} ({report.n_pores} pores)")
         print(f"mean wall thickness  {report.mean_wall_thickness_um:.3g} {unit}")
+    return 0
+
+
+def _cmd_segment(args) -> int:
+    from .segment import segment_file
+
+    result = segment_file(
+        args.scan,
+        args.model,
+        args.out,
+        axes=args.axes,
+        threshold=args.threshold,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+        device=args.device,
+        shape=tuple(args.shape) if args.shape else None,
+        dtype=args.dtype,
+        byte_order=args.byte_order,
+        voxel_size_um=args.voxel_size,
+    )
+    if args.json:
+        print(json.dumps({"scan": str(args.scan), "model": str(args.model), **result.to_dict()}, indent=2))
+    else:
+        print(
+            f"{result.out_path}: {' x '.join(map(str, result.shape))} voxels segmented ({args.axes}) in "
+            f"{result.seconds:.1f} s, porosity {result.porosity:.4f} ({100 * result.porosity:.2f} %)"
+        )
     return 0
 
 
@@ -155,6 +184,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slice", type=int, metavar="Z", help="analyse only this z slice (2D)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser(
+        "segment",
+        help="segment a scan with a trained U-Net and write the solid as a TIFF stack",
+        description="Run a model saved by foamlib on every slice of a scan (tiled, blended), threshold the solid "
+        "probability and write a uint8 TIFF stack (255 = solid) with the scan's voxel size; prints the porosity.",
+    )
+    _add_scan_options(p)
+    p.add_argument("--model", type=Path, required=True, help="model file (.pt) written by foamlib")
+    p.add_argument("--out", type=Path, required=True, help="output TIFF stack")
+    p.add_argument("--axes", choices=("z", "xyz"), default="z", help="slice along z, or average z, y and x (default z)")
+    p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
+    p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
+    p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default 8)")
+    p.add_argument("--threshold", type=float, default=0.5, help="solid probability threshold (default 0.5)")
+    p.add_argument("--device", help="auto (default: the first CUDA GPU, else the CPU), cpu, cuda or cuda:N")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_cmd_segment)
 
     p = sub.add_parser("phantom", help="write a built-in demo sample (simulated CT of a PU foam) as a TIFF stack")
     p.add_argument("name", help="demo sample: foam89, foam86 or foam82")

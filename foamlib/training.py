@@ -35,7 +35,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -638,6 +638,7 @@ def train_unet(
     checkpoint_path: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train a U-Net with Adam, validating and checkpointing after every epoch.
 
@@ -665,6 +666,14 @@ def train_unet(
         See :func:`foamlib.device.pick_device`.
     progress : bool, optional
         Show one progress bar per epoch. Default True.
+    on_epoch_end : callable, optional
+        Called as ``on_epoch_end(epoch, row)`` after every epoch trained in
+        this call (after the checkpoint is written), with the 1-based epoch
+        number and a copy of that epoch's history row (see
+        :class:`TrainResult`). An exception it raises ends training and
+        propagates to the caller unchanged; the model then holds the weights
+        of the last epoch, not the best ones. Hyperparameter search uses it to
+        report the validation Dice and to prune (:mod:`foamlib.hpo`).
 
     Returns
     -------
@@ -789,6 +798,8 @@ def train_unet(
                 },
                 checkpoint_path,
             )
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, dict(entry))
 
     if stopped_early:
         logger.info("early stopping after epoch %d; best val Dice %.4f at epoch %d", len(history), best_val_dice, best_epoch)

@@ -130,3 +130,60 @@ def test_phantom_command_writes_a_scan_and_refuses_to_overwrite(tmp_path, capsys
 def test_study_without_samples_is_an_error(capsys):
     assert main(["study", "run"]) == 1
     assert "nothing to run" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- segment
+
+
+@pytest.fixture
+def seg_files(tmp_path):
+    """A uint8 scan and a tiny saved model."""
+    import torch
+
+    from foamlib.training import save_model
+    from foamlib.unet import build_unet
+
+    scan_path = tmp_path / "scan.tif"
+    tifffile.imwrite(scan_path, _two_phase_volume(shape=(6, 24, 20)))
+    model = build_unet({"levels": 2, "convs_per_level": 1, "base_channels": 4}, seed=0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield scan_path, save_model(tmp_path / "model.pt", model, metadata={"intensity_range": [0, 255]})
+    torch.set_num_threads(before)
+
+
+def test_segment_prints_porosity_and_json(seg_files, tmp_path, capsys):
+    scan, model = seg_files
+    out = tmp_path / "seg.tif"
+    assert main(["segment", str(scan), "--model", str(model), "--out", str(out), "--tile", "16", "--overlap", "4"]) == 0
+    text = capsys.readouterr().out
+    written = tifffile.imread(out)
+    assert f"porosity {np.mean(written == 0):.4f}" in text and "6 x 24 x 20" in text
+    args = ["segment", str(scan), "--model", str(model), "--out", str(out), "--axes", "xyz", "--overwrite", "--json"]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["porosity"] == pytest.approx(np.mean(tifffile.imread(out) == 0))
+    assert data["shape"] == [6, 24, 20] and data["axes"] == "xyz"
+    assert main(["segment", str(scan), "--model", str(model), "--out", str(out)]) == 1
+    assert "exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"garbage", None])
+def test_segment_with_a_bad_model_file_gives_one_line(seg_files, tmp_path, capsys, content):
+    scan, _ = seg_files
+    bad = tmp_path / "broken.pt"
+    if content is not None:
+        bad.write_bytes(content)
+    assert main(["segment", str(scan), "--model", str(bad), "--out", str(tmp_path / "o.tif")]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "" and len(lines) == 1 and "broken.pt" in lines[0]
+    assert lines[0].startswith("foamlib: error: ")
+
+
+def test_segment_refuses_to_overwrite_the_scan(seg_files, capsys):
+    scan, model = seg_files
+    before = scan.read_bytes()
+    assert main(["segment", str(scan), "--model", str(model), "--out", str(scan), "--overwrite"]) == 1
+    assert "input scan" in capsys.readouterr().err
+    assert scan.read_bytes() == before

@@ -361,3 +361,34 @@ def test_load_model_errors_name_the_file(tmp_path):
 
     with pytest.raises(ModelFileError, match=str(tmp_path.name)):
         load_model(tmp_path)  # a folder
+
+
+# --------------------------------------------------------------------------- on_epoch_end
+
+
+def test_on_epoch_end_sees_every_epoch_and_its_exception_propagates(data):
+    train, val = data
+    train = (train[0][:8], train[1][:8])
+    config = TrainConfig(epochs=3, batch_size=4, patience=None)
+    calls = []
+    result = train_unet(
+        build_unet(TINY, seed=0), train, val, config=config, progress=False,
+        on_epoch_end=lambda epoch, row: calls.append((epoch, row)),
+    )  # fmt: skip
+    assert [epoch for epoch, _ in calls] == [1, 2, 3]
+    assert [row for _, row in calls] == result.history
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(epoch, row):
+        if epoch == 2:
+            raise Stop(row["val_dice"])
+
+    seen = []
+    with pytest.raises(Stop):
+        train_unet(
+            build_unet(TINY, seed=0), train, val, config=config, progress=False,
+            on_epoch_end=lambda epoch, row: (seen.append(epoch), stop_after_two(epoch, row)),
+        )  # fmt: skip
+    assert seen == [1, 2]

@@ -1,0 +1,157 @@
+"""Tests of foamlib.segment: tiled, slice-wise segmentation of whole volumes."""
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from foamlib.io import read_scan, write_tiff
+from foamlib.segment import infer_intensity_range, segment_file, segment_volume
+from foamlib.training import ModelFileError, save_model
+from foamlib.unet import build_unet
+
+TINY = {"levels": 2, "convs_per_level": 2, "base_channels": 4, "kernel_size": 3}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_unet(TINY, seed=0).eval()
+
+
+def _whole(model, stack: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return model(torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[:, None])[:, 0].numpy()
+
+
+class _Mean(torch.nn.Module):
+    """Output = input: makes the blending and the grey-value mapping visible."""
+
+    def forward(self, x):
+        return x
+
+
+def test_tiling_matches_whole_slice_inference(model):
+    volume = np.random.default_rng(0).random((3, 70, 53), dtype=np.float32)  # random grey values: the worst case
+    whole = _whole(model, volume)
+    tiled = segment_volume(model, volume, tile=32, overlap=8, batch_size=5)
+    assert tiled.dtype == np.float32 and tiled.shape == volume.shape
+    # Found 0.0148 (0.053 without overlap, 0.029 with 4 px): zero padding at tile borders, mostly weighted away.
+    assert np.abs(tiled - whole).max() < 0.03
+    assert np.abs(segment_volume(model, volume, tile=32, overlap=0) - whole).max() > np.abs(tiled - whole).max()
+
+
+def test_blending_is_exact_for_a_pointwise_model():
+    volume = np.random.default_rng(1).random((2, 70, 53), dtype=np.float32)
+    for tile, overlap in ((32, 8), (16, 0), (20, 19), (7, 3)):
+        np.testing.assert_allclose(segment_volume(_Mean(), volume, tile=tile, overlap=overlap), volume, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7), (1, 31, 64), (2, 1, 40), (1, 100, 3)])
+def test_any_slice_size_works(model, shape):
+    volume = np.random.default_rng(2).random(shape, dtype=np.float32)
+    out = segment_volume(model, volume, tile=32, overlap=8)
+    assert out.shape == shape and np.isfinite(out).all() and (0 <= out).all() and (out <= 1).all()
+    if max(shape[1:]) <= 32:  # one tile per slice: exactly the whole-slice output
+        np.testing.assert_allclose(out, _whole(model, volume), atol=1e-6)
+
+
+def test_xyz_averages_the_three_directions(model):
+    volume = np.random.default_rng(3).random((6, 10, 12), dtype=np.float32)
+    z = _whole(model, volume)
+    y = np.moveaxis(_whole(model, np.moveaxis(volume, 1, 0)), 0, 1)
+    x = np.moveaxis(_whole(model, np.moveaxis(volume, 2, 0)), 0, 2)
+    out = segment_volume(model, volume, axes="xyz", tile=64)
+    assert out.shape == volume.shape
+    np.testing.assert_allclose(out, (z + y + x) / 3, atol=1e-5)
+    np.testing.assert_allclose(segment_volume(model, volume, axes="z", tile=64), z, atol=1e-6)
+
+
+def test_intensity_mapping():
+    ramp = np.arange(0, 256, dtype=np.float32).reshape(1, 16, 16)
+    np.testing.assert_allclose(segment_volume(_Mean(), ramp), ramp / 255, atol=1e-6)  # whole numbers -> (0, 255)
+    np.testing.assert_allclose(segment_volume(_Mean(), ramp.astype(np.uint8)), ramp / 255, atol=1e-6)
+    mapped = segment_volume(_Mean(), ramp, intensity_range=(100, 200))
+    np.testing.assert_allclose(mapped, np.clip((ramp - 100) / 100, 0, 1), atol=1e-6)
+    assert infer_intensity_range(np.zeros(3, np.uint16)) == (0.0, 65535.0)
+    assert infer_intensity_range(np.array([0.2, 0.9])) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="intensity_range"):
+        infer_intensity_range(np.array([0.5, 1000.5]))
+    with pytest.raises(ValueError, match="intensity_range"):
+        segment_volume(_Mean(), ramp, intensity_range=(5, 5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [({"axes": "zy"}, "axes"), ({"tile": 0}, "tile"), ({"overlap": 64}, "overlap"), ({"batch_size": 0}, "batch_size")],
+)
+def test_bad_options_raise(model, kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        segment_volume(model, np.zeros((1, 8, 8), np.uint8), **{"tile": 64, **kwargs})
+    with pytest.raises(ValueError, match="shape"):
+        segment_volume(model, np.zeros((8, 8), np.uint8))
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A tiny saved model that maps grey values to their own probability, and a uint8 scan."""
+    model = _threshold_model()
+    model_path = save_model(tmp_path / "model.pt", model, metadata={"intensity_range": [0, 255]})
+    rng = np.random.default_rng(4)
+    scan = (rng.random((4, 40, 36)) * 255).astype(np.uint8)
+    scan_path = write_tiff(tmp_path / "scan.tif", scan, voxel_size_um=2.5)
+    return scan, scan_path, model_path
+
+
+def _threshold_model():
+    """A real UNet whose output is sigmoid(40 * (x - 0.5)) everywhere: solid = grey above 127.5."""
+    model = build_unet({"levels": 1, "convs_per_level": 1, "base_channels": 1, "kernel_size": 1,
+                        "normalization": "none", "output": "logits"}, seed=0)  # fmt: skip
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.zero_()
+            if name.endswith("weight"):
+                p.fill_(1.0)
+        last_bias = [p for name, p in model.named_parameters() if name.endswith("bias")][-1]
+        weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+        weights[-1].fill_(40.0)
+        last_bias.fill_(-20.0)
+    return model.eval()
+
+
+def test_segment_file_round_trip(files, tmp_path):
+    scan, scan_path, model_path = files
+    out = tmp_path / "seg" / "solid.tif"
+    result = segment_file(scan_path, model_path, out, tile=16, overlap=4)
+    written = tifffile.imread(out)
+    assert written.dtype == np.uint8 and set(np.unique(written)) <= {0, 255}
+    assert result.shape == scan.shape and result.out_path == out and result.seconds > 0
+    assert result.total_voxels == scan.size
+    assert result.porosity == pytest.approx(np.mean(written == 0))
+    assert result.porosity == pytest.approx(np.mean(scan <= 127), abs=0.01)  # the model thresholds at 127.5
+    assert read_scan(out).voxel_size_um == pytest.approx(2.5)
+    assert result.intensity_range == (0.0, 255.0)
+    with pytest.raises(FileExistsError, match="solid.tif"):
+        segment_file(scan_path, model_path, out)
+    again = segment_file(scan_path, model_path, out, axes="xyz", overwrite=True)
+    assert again.axes == "xyz" and 0 < again.porosity < 1
+
+
+def test_segment_file_refuses_to_overwrite_the_scan_and_names_bad_models(files, tmp_path):
+    scan, scan_path, model_path = files
+    with pytest.raises(ValueError, match="input scan"):
+        segment_file(scan_path, model_path, tmp_path / "." / "scan.tif", overwrite=True)
+    assert np.array_equal(tifffile.imread(scan_path), scan)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="bad.pt"):
+        segment_file(scan_path, bad, tmp_path / "out.tif")
+    with pytest.raises(ValueError, match="threshold"):
+        segment_file(scan_path, model_path, tmp_path / "out.tif", threshold=1.5)
