@@ -1,0 +1,264 @@
+"""Tests for foamlib.fitting: generator calibration, parameter variation and batch generation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import numpy as np
+import pytest
+
+from foamlib.fitting import (
+    STATISTICS,
+    FitResult,
+    FoamParameters,
+    fit_foam_parameters,
+    generate_foams,
+    vary_parameters,
+)
+from foamlib.structure import StructureReport, analyze
+
+SHAPE = (64, 64, 64)
+SMALL = (48, 48, 48)
+TRUE = FoamParameters(porosity=0.87, cell_diameter=18.0, cell_size_cv=0.25, wall_strut_ratio=0.08)
+
+
+@pytest.fixture(scope="module")
+def known_fit():
+    """A foam generated with known parameters, its report, and the fit from that report."""
+    foam = TRUE.generate(SHAPE, rng=5)
+    report = analyze(foam.solid, exclude_border_pores=True)
+    result = fit_foam_parameters(report, shape=SHAPE, iterations=4, rng=1)
+    return report, result
+
+
+# --------------------------------------------------------------------------- FoamParameters
+
+
+def test_parameters_round_trip_and_generate():
+    p = FoamParameters(porosity=np.float64(0.9), cell_diameter=np.int64(16), cell_size_cv=0.1,
+                       wall_strut_ratio=0.3, supersample=2)
+    d = p.to_dict()
+    assert d == {"porosity": 0.9, "cell_diameter": 16.0, "cell_size_cv": 0.1, "wall_strut_ratio": 0.3,
+                 "supersample": 2}
+    assert type(d["porosity"]) is float and type(d["cell_diameter"]) is float
+    assert FoamParameters.from_dict(json.loads(json.dumps(d))) == p
+    foam = p.generate(SMALL, rng=0)
+    assert foam.fraction.shape == SMALL
+    assert foam.porosity == pytest.approx(0.9, abs=1e-3)
+    assert foam.wall_thickness / foam.strut_diameter == pytest.approx(0.3)
+    assert foam.supersample == 2
+    np.testing.assert_array_equal(p.generate(SMALL, rng=0).fraction, foam.fraction)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"porosity": 1.0}, "porosity"),
+        ({"porosity": 0.0}, "porosity"),
+        ({"cell_diameter": -1.0}, "cell_diameter"),
+        ({"cell_size_cv": 1.5}, "cell_size_cv"),
+        ({"wall_strut_ratio": 0.0}, "wall_strut_ratio"),
+        ({"supersample": 0}, "supersample"),
+        ({"porosity": math.nan}, "porosity"),
+    ],
+)
+def test_parameters_reject_bad_values(kwargs, match):
+    base = {"porosity": 0.9, "cell_diameter": 20.0}
+    with pytest.raises(ValueError, match=match):
+        FoamParameters(**{**base, **kwargs})
+
+
+def test_parameters_from_dict_errors():
+    with pytest.raises(ValueError, match="unknown"):
+        FoamParameters.from_dict({"porosity": 0.9, "cell_diameter": 20.0, "colour": 1})
+    with pytest.raises(ValueError, match="cell_diameter"):
+        FoamParameters.from_dict({"porosity": 0.9})
+    with pytest.raises(TypeError, match="supersample"):
+        FoamParameters(porosity=0.9, cell_diameter=20.0, supersample=2.0)
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def test_fit_recovers_known_generator(known_fit):
+    report, result = known_fit
+    assert isinstance(result, FitResult)
+    assert result.iterations == 4 and len(result.history) == 5
+    # the fitted parameters, measured again the same way on a new realisation
+    refit = analyze(result.parameters.generate(SHAPE, rng=11).solid, exclude_border_pores=True)
+    assert refit.porosity == pytest.approx(report.porosity, abs=0.01)
+    assert refit.median_pore_diameter_um == pytest.approx(report.median_pore_diameter_um, rel=0.15)
+    assert refit.mean_wall_thickness_um == pytest.approx(report.mean_wall_thickness_um, rel=0.2)
+    # and the fit's own final evaluation
+    assert result.generated["porosity"] == pytest.approx(report.porosity, abs=0.01)
+    assert result.generated["median_pore_diameter"] == pytest.approx(report.median_pore_diameter_um, rel=0.15)
+    assert result.generated["mean_wall_thickness"] == pytest.approx(report.mean_wall_thickness_um, rel=0.1)
+    # generator parameters near the true ones
+    assert result.parameters.porosity == pytest.approx(TRUE.porosity, abs=0.01)
+    assert result.parameters.cell_diameter == pytest.approx(TRUE.cell_diameter, rel=0.2)
+
+
+def test_fit_result_tables(known_fit):
+    report, result = known_fit
+    assert set(STATISTICS) <= set(result.measured) and set(STATISTICS) <= set(result.generated)
+    assert result.measured["porosity"] == report.porosity
+    assert result.measured["median_pore_diameter"] == report.median_pore_diameter_um
+    table = result.table()
+    assert list(table) == list(STATISTICS)
+    assert table["porosity"] == {"measured": result.measured["porosity"], "generated": result.generated["porosity"]}
+    d = json.loads(json.dumps(result.to_dict()))
+    assert FoamParameters.from_dict(d["parameters"]) == result.parameters
+    assert len(d["history"]) == 5
+    # start values: 1.15 x median pore diameter, ratio 0.2, default cv
+    first = result.history[0]["parameters"]
+    assert first["cell_diameter"] == pytest.approx(1.15 * report.median_pore_diameter_um)
+    assert first["wall_strut_ratio"] == pytest.approx(0.2)
+    assert first["cell_size_cv"] == 0.25
+
+
+def test_fit_converts_micrometres_and_is_deterministic():
+    foam = TRUE.generate(SMALL, rng=2)
+    report_vox = analyze(foam.solid)
+    report_um = analyze(foam.solid, voxel_size_um=10.0)
+    a = fit_foam_parameters(report_vox, shape=SMALL, iterations=1, rng=3)
+    b = fit_foam_parameters(report_um, shape=SMALL, iterations=1, rng=3)
+    assert a.measured == pytest.approx(b.measured)
+    assert a.parameters.cell_diameter == pytest.approx(b.parameters.cell_diameter)
+    assert a.parameters.wall_strut_ratio == pytest.approx(b.parameters.wall_strut_ratio)
+
+
+def test_fit_supersampled_compensates_binarisation():
+    # with partial volume the binarised foam's porosity differs from the generator's target
+    # (walls of 0.5-1 voxel round up to a voxel, thinner ones vanish): the fit shifts the target
+    p = FoamParameters(porosity=0.9, cell_diameter=16.0, cell_size_cv=0.2, wall_strut_ratio=0.05, supersample=2)
+    report = analyze(p.generate(SMALL, rng=4).solid)
+    result = fit_foam_parameters(report, shape=SMALL, iterations=3, supersample=2, rng=0)
+    assert result.parameters.supersample == 2
+    assert result.generated["porosity"] == pytest.approx(report.porosity, abs=0.01)
+    assert abs(result.parameters.porosity - report.porosity) > 0.002
+
+
+def test_fit_start_cv_and_iterations_zero():
+    report = analyze(TRUE.generate(SMALL, rng=2).solid)
+    diam = np.array([10.0, 12.0, 14.0, 16.0])
+    r = fit_foam_parameters(report, shape=SMALL, iterations=0, pore_diameters=diam, rng=0)
+    assert r.iterations == 0 and len(r.history) == 1
+    assert r.parameters.cell_size_cv == pytest.approx(np.std(diam) / np.mean(diam))
+    wide = fit_foam_parameters(report, shape=SMALL, iterations=0, pore_diameters=[1.0, 2.0, 40.0], rng=0)
+    assert wide.parameters.cell_size_cv == 0.4  # clamped
+    explicit = fit_foam_parameters(report, shape=SMALL, iterations=0, cell_size_cv=0.05, rng=0)
+    assert explicit.parameters.cell_size_cv == 0.05
+
+
+def test_fit_warns_on_few_pores(caplog):
+    report = analyze(TRUE.generate(SMALL, rng=2).solid)
+    few = StructureReport(**{**report.to_dict(), "n_pores": 2})
+    with caplog.at_level(logging.WARNING, logger="foamlib.fitting"):
+        fit_foam_parameters(few, shape=SMALL, iterations=0, rng=0)
+    assert any("only 2 pores" in rec.getMessage() for rec in caplog.records)
+
+
+def test_fit_rejects_bad_input():
+    report = analyze(TRUE.generate(SMALL, rng=2).solid)
+    with pytest.raises(TypeError, match="StructureReport"):
+        fit_foam_parameters(report.to_dict())
+    with pytest.raises(ValueError, match="3D"):
+        fit_foam_parameters(StructureReport(**{**report.to_dict(), "ndim": 2}))
+    with pytest.raises(ValueError, match="median_pore_diameter"):
+        fit_foam_parameters(StructureReport(**{**report.to_dict(), "median_pore_diameter_um": math.nan}))
+    with pytest.raises(ValueError, match="mean_wall_thickness"):
+        fit_foam_parameters(StructureReport(**{**report.to_dict(), "mean_wall_thickness_um": 0.0}))
+    with pytest.raises(ValueError, match="iterations"):
+        fit_foam_parameters(report, iterations=-1)
+    with pytest.raises(ValueError, match="shape"):
+        fit_foam_parameters(report, shape=(64, 64))
+    with pytest.raises(ValueError, match="max_realisations"):
+        fit_foam_parameters(report, max_realisations=0)
+
+
+# --------------------------------------------------------------------------- variation
+
+
+def test_vary_parameters_statistics():
+    centre = FoamParameters(porosity=0.88, cell_diameter=25.0, cell_size_cv=0.3, wall_strut_ratio=0.1, supersample=3)
+    sets = vary_parameters(centre, 2000, spread=0.1, rng=0)
+    assert len(sets) == 2000 and all(isinstance(s, FoamParameters) for s in sets)
+    p = np.array([s.porosity for s in sets])
+    d = np.array([s.cell_diameter for s in sets])
+    r = np.array([s.wall_strut_ratio for s in sets])
+    # uniform: means at the centre, half-widths as documented
+    assert p.mean() == pytest.approx(0.88, abs=0.002)
+    assert np.abs(p - 0.88).max() <= 0.1 * 0.12 + 1e-12
+    assert np.abs(p - 0.88).max() > 0.9 * 0.1 * 0.12
+    assert d.mean() == pytest.approx(25.0, rel=0.01)
+    assert d.min() >= 25.0 * 0.9 - 1e-9 and d.max() <= 25.0 * 1.1 + 1e-9
+    assert r.mean() == pytest.approx(0.1, rel=0.02)
+    assert r.min() >= 0.1 * 0.8 - 1e-12 and r.max() <= 0.1 * 1.2 + 1e-12
+    assert np.std(r / 0.1) == pytest.approx(2 * np.std(d / 25.0), rel=0.1)
+    assert {s.cell_size_cv for s in sets} == {0.3} and {s.supersample for s in sets} == {3}
+
+
+def test_vary_parameters_clips_deterministic_and_identity():
+    centre = FoamParameters(porosity=0.97, cell_diameter=20.0)
+    sets = vary_parameters(centre, 500, spread=0.45, rng=1)
+    assert max(s.porosity for s in sets) <= 0.99
+    low = FoamParameters(porosity=0.55, cell_diameter=20.0)
+    assert min(s.porosity for s in vary_parameters(low, 500, spread=0.45, rng=1)) >= 0.5
+    assert vary_parameters(centre, 5, rng=7) == vary_parameters(centre, 5, rng=7)
+    assert vary_parameters(centre, 5, rng=7) != vary_parameters(centre, 5, rng=8)
+    assert vary_parameters(centre, 1, spread=0.0, rng=3) == [centre]
+    outside = FoamParameters(porosity=0.995, cell_diameter=20.0)
+    assert vary_parameters(outside, 3, spread=0.0) == [outside] * 3
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        ((0,), {}, ValueError, "n must be"),
+        ((2.0,), {}, TypeError, "n must be"),
+        ((3,), {"spread": -0.1}, ValueError, "spread"),
+        ((3,), {"spread": 0.5}, ValueError, "spread"),
+        ((3,), {"spread": math.inf}, ValueError, "spread"),
+    ],
+)
+def test_vary_parameters_validation(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        vary_parameters(TRUE, *args, **kwargs)
+    with pytest.raises(TypeError, match="FoamParameters"):
+        vary_parameters(TRUE.to_dict(), 3)
+
+
+# --------------------------------------------------------------------------- batch generation
+
+
+def test_generate_foams_porosities_and_seeds():
+    sets = vary_parameters(FoamParameters(porosity=0.88, cell_diameter=14.0, wall_strut_ratio=0.2), 3,
+                           spread=0.2, rng=0)
+    shape = (32, 32, 32)
+    foams = list(generate_foams(sets, shape, rng=5))
+    assert len(foams) == 3
+    for foam, p in zip(foams, sets):
+        assert foam.fraction.shape == shape
+        assert foam.porosity == pytest.approx(p.porosity, abs=0.005)
+    again = list(generate_foams(sets, shape, rng=5))
+    for a, b in zip(foams, again):
+        np.testing.assert_array_equal(a.fraction, b.fraction)
+    # same parameters for every item: the items still differ (independent streams)
+    same = list(generate_foams([sets[0]] * 2, shape, rng=5))
+    assert not np.array_equal(same[0].seeds, same[1].seeds)
+    assert not np.array_equal(foams[0].seeds, list(generate_foams(sets[:1], shape, rng=6))[0].seeds)
+
+
+def test_generate_foams_is_lazy_and_validates():
+    it = generate_foams([TRUE], (24, 24, 24), rng=0, progress=False)
+    assert iter(it) is it
+    assert next(it).fraction.shape == (24, 24, 24)
+    with pytest.raises(StopIteration):
+        next(it)
+    with pytest.raises(TypeError, match=r"parameter_sets\[1\]"):
+        generate_foams([TRUE, {"porosity": 0.9}], (24, 24, 24))
+    with pytest.raises(ValueError, match="shape"):
+        generate_foams([TRUE], (24, 24))
+    assert list(generate_foams([], (24, 24, 24))) == []
