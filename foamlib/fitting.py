@@ -25,6 +25,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,8 @@ __all__ = [
     "STATISTICS",
     "fit_foam_parameters",
     "generate_foams",
+    "load_foam_set",
+    "save_foam_set",
     "vary_parameters",
 ]
 
@@ -642,3 +645,65 @@ def _generate(sets, shape, children, progress) -> Iterator[Foam]:
 
     for params, child in tqdm(zip(sets, children), total=len(sets), desc="foams", unit="foam", disable=not progress):
         yield params.generate(shape, rng=child)
+
+
+def save_foam_set(folder, foams, parameter_sets) -> Path:
+    """Store generated foams for the rendering stage: one compressed ``.npz`` per foam.
+
+    Parameters
+    ----------
+    folder : path-like
+        Destination folder (created). Existing ``foam_*.npz`` files in it are
+        replaced, so a re-run never mixes two sets.
+    foams : iterable of Foam
+        The foams, e.g. from :func:`generate_foams`.
+    parameter_sets : sequence of FoamParameters
+        The parameters each foam was generated with, in the same order.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``; it holds ``foam_000.npz``, ... (``fraction`` as float16,
+        the per-voxel solid fraction) and ``foams.json`` (written last: a folder
+        with it is complete).
+    """
+    from .runs import atomic_path, write_json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "foams.json").unlink(missing_ok=True)
+    for old in folder.glob("foam_*.npz"):
+        old.unlink()
+    records = []
+    for i, (foam, params) in enumerate(zip(foams, parameter_sets, strict=True)):
+        with atomic_path(folder / f"foam_{i:03d}.npz") as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, fraction=foam.fraction.astype(np.float16))
+        records.append({"file": f"foam_{i:03d}.npz", "porosity": foam.porosity, "parameters": params.to_dict()})
+    write_json(folder / "foams.json", {"count": len(records), "foams": records})
+    return folder
+
+
+def load_foam_set(folder) -> list[tuple[np.ndarray, dict]]:
+    """Read what :func:`save_foam_set` wrote.
+
+    Returns
+    -------
+    list of (fraction, record)
+        ``fraction``: (Z, Y, X) float32 solid fraction per voxel; ``record``: the
+        foam's entry of ``foams.json`` (file, porosity, parameters).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``folder/foams.json`` is missing (the generation stage has not run
+        or did not finish).
+    """
+    from .runs import read_json
+
+    index = read_json(Path(folder) / "foams.json")
+    out = []
+    for record in index["foams"]:
+        with np.load(Path(folder) / record["file"], allow_pickle=False) as data:
+            out.append((data["fraction"].astype(np.float32), record))
+    return out

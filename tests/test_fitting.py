@@ -262,3 +262,18 @@ def test_generate_foams_is_lazy_and_validates():
     with pytest.raises(ValueError, match="shape"):
         generate_foams([TRUE], (24, 24))
     assert list(generate_foams([], (24, 24, 24))) == []
+
+
+def test_foam_sets_round_trip_and_replace_older_sets(tmp_path):
+    from foamlib.fitting import FoamParameters, generate_foams, load_foam_set, save_foam_set
+
+    sets = [FoamParameters(porosity=0.85, cell_diameter=12.0), FoamParameters(porosity=0.9, cell_diameter=12.0)]
+    foams = list(generate_foams(sets, (24, 24, 24), rng=0))
+    save_foam_set(tmp_path, foams, sets)
+    loaded = load_foam_set(tmp_path)
+    assert len(loaded) == 2
+    for (fraction, record), foam, params in zip(loaded, foams, sets):
+        np.testing.assert_allclose(fraction, foam.fraction, atol=1e-3)  # stored as float16
+        assert record["parameters"] == params.to_dict()
+    save_foam_set(tmp_path, foams[:1], sets[:1])
+    assert len(load_foam_set(tmp_path)) == 1 and not (tmp_path / "foam_001.npz").exists()
