@@ -116,6 +116,17 @@ def unet_throughput(repeat: int) -> tuple[float, float]:
     return 16 / train, 16 / infer
 
 
+def segmentation_throughput(size: int, repeat: int) -> float:
+    """Voxels per second of slice-wise volume segmentation with the paper's U-Net (untrained weights)."""
+    from foamlib.segment import segment_volume
+    from foamlib.unet import PAPER_BEST_CONFIG, build_unet
+
+    model = build_unet(PAPER_BEST_CONFIG, seed=0).eval()
+    volume = np.random.default_rng(0).integers(0, 256, (size // 4, size, size)).astype(np.float32)
+    seconds = best_of(lambda: segment_volume(model, volume, tile=size, intensity_range=(0, 255)), repeat)
+    return volume.size / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs, one repeat")
@@ -132,6 +143,8 @@ def main() -> None:
     rows.append(local_thickness(64 if args.quick else 128, repeat))
     rows.append(projection(64 if args.quick else 128, 8 if args.quick else 32, repeat))
     train, infer = unet_throughput(repeat)
+    seg_size = 64 if args.quick else 128
+    voxels = segmentation_throughput(seg_size, repeat)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"# {platform.processor() or platform.machine()}, {cores} cores, Python {platform.python_version()}")
     print("| task | foamlib (s) | peer (s) | peer |")
@@ -140,6 +153,7 @@ def main() -> None:
         print(f"| {task} | {ours:.3f} | {peer:.3f} | {name} |")
     print(f"\nU-Net of the paper (5 levels, 2 convs, kernel 4, avg pooling, base 16), 128x128, batch 16:")
     print(f"training {train:.1f} images/s, inference {infer:.1f} images/s")
+    print(f"volume segmentation ({seg_size // 4}x{seg_size}x{seg_size}, slice-wise): {voxels / 1e6:.2f} million voxels/s")
 
 
 if __name__ == "__main__":
