@@ -13,3 +13,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real scans not found at {SHARED_DATA} (they live beside the checkout, in ../shared/data)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Run a test with one torch thread: tests share the cores, and CPU results then repeat exactly."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

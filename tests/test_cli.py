@@ -136,7 +136,7 @@ def test_study_without_samples_is_an_error(capsys):
 
 
 @pytest.fixture
-def seg_files(tmp_path):
+def seg_files(tmp_path, torch_one_thread):
     """A uint8 scan and a tiny saved model."""
     import torch
 
@@ -146,10 +146,7 @@ def seg_files(tmp_path):
     scan_path = tmp_path / "scan.tif"
     tifffile.imwrite(scan_path, _two_phase_volume(shape=(6, 24, 20)))
     model = build_unet({"levels": 2, "convs_per_level": 1, "base_channels": 4}, seed=0)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield scan_path, save_model(tmp_path / "model.pt", model, metadata={"intensity_range": [0, 255]})
-    torch.set_num_threads(before)
+    return scan_path, save_model(tmp_path / "model.pt", model, metadata={"intensity_range": [0, 255]})
 
 
 def test_segment_prints_porosity_and_json(seg_files, tmp_path, capsys):

@@ -17,12 +17,7 @@ TINY_SPACE = SearchSpace(levels=(2,), convs_per_level=(1, 2), kernel_size=(3, 4)
 FAST = TrainConfig(batch_size=8, noise_sigma=0.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _disks(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

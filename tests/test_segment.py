@@ -13,12 +13,7 @@ from foamlib.unet import build_unet
 TINY = {"levels": 2, "convs_per_level": 2, "base_channels": 4, "kernel_size": 3}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ from foamlib.unet import build_unet
 TINY = {"levels": 3, "convs_per_level": 1, "base_channels": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tests share two cores with other work; one thread also keeps CPU results reproducible."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _disks(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,13 +10,7 @@ from foamlib.device import cpu_threads, pick_device
 from foamlib.unet import PAPER_BEST_CONFIG, UNet, _SameConv2d, build_unet, count_parameters
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tests share two cores with other work: run torch on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _tiny(**kwargs) -> UNet:
