@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used, so cpu_threads() does not load it
+    import torch
 
 __all__ = ["pick_device", "cpu_threads"]
 
@@ -68,6 +70,8 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     >>> pick_device("cpu")
     device(type='cpu')
     """
+    import torch
+
     if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
         chosen = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
         logger.debug("pick_device(%r) -> %s", device, chosen)

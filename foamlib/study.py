@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from .device import cpu_threads
 from .runs import atomic_path, read_json, write_json
 
 __all__ = [
@@ -446,14 +447,6 @@ def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
     return "\n".join(lines)
 
 
-def _threads_per_worker(workers: int) -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus // max(1, workers))
-
-
 def _worker(spec, stages, profile, runs_dir, force, threads):  # pragma: no cover - runs in a child process
     # Kernels inherit the environment: divide the cores between samples, do not multiply.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
@@ -508,9 +501,9 @@ def run_study(
     values = dict(profile) if isinstance(profile, Mapping) else load_profile(profile)
     stages = find_stages(notebooks_dir)
     runs_dir = Path(runs_dir)
-    cpus = _threads_per_worker(1)
+    cpus = cpu_threads()
     jobs = max(1, min(len(samples), cpus if jobs is None else jobs))
-    threads = _threads_per_worker(jobs)
+    threads = max(1, cpus // jobs)
     results: list[StageResult] = []
     if jobs == 1:
         for spec in samples:
