@@ -29,7 +29,7 @@ import tifffile
 
 from .runs import atomic_path
 
-__all__ = ["Scan", "ScanError", "read_scan", "scan_from_array", "write_tiff"]
+__all__ = ["Scan", "ScanError", "read_scan", "scan_from_array", "write_tiff", "image_grid", "write_image_grid"]
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +257,80 @@ def write_tiff(
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_imagej_write(path, data, voxel)
     logger.debug("wrote %s: shape %s, dtype %s, voxel size %s um", path, data.shape, data.dtype, voxel)
+    return path
+
+
+def image_grid(images: np.ndarray, *, columns: int = 8, pad: int = 2, pad_value: int = 128) -> np.ndarray:
+    """Tile a stack of grey images into one uint8 image, row by row.
+
+    Parameters
+    ----------
+    images : array_like, shape (N, H, W)
+        bool (False -> 0, True -> 255), uint8, or float in [0, 1] (scaled by
+        255 and rounded; values outside are clipped).
+    columns : int, optional
+        Images per row, >= 1 (fewer if N is smaller).
+    pad : int, optional
+        Pixels of ``pad_value`` between and around the images, >= 0.
+    pad_value : int, optional
+        Grey value of the padding, 0-255 (mid-grey by default, so both black
+        and white image borders show).
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (rows * (H + pad) + pad, cols * (W + pad) + pad)
+
+    Raises
+    ------
+    ValueError
+        If ``images`` is not a non-empty (N, H, W) stack or a setting is out of range.
+    """
+    arr = np.asarray(images)
+    if arr.ndim != 3 or arr.size == 0:
+        raise ValueError(f"images must be a non-empty (N, H, W) stack, got shape {arr.shape}")
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise ValueError(f"columns must be an integer >= 1, got {columns!r}")
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise ValueError(f"pad must be an integer >= 0, got {pad!r}")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype != np.uint8:
+        arr = np.rint(np.clip(np.asarray(arr, dtype=np.float64), 0.0, 1.0) * 255).astype(np.uint8)
+    n, h, w = arr.shape
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        grid[y : y + h, x : x + w] = arr[i]
+    return grid
+
+
+def write_image_grid(path: str | os.PathLike[str], images: np.ndarray, *, columns: int = 8, pad: int = 2) -> Path:
+    """Write a stack of grey images as one PNG grid (see :func:`image_grid`), atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file ending in ``.png``; missing parent folders are created and
+        an existing file is replaced.
+    images : array_like, shape (N, H, W)
+        bool, uint8 or float in [0, 1].
+    columns, pad : int, optional
+        See :func:`image_grid`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: write_image_grid writes '.png' files, not {path.suffix or 'no extension'!r}")
+    grid = image_grid(images, columns=columns, pad=pad)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, grid, extension=".png")
     return path
 
 

@@ -10,17 +10,19 @@ that a later stage would take for a finished one.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import math
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "write_json", "read_json", "stage_dir", "update_metrics"]
+__all__ = ["atomic_path", "write_json", "read_json", "write_csv", "stage_dir", "update_metrics"]
 
 
 @contextlib.contextmanager
@@ -134,6 +136,35 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path} holds a JSON {type(data).__name__}, expected an object")
     return data
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Write rows of plain values (a training log, a table) as CSV, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file; parent folders are created, an existing file is replaced.
+    rows : sequence of mappings
+        One mapping per row. The columns are the keys in order of first
+        appearance; a row without a key gets an empty cell.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    path = Path(path)
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    return path
 
 
 def stage_dir(run_dir: str | os.PathLike, stage: str) -> Path:

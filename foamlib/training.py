@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from .device import pick_device
 from .losses import ConfusionCounts, confusion_counts, dice_loss
-from .runs import atomic_path
+from .torchfiles import ModelFileError, load_torch_file, plain, save_torch_file, sub_seed
 from .unet import UNet, build_unet
 
 __all__ = [
@@ -73,10 +73,6 @@ FORMAT_VERSION = 1
 _LOSSES = ("dice", "bce", "dice+bce")
 #: TrainConfig fields that may differ between a checkpoint and the run that resumes it.
 _RESUMABLE_CHANGES = frozenset({"epochs", "patience", "num_workers", "eval_batch_size"})
-
-
-class ModelFileError(ValueError):
-    """A model or checkpoint file is missing, unreadable or not what foamlib wrote."""
 
 
 @dataclass(frozen=True)
@@ -335,72 +331,6 @@ def _validate(
 # --------------------------------------------------------------------------- files
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then move it into place."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _short_reason(exc: Exception) -> str:
-    """The informative part of a ``torch.load`` error (its messages run to several paragraphs)."""
-    text = str(exc)
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        text = text.split(marker, 1)[1]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    first = lines[0] if lines else type(exc).__name__
-    return first.split(". ")[0].rstrip(".")
-
-
-def _load_torch_file(path: str | os.PathLike, expected_format: str, device: torch.device | None) -> dict[str, Any]:
-    """Read a foamlib file with ``weights_only=True`` and check its format tag."""
-    path = Path(path)
-    kind = "model" if expected_format == MODEL_FORMAT else "checkpoint"
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such file (expected a foamlib {kind} file)")
-    if not path.is_file():
-        raise ModelFileError(f"{path} is not a file (expected a foamlib {kind} file)")
-    try:
-        obj = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # torch raises several types for damaged or foreign files
-        raise ModelFileError(
-            f"{path} is not a readable torch file, or not one that loads safely "
-            f"({type(exc).__name__}: {_short_reason(exc)}); expected a foamlib {kind} file"
-        ) from exc
-    found = obj.get("format") if isinstance(obj, dict) else None
-    if found != expected_format:
-        what = f"format {found!r}" if found is not None else f"a {type(obj).__name__} without a foamlib format tag"
-        raise ModelFileError(f"{path} is not a foamlib {kind} file: it holds {what}, expected format {expected_format!r}")
-    version = obj.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path} has {kind} format version {version!r}; this foamlib reads version {FORMAT_VERSION}"
-        )
-    return obj
-
-
-def _plain(value: Any, where: str) -> Any:
-    """Convert metadata to types that ``torch.load(weights_only=True)`` accepts."""
-    if isinstance(value, np.generic):  # before the plain types: np.float64 is a float subclass
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"metadata keys must be strings, got {key!r} in {where}")
-            out[key] = _plain(item, f"{where}[{key!r}]")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    raise TypeError(f"metadata must hold plain values (str, numbers, bool, None, lists, dicts); {where} is a {type(value).__name__}")
-
-
 def _model_config(model: nn.Module) -> dict[str, Any]:
     config = getattr(model, "config", None)
     if not isinstance(config, Mapping):
@@ -449,10 +379,10 @@ def save_model(path: str | os.PathLike, model: nn.Module, *, metadata: Mapping[s
         "format_version": FORMAT_VERSION,
         "model_config": _model_config(model),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metadata": _plain(dict(metadata or {}), "metadata"),
+        "metadata": plain(dict(metadata or {}), "metadata"),
         "foamlib_version": __version__,
     }
-    _atomic_torch_save(payload, path)
+    save_torch_file(payload, path)
     logger.info("saved model to %s", path)
     return path
 
@@ -483,7 +413,7 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device | None = N
         a model; the message names the file and the problem.
     """
     dev = pick_device(device)
-    payload = _load_torch_file(path, MODEL_FORMAT, dev)
+    payload = load_torch_file(path, MODEL_FORMAT, kind="model", version=FORMAT_VERSION, device=dev)
     try:
         model = UNet(**payload["model_config"])
         model.load_state_dict(payload["state_dict"])
@@ -593,11 +523,6 @@ def evaluate(
 
 
 # --------------------------------------------------------------------------- training
-
-
-def _sub_seed(seed: int, stream: int) -> int:
-    """An independent 64-bit seed for one random stream of a run."""
-    return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0])
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -710,13 +635,13 @@ def train_unet(
 
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    order_rng = np.random.default_rng(_sub_seed(config.seed, 0))
-    noise_gen = torch.Generator().manual_seed(_sub_seed(config.seed, 1))
+    order_rng = np.random.default_rng(sub_seed(config.seed, 0))
+    noise_gen = torch.Generator().manual_seed(sub_seed(config.seed, 1))
     history: list[dict[str, Any]] = []
     best_val_dice, best_epoch, best_state = -math.inf, 0, None
 
     if checkpoint_path is not None and checkpoint_path.exists():
-        checkpoint = _load_torch_file(checkpoint_path, CHECKPOINT_FORMAT, dev)
+        checkpoint = load_torch_file(checkpoint_path, CHECKPOINT_FORMAT, kind="checkpoint", version=FORMAT_VERSION, device=dev)
         _resume(checkpoint, checkpoint_path, config, model_config, data_shapes)
         model.load_state_dict(checkpoint["model_state"])
         optimizer.load_state_dict(checkpoint["optimizer_state"])
@@ -780,7 +705,7 @@ def train_unet(
             entry["seconds"],
         )  # fmt: skip
         if checkpoint_path is not None:
-            _atomic_torch_save(
+            save_torch_file(
                 {
                     "format": CHECKPOINT_FORMAT,
                     "format_version": FORMAT_VERSION,

@@ -47,7 +47,7 @@ PAPER_BEST_CONFIG: Mapping[str, Any] = types.MappingProxyType(
 )
 
 _POOLINGS = ("avg", "max")
-_NORMALIZATIONS = ("batch", "none")
+_NORMALIZATIONS = ("batch", "instance", "none")
 _OUTPUTS = ("sigmoid", "logits")
 _CONFIG_KEYS = (
     "levels",
@@ -103,11 +103,13 @@ class _SameConv2d(nn.Module):
 
 
 def _conv_unit(in_channels: int, out_channels: int, kernel_size: int, normalization: str, *, mirror: bool) -> list[nn.Module]:
-    """Convolution, optional batch normalisation, ReLU."""
-    batch = normalization == "batch"
-    layers: list[nn.Module] = [_SameConv2d(in_channels, out_channels, kernel_size, bias=not batch, mirror=mirror)]
-    if batch:
+    """Convolution, optional batch or instance normalisation, ReLU."""
+    normalized = normalization != "none"
+    layers: list[nn.Module] = [_SameConv2d(in_channels, out_channels, kernel_size, bias=not normalized, mirror=mirror)]
+    if normalization == "batch":
         layers.append(nn.BatchNorm2d(out_channels))
+    elif normalization == "instance":
+        layers.append(nn.InstanceNorm2d(out_channels, affine=True))
     layers.append(nn.ReLU(inplace=True))
     return layers
 
@@ -143,8 +145,10 @@ class UNet(nn.Module):
         Channels of the input, >= 1. Default 1 (a grey-value slice).
     out_channels : int, optional
         Channels of the output, >= 1. Default 1 (probability of solid).
-    normalization : {"batch", "none"}, optional
-        Batch normalisation after every convolution, or none. Default ``"batch"``.
+    normalization : {"batch", "instance", "none"}, optional
+        Batch normalisation after every convolution, instance normalisation
+        (with learned scale and shift; what image-to-image generators such as
+        CycleGAN's use, see :mod:`foamlib.cyclegan`), or none. Default ``"batch"``.
     output : {"sigmoid", "logits"}, optional
         Whether :meth:`forward` returns probabilities in [0, 1] or raw logits.
         Default ``"sigmoid"``.

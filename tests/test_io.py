@@ -486,3 +486,22 @@ def test_a_truncated_stack_is_refused_not_read_in_part(tmp_path):
     cut.write_bytes(whole.read_bytes()[:5000])
     with pytest.raises(ScanError, match="cut.tif is truncated or corrupt"):
         read_scan(cut)
+
+
+def test_image_grid_layout_and_dtypes(tmp_path):
+    from foamlib.io import image_grid, write_image_grid
+
+    images = np.zeros((5, 3, 4), dtype=bool)
+    images[1] = True
+    grid = image_grid(images, columns=2, pad=1, pad_value=7)
+    assert grid.shape == (3 * 4 + 1, 2 * 5 + 1) and grid.dtype == np.uint8
+    assert grid[0, 0] == 7 and grid[1, 1] == 0  # padding, then image 0
+    assert (grid[1:4, 6:10] == 255).all()  # image 1: top row, second column
+    floats = image_grid(np.full((1, 2, 2), 0.5), pad=0)
+    assert (floats == 128).all()
+    path = write_image_grid(tmp_path / "g.png", images, columns=2)
+    assert iio.imread(path).shape == image_grid(images, columns=2).shape
+    with pytest.raises(ValueError, match="png"):
+        write_image_grid(tmp_path / "g.jpg", images)
+    with pytest.raises(ValueError, match="columns"):
+        image_grid(images, columns=0)

@@ -77,3 +77,14 @@ def test_atomic_path_fails_when_nothing_was_written(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing was written"), atomic_path(tmp_path / "x.txt"):
         pass
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_write_csv_union_of_columns(tmp_path):
+    import csv
+
+    from foamlib.runs import write_csv
+
+    path = write_csv(tmp_path / "log" / "history.csv", [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25, "extra": "x"}])
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows == [{"step": "1", "loss": "0.5", "extra": ""}, {"step": "2", "loss": "0.25", "extra": "x"}]

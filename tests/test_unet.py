@@ -45,7 +45,7 @@ def test_any_slice_size(size, kernel):
 
 
 @pytest.mark.parametrize(
-    ("pooling", "normalization", "output"), list(itertools.product(("avg", "max"), ("batch", "none"), ("sigmoid", "logits")))
+    ("pooling", "normalization", "output"), list(itertools.product(("avg", "max"), ("batch", "instance", "none"), ("sigmoid", "logits")))
 )
 def test_options_and_channels(pooling, normalization, output):
     model = _tiny(levels=3, pooling=pooling, normalization=normalization, output=output, in_channels=2, out_channels=3)
@@ -137,6 +137,10 @@ def test_count_parameters_by_hand():
     model.head.weight.requires_grad_(False)
     assert count_parameters(model) == 23
     assert count_parameters(model, trainable_only=False) == 25
+    # instance norm with affine scale and shift: same count as batch norm, no running statistics
+    model = UNet(levels=1, convs_per_level=1, base_channels=2, normalization="instance")
+    assert count_parameters(model) == 25
+    assert not any("running" in name for name in model.state_dict())
 
 
 def test_build_unet_is_seeded_and_leaves_global_rng_alone():

@@ -1,0 +1,156 @@
+"""Safe, atomic files of torch tensors: models, checkpoints and their metadata.
+
+Every model and checkpoint file that ``foamlib`` writes (the U-Nets of
+:mod:`foamlib.training`, the GAN of :mod:`foamlib.gan`, the CycleGAN of
+:mod:`foamlib.cyclegan`) is one :func:`torch.save` file holding a dict with a
+``format`` tag, a ``format_version`` and otherwise only tensors and plain
+Python values, so it loads with ``weights_only=True`` (no code runs when a file
+is read). Files are written atomically: a temporary file in the same folder,
+then :func:`os.replace`, so an interrupted write never leaves half a file
+under the final name.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .runs import atomic_path
+
+__all__ = ["ModelFileError", "save_torch_file", "load_torch_file", "plain", "sub_seed"]
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file is missing, unreadable or not what foamlib wrote."""
+
+
+def save_torch_file(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` ``obj`` to a temporary file beside ``path``, then move it into place.
+
+    Parameters
+    ----------
+    obj : object
+        What to store; keep to tensors and plain values so that
+        :func:`load_torch_file` can read it with ``weights_only=True``.
+    path : path-like
+        Destination; missing parent folders are created, an existing file is
+        replaced only once the new one is complete.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return path
+
+
+def _short_reason(exc: Exception) -> str:
+    """The informative part of a ``torch.load`` error (its messages run to several paragraphs)."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    return first.split(". ")[0].rstrip(".")
+
+
+def load_torch_file(
+    path: str | os.PathLike,
+    expected_format: str,
+    *,
+    kind: str = "model",
+    version: int = 1,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """Read a foamlib torch file with ``weights_only=True`` and check its format tag.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    expected_format : str
+        The ``format`` entry the file must have (e.g. ``"foamlib-unet"``).
+    kind : str, optional
+        What the file is, for error messages (``"model"``, ``"checkpoint"``,
+        ``"GAN checkpoint"``, ...).
+    version : int, optional
+        The ``format_version`` this code reads.
+    device : str or torch.device, optional
+        ``map_location`` of :func:`torch.load`.
+
+    Returns
+    -------
+    dict
+        The stored dict.
+
+    Raises
+    ------
+    ModelFileError
+        (a :class:`ValueError`) if the file is missing, is not a torch file
+        (damaged or foreign), or holds another format or version; the message
+        names the file and the problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file (expected a foamlib {kind} file)")
+    if not path.is_file():
+        raise ModelFileError(f"{path} is not a file (expected a foamlib {kind} file)")
+    try:
+        obj = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged or foreign files
+        raise ModelFileError(
+            f"{path} is not a readable torch file, or not one that loads safely "
+            f"({type(exc).__name__}: {_short_reason(exc)}); expected a foamlib {kind} file"
+        ) from exc
+    found = obj.get("format") if isinstance(obj, dict) else None
+    if found != expected_format:
+        what = f"format {found!r}" if found is not None else f"a {type(obj).__name__} without a foamlib format tag"
+        raise ModelFileError(f"{path} is not a foamlib {kind} file: it holds {what}, expected format {expected_format!r}")
+    found_version = obj.get("format_version")
+    if found_version != version:
+        raise ModelFileError(f"{path} has {kind} format version {found_version!r}; this foamlib reads version {version}")
+    return obj
+
+
+def plain(value: Any, where: str = "metadata") -> Any:
+    """Convert metadata to types that ``torch.load(weights_only=True)`` accepts.
+
+    NumPy scalars and arrays become Python numbers and lists, paths become
+    strings, tuples become lists; dict keys must be strings.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` holds anything else; the message says where (``where``).
+    """
+    if isinstance(value, np.generic):  # before the plain types: np.float64 is a float subclass
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"metadata keys must be strings, got {key!r} in {where}")
+            out[key] = plain(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise TypeError(f"metadata must hold plain values (str, numbers, bool, None, lists, dicts); {where} is a {type(value).__name__}")
+
+
+def sub_seed(seed: int, stream: int) -> int:
+    """An independent 64-bit seed for random stream ``stream`` of a run seeded with ``seed``."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0])
