@@ -383,9 +383,23 @@ def run_sample(
 def write_summary(run_dir: str | os.PathLike) -> Path:
     """Merge the sample record and every stage's ``metrics.json`` into ``summary.json``.
 
-    Keys: ``sample``, ``reference_porosity``, ``porosity`` (by method, fractions),
-    ``stages`` (each stage's metrics) and ``seconds`` (wall-clock time of each
-    stage's last successful run).
+    Keys (porosities as fractions):
+
+    ``sample``, ``reference_porosity``, ``reference_kind``
+        From ``sample.json``.
+    ``porosity``
+        ``{method: porosity}`` from every stage whose metrics hold a number
+        under ``porosity`` (``otsu``, ``step1``, ``step2``).
+    ``fid``, ``kid``
+        ``{"step1", "step2", "encoder"}`` and ``{"step1", "step2"}``, from a
+        stage whose metrics hold ``fid`` / ``kid`` (the similarity stage).
+    ``unet_test``
+        ``{"step1": {...}, "step2": {...}}``: test metrics of each U-Net, from
+        the ``<name>_unet`` stages' ``test`` entries.
+    ``stages``
+        Every stage's metrics as written.
+    ``seconds``
+        Wall-clock time of each stage's last successful run.
     """
     run_dir = Path(run_dir)
     summary: dict[str, Any] = {"sample": run_dir.name, "reference_porosity": None, "porosity": {}}
@@ -394,11 +408,19 @@ def write_summary(run_dir: str | os.PathLike) -> Path:
         summary["reference_porosity"] = sample.get("reference_porosity")
         summary["reference_kind"] = sample.get("reference_kind")
     stages = {}
+    unet_test: dict[str, Any] = {}
     for metrics in sorted(run_dir.glob("*/metrics.json")):
         data = read_json(metrics)
-        stages[metrics.parent.name] = data
-        if "porosity" in data and isinstance(data["porosity"], (int, float)):
-            summary["porosity"][metrics.parent.name] = data["porosity"]
+        name = metrics.parent.name
+        stages[name] = data
+        if isinstance(data.get("porosity"), (int, float)):
+            summary["porosity"][name] = data["porosity"]
+        for key in ("fid", "kid"):
+            if isinstance(data.get(key), Mapping):
+                summary[key] = data[key]
+        if isinstance(data.get("test"), Mapping):
+            unet_test[name.removesuffix("_unet")] = data["test"]
+    summary["unet_test"] = unet_test
     summary["stages"] = stages
     summary["seconds"] = {
         p.stem: read_json(p).get("seconds") for p in sorted((run_dir / ".stages").glob("*.json"))

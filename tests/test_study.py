@@ -27,7 +27,9 @@ def notebooks(tmp_path):
     folder.mkdir()
     _notebook(
         folder / "00_first.ipynb",
-        "from foamlib.runs import update_metrics\nupdate_metrics(run_dir, 'first', {'porosity': a / 10})",
+        "from foamlib.runs import update_metrics\nupdate_metrics(run_dir, 'first', {'porosity': a / 10})\n"
+        "update_metrics(run_dir, 'first_unet', {'test': {'dice': 0.9}})\n"
+        "update_metrics(run_dir, 'similarity', {'fid': {'first': 3.0, 'encoder': 'random'}, 'kid': {'first': 0.1}})",
         "run_dir = 'x'\nsample = 's'\na = 1",
     )
     _notebook(
@@ -54,6 +56,8 @@ def test_runs_every_stage_then_skips_unchanged_ones(notebooks, tmp_path, capsys)
     assert executed.cells[0].source.startswith("# Title: s1")
     summary = read_json(runs / "s1" / "summary.json")
     assert summary["porosity"] == {"first": 0.2} and set(summary["seconds"]) == {"00_first", "01_second"}
+    assert summary["unet_test"] == {"first": {"dice": 0.9}}
+    assert summary["fid"] == {"first": 3.0, "encoder": "random"} and summary["kid"] == {"first": 0.1}
 
     table = summary_table(runs)
     assert table.splitlines()[2] == "| s1 | – | 20.00 % |"
