@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["orthogonal_slices", "grey_histogram", "compare_slices", "distribution"]
+__all__ = ["orthogonal_slices", "grey_histogram", "compare_slices", "image_rows", "distribution"]
 
 
 def _centre(volume: np.ndarray) -> tuple[int, int, int]:
@@ -143,6 +143,41 @@ def compare_slices(
         ax.imshow(image, cmap=cmap, interpolation="nearest")
         ax.set_title(label)
         ax.set_axis_off()
+    return fig
+
+
+def image_rows(rows: Mapping[str, np.ndarray], *, columns: int = 8, size: float = 1.1) -> Figure:
+    """Show a few images of several sets, one row per set (real patches above generated ones).
+
+    Parameters
+    ----------
+    rows : mapping of str to (N, H, W) ndarray
+        Label and images of each row; the first ``columns`` images of each are
+        shown. bool images show solid white; grey images keep their own range
+        unless they are floats in [0, 1] or uint8, which are shown on a fixed
+        0-1 (0-255) scale so that rows can be compared.
+    columns : int
+        Images per row.
+    size : float
+        Edge of one image in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, axes = plt.subplots(len(rows), columns, figsize=(size * columns, size * len(rows) + 0.3),
+                             layout="constrained", squeeze=False)  # fmt: skip
+    for row, (label, images) in zip(axes, rows.items()):
+        images = np.asarray(images)
+        vmax = 255 if images.dtype == np.uint8 else 1
+        for ax, image in zip(row, images[:columns]):
+            ax.imshow(image, cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        row[0].set_ylabel(label, rotation=0, ha="right", va="center")
     return fig
 
 

@@ -58,7 +58,7 @@ from .device import pick_device
 from .io import read_scan, write_tiff
 from .training import load_model
 
-__all__ = ["SegmentResult", "segment_volume", "segment_file", "infer_intensity_range"]
+__all__ = ["SegmentResult", "segment_volume", "segment_file", "infer_intensity_range", "scale_intensity"]
 
 _AXES = ("z", "xyz")
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -171,6 +171,32 @@ def infer_intensity_range(volume: np.ndarray) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- tiling
+
+
+def scale_intensity(volume: np.ndarray, intensity_range: tuple[float, float]) -> np.ndarray:
+    """Map grey values to the [0, 1] inputs of the network, as :func:`segment_volume` does.
+
+    Parameters
+    ----------
+    volume : ndarray
+        Grey values of any shape and real dtype (a volume or a stack of slices).
+    intensity_range : (float, float)
+        ``(low, high)``: ``low`` maps to 0 and ``high`` to 1; values outside are
+        clipped. Use the range stored with the model (``metadata["intensity_range"]``).
+
+    Returns
+    -------
+    ndarray of float32, same shape, in [0, 1]
+
+    Raises
+    ------
+    ValueError
+        If the range is not finite with ``low < high``.
+    """
+    low, high = _check_range(intensity_range)
+    out = np.asarray(volume, dtype=np.float32) - np.float32(low)
+    out *= np.float32(1.0 / (high - low))
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _starts(size: int, tile: int, overlap: int) -> list[int]:

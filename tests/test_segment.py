@@ -150,3 +150,13 @@ def test_segment_file_refuses_to_overwrite_the_scan_and_names_bad_models(files, 
         segment_file(scan_path, bad, tmp_path / "out.tif")
     with pytest.raises(ValueError, match="threshold"):
         segment_file(scan_path, model_path, tmp_path / "out.tif", threshold=1.5)
+
+
+def test_scale_intensity_matches_what_segment_volume_feeds_the_network():
+    from foamlib.segment import scale_intensity
+
+    volume = np.array([[0, 5, 10, 20]], dtype=np.uint16)
+    out = scale_intensity(volume, (5, 15))
+    assert out.dtype == np.float32 and out.tolist() == [[0.0, 0.0, 0.5, 1.0]]
+    with pytest.raises(ValueError, match="intensity_range"):
+        scale_intensity(volume, (15, 5))
