@@ -42,6 +42,7 @@ __all__ = [
     "RenderRanges",
     "draw_render_parameters",
     "fit_grey_model",
+    "phase_statistics",
     "physics_render",
     "render_slices",
     "to_uint8",
@@ -555,3 +556,54 @@ def physics_render(fraction_volume, *, model: GreyModel, axis: int = 0, rng=None
     scale = model.contrast / (g1 - g0)
     out = (model.pore_level + scale * (ct - g0)).astype(np.float32)
     return np.ascontiguousarray(slice_volume(out, axis=axis))
+
+
+def phase_statistics(images, labels) -> dict[str, float]:
+    """Grey values of each phase under a binary label, to compare real and synthetic images.
+
+    Parameters
+    ----------
+    images : array_like, real, any shape
+        Grey values (a scan, or a stack of synthetic images), in any units.
+    labels : array_like of bool, same shape
+        True = solid: the exact labels of synthetic images, or a segmentation
+        of a real scan.
+
+    Returns
+    -------
+    dict
+        ``pore_mean``, ``pore_std``, ``solid_mean``, ``solid_std`` (grey units),
+        ``cnr``: contrast-to-noise ratio ``(solid_mean - pore_mean) /
+        sqrt((pore_std**2 + solid_std**2) / 2)``, and ``otsu_dice``: Dice
+        coefficient of an Otsu threshold of ``images`` against ``labels``
+        (solid as the positive class), i.e. how well the easiest segmentation
+        recovers the labels. Synthetic training images should make a U-Net
+        work as hard as the real scan does, so these numbers should be close
+        for the two.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or a phase is empty.
+    """
+    from skimage.filters import threshold_otsu
+
+    images = np.asarray(images, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    if images.shape != labels.shape:
+        raise ValueError(f"images and labels must have the same shape, got {images.shape} and {labels.shape}")
+    solid, pore = images[labels], images[~labels]
+    if solid.size == 0 or pore.size == 0:
+        raise ValueError("labels must contain both solid (True) and pore (False) pixels")
+    otsu = images > threshold_otsu(images)
+    overlap = np.count_nonzero(otsu & labels)
+    stats = {
+        "pore_mean": float(pore.mean()),
+        "pore_std": float(pore.std()),
+        "solid_mean": float(solid.mean()),
+        "solid_std": float(solid.std()),
+    }
+    noise = math.sqrt((stats["pore_std"] ** 2 + stats["solid_std"] ** 2) / 2)
+    stats["cnr"] = (stats["solid_mean"] - stats["pore_mean"]) / noise if noise > 0 else math.inf
+    stats["otsu_dice"] = 2 * overlap / (np.count_nonzero(otsu) + solid.size)
+    return stats

@@ -204,3 +204,20 @@ def test_physics_render_matches_the_model_levels():
     np.testing.assert_array_equal(noisy, physics_render(solid, model=model, rng=1, photons_per_ray=2e3, n_angles=60))
     with pytest.raises(ValueError, match="fraction_volume"):
         physics_render(solid[0], model=model)
+
+
+def test_phase_statistics_by_hand():
+    from foamlib.render import phase_statistics
+
+    labels = np.zeros((4, 4), dtype=bool)
+    labels[:2] = True
+    images = np.where(labels, 10.0, 2.0)
+    images[0, 0] = 12.0
+    images[0, 1] = 8.0  # solid: 12, 8, 10 x 6 -> mean 10, std 1
+    stats = phase_statistics(images, labels)
+    assert stats["pore_mean"] == 2.0 and stats["pore_std"] == 0.0
+    assert stats["solid_mean"] == 10.0 and stats["solid_std"] == pytest.approx(1.0)
+    assert stats["cnr"] == pytest.approx(8 / np.sqrt(0.5))
+    assert stats["otsu_dice"] == 1.0
+    with pytest.raises(ValueError, match="both solid"):
+        phase_statistics(images, np.ones_like(labels))
