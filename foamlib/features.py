@@ -482,6 +482,7 @@ def load_encoder(
     cache_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
     progress: bool = False,
+    fallback: str | None = None,
 ) -> FeatureEncoder:
     """Load the ResNet50 feature encoder used for FID / KID.
 
@@ -506,6 +507,12 @@ def load_encoder(
         raise :class:`FileNotFoundError` telling where to get them.
     progress : bool, optional
         Show a download progress bar.
+    fallback : {None, "random"}, optional
+        If named weights (``"micronet"``, ``"imagenet-micronet"``) are neither
+        cached nor downloadable (offline machine, CI), load these instead of
+        raising, with a logged warning. The returned encoder's ``name`` says
+        which weights were used, so every FID can be labelled with its
+        encoder. A checksum mismatch or a damaged file still raises.
 
     Returns
     -------
@@ -532,6 +539,13 @@ def load_encoder(
         encoder = FeatureEncoder(resnet50(generator=gen), name=f"resnet50-random-seed{int(seed)}")
         logger.info("loaded %s (FID with random weights is not comparable to the paper's)", encoder.name)
         return encoder.to(dev)
+
+    if isinstance(weights, str) and weights in KNOWN_WEIGHTS and fallback is not None:
+        try:
+            return load_encoder(weights, seed=seed, device=device, cache_dir=cache_dir, download=download, progress=progress)
+        except (FileNotFoundError, RuntimeError) as exc:
+            logger.warning("%s; using the %r encoder instead", exc, fallback)
+            return load_encoder(fallback, seed=seed, device=device)
 
     if isinstance(weights, str) and weights in KNOWN_WEIGHTS:
         spec = KNOWN_WEIGHTS[weights]

@@ -285,6 +285,20 @@ def test_micronet_download_failure_explains_manual_route(tmp_path, monkeypatch):
         F.load_encoder("micronet", cache_dir=tmp_path / "c", device="cpu")
 
 
+def test_fallback_encoder_when_named_weights_cannot_be_had(tmp_path, monkeypatch, caplog):
+    spec = F.WeightsSpec(label="micronet-v1.1", url=(tmp_path / "gone").as_uri(), filename="m.pth", sha256=None)
+    monkeypatch.setitem(F.KNOWN_WEIGHTS, "micronet", spec)
+    enc = F.load_encoder("micronet", cache_dir=tmp_path / "c", device="cpu", fallback="random", seed=3)
+    assert enc.name == "resnet50-random-seed3"
+    assert "using the 'random' encoder instead" in caplog.text
+    # a damaged file is an error, not a reason to fall back
+    bad = tmp_path / "c2"
+    bad.mkdir()
+    (bad / "m.pth").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError):
+        F.load_encoder("micronet", cache_dir=bad, device="cpu", fallback="random")
+
+
 # --------------------------------------------------------------------------- extract_features
 class _ChannelMeans(torch.nn.Module):
     """Returns the per-channel spatial mean of its input: exposes the preprocessing."""
