@@ -239,3 +239,19 @@ def test_bootstrap_rejects_bad_arguments():
         D.bootstrap(x, x, confidence=1.5)
     with pytest.raises(ValueError, match="n_boot"):
         D.bootstrap(x, x, n_boot=1)
+
+
+def test_compare_sets_ranks_a_shifted_set_above_a_resample_of_the_reference():
+    from foamlib.fid import compare_sets
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(300, 8))
+    table = compare_sets(ref, {"same": rng.normal(size=(300, 8)), "shifted": rng.normal(1.0, 1.0, size=(300, 8))},
+                         n_boot=20, subset_size=100)
+    assert list(table.index) == ["same", "shifted"]
+    assert table.loc["shifted", "fid"] > 5 * table.loc["same", "fid"]
+    assert table.loc["shifted", "fid"] == pytest.approx(8.0, rel=0.25)  # |mu1 - mu2|^2 = 8
+    assert table.loc["shifted", "kid"] > table.loc["same", "kid"]
+    assert (table["fid_low"] <= table["fid_high"]).all() and (table["n"] == 300).all()
+    no_intervals = compare_sets(ref, {"same": ref}, n_boot=0)
+    assert np.isnan(no_intervals.loc["same", "fid_low"]) and abs(no_intervals.loc["same", "fid"]) < 1e-8
