@@ -50,6 +50,9 @@ __all__ = [
     "porosity_from_density",
     "porosity_with_uncertainty",
     "mean_measurement",
+    "DEMO_EFFECTIVE_DENSITIES_KG_M3",
+    "solid_density_table",
+    "porosity_table",
 ]
 
 #: Density of the immersion liquid used in the paper (ethanol), g/cm³.
@@ -60,6 +63,10 @@ PAPER_SOLID_DENSITY_G_CM3 = 1.411
 PAPER_EFFECTIVE_DENSITIES_KG_M3 = (154.93, 197.72, 248.34)
 #: Porosities the paper derives from them (Table 3), percent.
 PAPER_POROSITIES_PERCENT = (89.02, 85.99, 82.40)
+
+#: The paper's effective densities by the demo sample that mirrors each foam
+#: (:data:`foamlib.phantom.DEMO_SAMPLES` were built to the porosities of Table 3), kg/m³.
+DEMO_EFFECTIVE_DENSITIES_KG_M3 = {"foam89": 154.93, "foam86": 197.72, "foam82": 248.34}
 
 _G_CM3_PER_KG_M3 = 1e-3
 
@@ -276,3 +283,87 @@ def mean_measurement(values: Sequence[float] | np.ndarray) -> Measurement:
     if not np.isfinite(arr).all():
         raise ValueError("values contain NaN or infinite numbers")
     return Measurement(value=float(arr.mean()), uncertainty=float(arr.std(ddof=1) / math.sqrt(arr.size)))
+
+
+def solid_density_table(
+    masses: Sequence[Sequence[float]],
+    *,
+    rho_liquid: float = ETHANOL_DENSITY_G_CM3,
+    u_mass: float = 0.0,
+    u_rho_liquid: float = 0.0,
+):
+    """The paper's Table 2: solid density of each pycnometer determination and their mean.
+
+    Parameters
+    ----------
+    masses : sequence of (m_s, m_1, m_2)
+        One triple per determination, in g (see the module docstring for
+        what each mass is).
+    rho_liquid : float, optional
+        Density of the immersion liquid, g/cm³ (ethanol: 0.81).
+    u_mass : float, optional
+        Standard uncertainty of each weighing, g (e.g. a balance's 0.0001 g).
+    u_rho_liquid : float, optional
+        Standard uncertainty of ``rho_liquid``, g/cm³.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per determination: ``m_s_g``, ``m_1_g``, ``m_2_g``,
+        ``rho_s_g_cm3`` and its propagated ``u_rho_s_g_cm3``.
+    mean : Measurement
+        Mean solid density with its type-A uncertainty (:func:`mean_measurement`),
+        or, for a single determination, its propagated uncertainty.
+    """
+    import pandas as pd
+
+    rows = []
+    for i, triple in enumerate(masses):
+        if len(triple) != 3:
+            raise ValueError(f"masses[{i}] must be (m_s, m_1, m_2) in g, got {triple!r}")
+        m_s, m_1, m_2 = triple
+        rho = solid_density_with_uncertainty(m_s, m_1, m_2, u_m_s=u_mass, u_m_1=u_mass, u_m_2=u_mass,
+                                             rho_liquid=rho_liquid, u_rho_liquid=u_rho_liquid)  # fmt: skip
+        rows.append({"m_s_g": m_s, "m_1_g": m_1, "m_2_g": m_2, "rho_s_g_cm3": rho.value, "u_rho_s_g_cm3": rho.uncertainty})
+    if not rows:
+        raise ValueError("masses must hold at least one (m_s, m_1, m_2) triple")
+    table = pd.DataFrame(rows, index=pd.RangeIndex(1, len(rows) + 1, name="determination"))
+    if len(rows) == 1:
+        mean = Measurement(rows[0]["rho_s_g_cm3"], rows[0]["u_rho_s_g_cm3"])
+    else:
+        mean = mean_measurement(table["rho_s_g_cm3"].to_numpy())
+    return table, mean
+
+
+def porosity_table(
+    effective_densities_kg_m3,
+    solid_density: Measurement,
+    *,
+    u_effective_kg_m3: float = 0.0,
+):
+    """The paper's Table 3: porosity of each foam from its effective density.
+
+    Parameters
+    ----------
+    effective_densities_kg_m3 : mapping of str to float
+        Sample name and effective (bulk) density, kg/m³.
+    solid_density : Measurement
+        Solid density and its uncertainty, g/cm³ (from :func:`solid_density_table`
+        or the paper's 1.411 g/cm³).
+    u_effective_kg_m3 : float, optional
+        Standard uncertainty of each effective density, kg/m³.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: sample. Columns ``rho_eff_kg_m3``, ``porosity`` and
+        ``u_porosity`` (fractions).
+    """
+    import pandas as pd
+
+    rows = {}
+    for name, rho_eff in effective_densities_kg_m3.items():
+        phi = porosity_with_uncertainty(rho_eff, solid_density.value, u_rho_effective_kg_m3=u_effective_kg_m3,
+                                        u_rho_solid_g_cm3=solid_density.uncertainty)  # fmt: skip
+        rows[name] = {"rho_eff_kg_m3": rho_eff, "porosity": phi.value, "u_porosity": phi.uncertainty}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("sample")

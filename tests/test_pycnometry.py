@@ -102,3 +102,22 @@ def test_mean_measurement_and_measurement_is_frozen():
     with pytest.raises(AttributeError):
         m.value = 2.0  # type: ignore[misc]
     assert P.Measurement(0.0, 0.1).relative_uncertainty == math.inf
+
+
+def test_table3_from_the_paper_densities_to_its_printed_precision():
+    table = P.porosity_table(P.DEMO_EFFECTIVE_DENSITIES_KG_M3, P.Measurement(P.PAPER_SOLID_DENSITY_G_CM3, 0.0))
+    assert [round(100 * v, 2) for v in table["porosity"]] == list(P.PAPER_POROSITIES_PERCENT)
+    assert (table["u_porosity"] == 0).all()
+    with_u = P.porosity_table({"a": 154.93}, P.Measurement(1.411, 0.01), u_effective_kg_m3=1.0)
+    assert with_u.loc["a", "u_porosity"] == pytest.approx(math.hypot(0.001 / 1.411, 0.15493 * 0.01 / 1.411**2))
+
+
+def test_solid_density_table_rows_and_mean():
+    # three determinations built to give 1.40, 1.41 and 1.42 g/cm3 in ethanol (0.81 g/cm3)
+    masses = [(m_s, 30.0, 30.0 - m_s * 0.81 / rho) for m_s, rho in ((1.2, 1.40), (1.5, 1.41), (1.8, 1.42))]
+    table, mean = P.solid_density_table(masses, u_mass=0.0001)
+    assert table["rho_s_g_cm3"].round(10).tolist() == [1.40, 1.41, 1.42]
+    assert (table["u_rho_s_g_cm3"] > 0).all() and list(table.index) == [1, 2, 3]
+    assert mean.value == pytest.approx(1.41) and mean.uncertainty == pytest.approx(0.01 / math.sqrt(3))
+    with pytest.raises(ValueError, match="m_s, m_1, m_2"):
+        P.solid_density_table([(1.0, 2.0)])
