@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "write_json", "read_json", "write_csv", "stage_dir", "update_metrics"]
+__all__ = ["atomic_path", "write_json", "read_json", "write_csv", "write_table", "stage_dir", "update_metrics"]
 
 
 @contextlib.contextmanager
@@ -164,6 +164,27 @@ def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Pat
     writer.writerows(rows)
     with atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    return path
+
+
+def write_table(path: str | os.PathLike, frame: Any) -> Path:
+    """Write a :class:`pandas.DataFrame` (index included) as CSV, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file; parent folders are created, an existing file is replaced.
+    frame : pandas.DataFrame
+        The table; its index (and index name) become the first column(s).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp)
     return path
 
 

@@ -88,3 +88,14 @@ def test_write_csv_union_of_columns(tmp_path):
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows == [{"step": "1", "loss": "0.5", "extra": ""}, {"step": "2", "loss": "0.25", "extra": "x"}]
+
+
+def test_write_table_keeps_the_index(tmp_path):
+    import pandas as pd
+
+    from foamlib.runs import write_table
+
+    frame = pd.DataFrame({"fid": [1.5, 2.5]}, index=pd.Index(["a", "b"], name="set"))
+    path = write_table(tmp_path / "new" / "t.csv", frame)
+    assert path.read_text() == "set,fid\na,1.5\nb,2.5\n"
+    assert not list(path.parent.glob(".*tmp*"))
