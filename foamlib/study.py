@@ -15,8 +15,9 @@ hash of
   stage the size and modification time of a user's scan.
 
 Notebooks whose parameters include ``run_dir`` run once per sample; notebooks
-that declare ``runs_dir`` instead run once for the whole study, after every
-sample (none exist yet; the runner already supports them).
+that declare ``runs_dir`` (and ``samples``) instead run once for the whole
+study, after every sample, in ``runs/_study/``; they are skipped on the same
+terms, with the keys of every sample's stages standing for their inputs.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "run_study",
     "summary_table",
     "write_summary",
+    "summarize",
 ]
 
 log = logging.getLogger(__name__)
@@ -381,7 +383,12 @@ def run_sample(
 
 
 def write_summary(run_dir: str | os.PathLike) -> Path:
-    """Merge the sample record and every stage's ``metrics.json`` into ``summary.json``.
+    """Write :func:`summarize` of a run folder to its ``summary.json`` (atomically)."""
+    return write_json(Path(run_dir) / "summary.json", summarize(run_dir))
+
+
+def summarize(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Merge the sample record and every stage's ``metrics.json`` into one dict.
 
     Keys (porosities as fractions):
 
@@ -425,7 +432,7 @@ def write_summary(run_dir: str | os.PathLike) -> Path:
     summary["seconds"] = {
         p.stem: read_json(p).get("seconds") for p in sorted((run_dir / ".stages").glob("*.json"))
     }
-    return write_json(run_dir / "summary.json", summary)
+    return summary
 
 
 def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
@@ -539,22 +546,42 @@ def run_study(
     failed = {r.sample for r in results if r.status == "failed"}
     study_stages = [s for s in stages if s.scope == "study"]
     if study_stages:
-        results += _run_study_stages(study_stages, values, runs_dir, [s.name for s in samples if s.name not in failed])
+        results += _run_study_stages(
+            study_stages, values, runs_dir, [s.name for s in samples if s.name not in failed], force=force
+        )
     return results
 
 
-def _run_study_stages(stages, values, runs_dir, names) -> list[StageResult]:
+def _run_study_stages(stages, values, runs_dir, names, force=False) -> list[StageResult]:
+    """Run the study-wide stages; skip one whose notebook, parameters, library and samples' keys are unchanged."""
     out = []
     run_dir = (Path(runs_dir) / "_study").resolve()
+    library = _foamlib_source_hash()
+    # the study reads what every sample's stages wrote: their keys stand for those files
+    previous = json.dumps(
+        {name: sorted(read_json(p).get("key", "") for p in (Path(runs_dir) / name / ".stages").glob("*.json")) for name in names},
+        sort_keys=True,
+    )
     for stage in stages:
         params = {**values, "runs_dir": str(Path(runs_dir).resolve()), "samples": list(names)}
         params = {k: params[k] for k in stage.parameters if k in params}
-        start = time.perf_counter()
-        try:
-            _execute(stage, run_dir / "notebooks" / stage.path.name, params, sample="all samples")
-            result = StageResult("_study", stage.name, "ran", time.perf_counter() - start)
-        except Exception as exc:  # noqa: BLE001
-            result = StageResult("_study", stage.name, "failed", time.perf_counter() - start, _failure_line(exc, stage.path))
+        key = stage_key(stage, params, previous=previous, library=library)
+        previous = key
+        output = run_dir / "notebooks" / stage.path.name
+        record = run_dir / ".stages" / f"{stage.name}.json"
+        if not force and record.is_file() and read_json(record).get("key") == key and output.is_file():
+            result = StageResult("_study", stage.name, "skipped", 0.0)
+        else:
+            record.unlink(missing_ok=True)
+            start = time.perf_counter()
+            try:
+                _execute(stage, output, params, sample="all samples")
+            except Exception as exc:  # noqa: BLE001
+                result = StageResult("_study", stage.name, "failed", time.perf_counter() - start, _failure_line(exc, stage.path))
+            else:
+                seconds = time.perf_counter() - start
+                write_json(record, {"key": key, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                result = StageResult("_study", stage.name, "ran", seconds)
         print_result(result)
         out.append(result)
         if result.status == "failed":

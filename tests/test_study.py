@@ -114,8 +114,31 @@ def test_notebooks_of_the_project_declare_parameters_and_are_in_the_toc():
     stages = find_stages(root / "notebooks")
     toc = json.dumps(yaml.safe_load((root / "_toc.yml").read_text()))
     for stage in stages:
-        assert {"sample", "run_dir", "profile"} <= set(stage.parameters), stage.name
+        declared = {"sample", "run_dir", "profile"} if stage.scope == "sample" else {"runs_dir", "samples", "profile"}
+        assert declared <= set(stage.parameters), stage.name
         assert f"notebooks/{stage.name}" in toc, f"{stage.name} is missing from _toc.yml"
+
+
+def test_study_wide_stage_runs_after_the_samples_and_is_cached(notebooks, tmp_path):
+    _notebook(
+        notebooks / "02_study.ipynb",
+        "import json, pathlib\n"
+        "values = [json.loads(pathlib.Path(runs_dir, s, 'first', 'metrics.json').read_text())['porosity'] for s in samples]\n"
+        "pathlib.Path(runs_dir, '_study').mkdir(exist_ok=True)\n"
+        "pathlib.Path(runs_dir, '_study', 'all.txt').write_text(str(sorted(values)))",
+        "runs_dir = 'x'\nsamples = []",
+    )
+    runs = tmp_path / "runs"
+    specs = [SampleSpec("s1"), SampleSpec("s2")]
+    first = run_study(specs, profile={"a": 2, "b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert _statuses(first)[-1] == ("_study", "02_study", "ran")
+    assert (runs / "_study" / "all.txt").read_text() == "[0.2, 0.2]"
+    assert (runs / "_study" / "notebooks" / "02_study.ipynb").is_file()
+    again = run_study(specs, profile={"a": 2, "b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert {r.status for r in again} == {"skipped"}
+    changed = run_study(specs, profile={"a": 3, "b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert _statuses(changed)[-1] == ("_study", "02_study", "ran")
+    assert (runs / "_study" / "all.txt").read_text() == "[0.3, 0.3]"
 
 
 def test_summary_table_without_runs_is_an_error(tmp_path):
