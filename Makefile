@@ -32,8 +32,11 @@ book: study
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The FID benchmark compares with torchmetrics (the peer, not a dependency of foamlib).
 benchmark: $(STAMP)
+	$(PY) -m pip install --quiet "torchmetrics==1.9.0"
 	$(PY) benchmarks/bench_foundation.py
+	$(PY) benchmarks/bench_fid.py
 
 clean-book:
 	rm -rf _build
