@@ -144,3 +144,41 @@ def test_study_wide_stage_runs_after_the_samples_and_is_cached(notebooks, tmp_pa
 def test_summary_table_without_runs_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no run folder"):
         summary_table(tmp_path)
+
+
+def test_smoke_study_of_one_sample_fills_its_run_folder_and_a_rerun_skips_everything(tmp_path, capsys):
+    """The real notebooks, end to end, through the CLI (several minutes: every stage starts a kernel)."""
+    from pathlib import Path
+
+    from foamlib.cli import main
+    from foamlib.training import load_model
+
+    root = Path(__file__).resolve().parents[1]
+    runs = tmp_path / "runs"
+    args = ["study", "run", "--samples", "foam89", "--profile", "smoke", "--runs-dir", str(runs),
+            "--notebooks", str(root / "notebooks")]
+    assert main(args) == 0
+    run = runs / "foam89"
+    stages = [s.name for s in find_stages(root / "notebooks") if s.scope == "sample"]
+    assert sorted(p.stem for p in (run / "notebooks").glob("*.ipynb")) == stages
+    summary = read_json(run / "summary.json")
+    assert summary["sample"] == "foam89" and 0.85 < summary["reference_porosity"] < 0.95
+    assert set(summary["porosity"]) >= {"otsu", "step1", "step2"}
+    assert all(0 <= summary["porosity"][m] <= 1 for m in ("otsu", "step1", "step2"))
+    assert set(summary["fid"]) >= {"step1", "step2", "encoder"} and set(summary["kid"]) >= {"step1", "step2"}
+    assert summary["fid"]["encoder"].startswith("resnet50-")
+    assert set(summary["unet_test"]) >= {"step1", "step2"} and "dice" in summary["unet_test"]["step2"]
+    assert set(summary["seconds"]) == set(stages)
+    for name in ("step1", "step2"):
+        model, meta = load_model(run / "models" / f"{name}.pt")
+        assert meta["stage"] == name and len(meta["intensity_range"]) == 2
+    for table in ("fid", "porosity", "table2_solid_density", "table3_porosity_from_density"):
+        assert (run / "evaluation" / f"{table}.csv").is_file(), table
+    for table in ("table1_fid", "porosity", "table2_solid_density", "table3_porosity_from_density"):
+        assert (runs / "_study" / f"{table}.csv").is_file(), table
+    assert (runs / "_study" / "notebooks" / "12_results.ipynb").is_file()
+    capsys.readouterr()
+
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "study: 0 stages ran" in out and " done in " not in out and "0 failed" in out
