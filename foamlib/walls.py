@@ -342,11 +342,16 @@ def add_walls(
         ``round(fraction * N)`` images are treated (Python's ``round``: halves
         go to the even number, 0.25 of 10 images treats 2).
     seed : int, default 0
-        Seed (>= 0) of the :func:`numpy.random.default_rng` that picks the
-        images. The pick is the first ``round(fraction * N)`` entries of one
-        random permutation of ``range(N)``, so with the same seed and stack
-        the images treated at a smaller fraction are also treated at every
-        larger one (nested sweeps).
+        Seed (>= 0) of the images' pick. The pick is the first
+        ``round(fraction * N)`` entries of one random permutation of
+        ``range(N)``, so with the same seed and stack the images treated at a
+        smaller fraction are also treated at every larger one (nested
+        sweeps). The permutation comes from a stream of its own
+        (``SeedSequence(seed, spawn_key=(1,))``), not from
+        ``default_rng(seed)``: a train/val/test split drawn later with the
+        same seed (:func:`foamlib.datasets.write_dataset`) would otherwise
+        put exactly the treated images first, and every fraction above the
+        training share would give the same training set.
     progress : bool, default False
         Show a tqdm progress bar over the treated images.
     **watershed_walls_kwargs
@@ -390,7 +395,7 @@ def add_walls(
     solid = _as_solid(arr, name="images")
 
     n_treat = round(float(fraction) * n)
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,))).permutation(n)
     treated = np.zeros(n, dtype=bool)
     treated[order[:n_treat]] = True
     out = solid.copy()

@@ -367,3 +367,12 @@ def test_wall_statistics_validates():
         wall_statistics(np.zeros((4, 4), bool), np.zeros((4, 4), bool), min_pore_pixels=0)
     with pytest.raises(TypeError, match="binary"):
         wall_statistics(np.zeros((4, 4), np.float64), np.zeros((4, 4), bool))
+
+
+def test_the_pick_is_independent_of_a_split_drawn_with_the_same_seed():
+    from foamlib.walls import add_walls
+
+    images = np.zeros((20, 16, 16), dtype=bool)  # all pore: nothing changes, only the pick matters
+    _, treated = add_walls(images, 0.5, seed=0)
+    first_half_of_split = np.random.default_rng(0).permutation(20)[:10]
+    assert not np.array_equal(np.sort(np.flatnonzero(treated)), np.sort(first_half_of_split))
