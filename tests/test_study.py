@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import nbformat
+import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -116,6 +117,12 @@ def test_notebooks_of_the_project_declare_parameters_and_are_in_the_toc():
     for stage in stages:
         declared = {"sample", "run_dir", "profile"} if stage.scope == "sample" else {"runs_dir", "samples", "profile"}
         assert declared <= set(stage.parameters), stage.name
+        # every assignment in the parameters cell is one the runner can set (papermill's parser
+        # silently drops a line it cannot read, e.g. some comments, and the profile's value is lost)
+        nb = nbformat.read(stage.path, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        names = [line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line and not line.startswith("#")]
+        assert tuple(names) == stage.parameters, stage.name
         assert f"notebooks/{stage.name}" in toc, f"{stage.name} is missing from _toc.yml"
 
 
@@ -172,6 +179,14 @@ def test_smoke_study_of_one_sample_fills_its_run_folder_and_a_rerun_skips_everyt
     for name in ("step1", "step2"):
         model, meta = load_model(run / "models" / f"{name}.pt")
         assert meta["stage"] == name and len(meta["intensity_range"]) == 2
+    # the step-2 data sets have step 1's format and load with its loader
+    from foamlib.datasets import load_split, verify_dataset
+
+    for fraction in ("0.00", "0.50", "1.00"):
+        folder = run / "step2" / "data" / f"fraction_{fraction}"
+        verify_dataset(folder)
+        images, labels = load_split(folder, "train")
+        assert images.dtype == np.uint8 and labels.dtype == bool and images.shape == labels.shape
     for table in ("fid", "porosity", "table2_solid_density", "table3_porosity_from_density"):
         assert (run / "evaluation" / f"{table}.csv").is_file(), table
     for table in ("table1_fid", "porosity", "table2_solid_density", "table3_porosity_from_density"):
