@@ -92,7 +92,7 @@ from tqdm import tqdm
 from .device import pick_device
 from .io import write_image_grid
 from .runs import write_csv
-from .torchfiles import load_torch_file, save_torch_file, sub_seed
+from .torchfiles import load_torch_file, resume_checkpoint, save_torch_file, sub_seed
 from .unet import UNet, build_unet
 
 __all__ = [
@@ -815,6 +815,7 @@ def train_cyclegan(
     device: str | torch.device | None = None,
     progress: bool = True,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    on_mismatch: str = "error",
 ) -> CycleGanResult:
     """Train a CycleGAN between binary foam images (X) and real grey slices (Y).
 
@@ -846,6 +847,11 @@ def train_cyclegan(
         (after any checkpoint of that step is written), with the 1-based step
         and a copy of its history row. An exception it raises ends training
         and propagates unchanged.
+    on_mismatch : {"error", "restart"}, optional
+        What to do when the checkpoint belongs to another run (other
+        configuration or data): raise a ValueError (default), or move it
+        aside as ``<name>.stale-<time>.pt`` and start afresh (see
+        :func:`foamlib.torchfiles.resume_checkpoint`).
 
     Returns
     -------
@@ -894,16 +900,19 @@ def train_cyclegan(
     pool_y = ImagePool(config.pool_size, np.random.default_rng(sub_seed(config.seed, _SEED_POOL_Y)))
     history: list[dict[str, Any]] = []
 
-    if checkpoint_path is not None and checkpoint_path.exists():
-        checkpoint = load_torch_file(
-            checkpoint_path, CHECKPOINT_FORMAT, kind="CycleGAN checkpoint", version=FORMAT_VERSION, device=dev
-        )
+    def check(checkpoint: dict[str, Any]) -> None:
         _check_resume(checkpoint, checkpoint_path, config, data)
         if checkpoint["step"] > config.steps:
             raise ValueError(
                 f"checkpoint {checkpoint_path} is at step {checkpoint['step']}, beyond config.steps = {config.steps}; "
                 "pass at least that many steps"
             )
+
+    checkpoint = resume_checkpoint(
+        checkpoint_path, CHECKPOINT_FORMAT, kind="CycleGAN checkpoint", version=FORMAT_VERSION, device=dev,
+        check=check, on_mismatch=on_mismatch,
+    )
+    if checkpoint is not None:
         for name in ("g", "f", "d_x", "d_y"):
             getattr(model, name).load_state_dict(checkpoint["model_state"][name])
         opt_g.load_state_dict(checkpoint["optimizer_state"]["g"])

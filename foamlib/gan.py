@@ -134,7 +134,7 @@ from tqdm import tqdm
 from .device import pick_device
 from .io import write_image_grid
 from .runs import write_csv
-from .torchfiles import ModelFileError, load_torch_file, plain, save_torch_file, sub_seed
+from .torchfiles import ModelFileError, load_torch_file, plain, resume_checkpoint, save_torch_file, sub_seed
 
 __all__ = [
     "GanConfig",
@@ -779,6 +779,7 @@ def train_gan(
     run_dir: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    on_mismatch: str = "error",
 ) -> GanResult:
     """Train a generator of binary foam images on real binary patches.
 
@@ -813,6 +814,11 @@ def train_gan(
         See :func:`foamlib.device.pick_device`.
     progress : bool, optional
         Show a progress bar. Default True.
+    on_mismatch : {"error", "restart"}, optional
+        What to do when the checkpoint belongs to another run (other
+        configuration or data): raise a ValueError (default), or move it
+        aside as ``<name>.stale-<time>.pt`` and start afresh (see
+        :func:`foamlib.torchfiles.resume_checkpoint`).
 
     Returns
     -------
@@ -863,9 +869,11 @@ def train_gan(
     average = copy.deepcopy(generator).requires_grad_(False)
     history: list[dict[str, Any]] = []
 
-    if checkpoint_path is not None and checkpoint_path.exists():
-        checkpoint = load_torch_file(checkpoint_path, CHECKPOINT_FORMAT, kind="GAN checkpoint", version=FORMAT_VERSION, device=dev)
-        _check_checkpoint(checkpoint, checkpoint_path, config, data)
+    checkpoint = resume_checkpoint(
+        checkpoint_path, CHECKPOINT_FORMAT, kind="GAN checkpoint", version=FORMAT_VERSION, device=dev,
+        check=lambda c: _check_checkpoint(c, checkpoint_path, config, data), on_mismatch=on_mismatch,
+    )
+    if checkpoint is not None:
         generator.load_state_dict(checkpoint["generator_state"])
         average.load_state_dict(checkpoint["average_state"])
         discriminator.load_state_dict(checkpoint["discriminator_state"])

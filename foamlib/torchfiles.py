@@ -11,8 +11,10 @@ under the final name.
 """
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ import torch
 
 from .runs import atomic_path
 
-__all__ = ["ModelFileError", "save_torch_file", "load_torch_file", "plain", "sub_seed"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["ModelFileError", "save_torch_file", "load_torch_file", "resume_checkpoint", "plain", "sub_seed"]
 
 
 class ModelFileError(ValueError):
@@ -118,6 +122,69 @@ def load_torch_file(
     if found_version != version:
         raise ModelFileError(f"{path} has {kind} format version {found_version!r}; this foamlib reads version {version}")
     return obj
+
+
+#: What a training function does with a checkpoint written by another configuration or data.
+ON_MISMATCH = ("error", "restart")
+
+
+def resume_checkpoint(
+    path: str | os.PathLike | None,
+    expected_format: str,
+    *,
+    kind: str,
+    version: int = 1,
+    device: str | torch.device | None = None,
+    check: Callable[[dict[str, Any]], None],
+    on_mismatch: str = "error",
+) -> dict[str, Any] | None:
+    """The checkpoint to resume a training run from, or None to start afresh.
+
+    Parameters
+    ----------
+    path : path-like or None
+        The checkpoint file; None or a missing file: start afresh.
+    expected_format, kind, version, device
+        See :func:`load_torch_file`.
+    check : callable
+        ``check(checkpoint)`` raises :class:`ValueError` if the checkpoint
+        belongs to another run (configuration, model or data).
+    on_mismatch : {"error", "restart"}
+        What to do with such a checkpoint: raise the ValueError (default), or
+        rename it to ``<name>.stale-<time><suffix>`` beside itself (nothing
+        is deleted), log a warning and start afresh. The study's notebooks
+        use ``"restart"``: the runner re-runs a stage only when its
+        parameters or inputs changed, and a checkpoint of the old run is then
+        stale, not a run to resume.
+
+    Returns
+    -------
+    dict or None
+
+    Raises
+    ------
+    ModelFileError
+        If the file is not a readable checkpoint of ``expected_format``.
+    ValueError
+        If it belongs to another run and ``on_mismatch == "error"``, or
+        ``on_mismatch`` is not one of :data:`ON_MISMATCH`.
+    """
+    if on_mismatch not in ON_MISMATCH:
+        raise ValueError(f"on_mismatch must be one of {', '.join(map(repr, ON_MISMATCH))}, got {on_mismatch!r}")
+    if path is None or not Path(path).exists():
+        return None
+    path = Path(path)
+    checkpoint = load_torch_file(path, expected_format, kind=kind, version=version, device=device)
+    try:
+        check(checkpoint)
+    except ValueError as exc:
+        if on_mismatch == "error":
+            raise
+        stale = path.with_name(f"{path.stem}.stale-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6}{path.suffix}")
+        os.replace(path, stale)
+        logger.warning("%s; moved it to %s and started afresh", exc, stale.name)
+        return None
+    return checkpoint
 
 
 def plain(value: Any, where: str = "metadata") -> Any:

@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from .device import pick_device
 from .losses import ConfusionCounts, confusion_counts, dice_loss
-from .torchfiles import ModelFileError, load_torch_file, plain, save_torch_file, sub_seed
+from .torchfiles import ModelFileError, load_torch_file, plain, resume_checkpoint, save_torch_file, sub_seed
 from .unet import UNet, build_unet
 
 __all__ = [
@@ -564,6 +564,7 @@ def train_unet(
     device: str | torch.device | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+    on_mismatch: str = "error",
 ) -> TrainResult:
     """Train a U-Net with Adam, validating and checkpointing after every epoch.
 
@@ -599,6 +600,11 @@ def train_unet(
         propagates to the caller unchanged; the model then holds the weights
         of the last epoch, not the best ones. Hyperparameter search uses it to
         report the validation Dice and to prune (:mod:`foamlib.hpo`).
+    on_mismatch : {"error", "restart"}, optional
+        What to do when the checkpoint belongs to another run (other
+        configuration or data): raise a ValueError (default), or move it
+        aside as ``<name>.stale-<time>.pt`` and start afresh (see
+        :func:`foamlib.torchfiles.resume_checkpoint`).
 
     Returns
     -------
@@ -640,9 +646,11 @@ def train_unet(
     history: list[dict[str, Any]] = []
     best_val_dice, best_epoch, best_state = -math.inf, 0, None
 
-    if checkpoint_path is not None and checkpoint_path.exists():
-        checkpoint = load_torch_file(checkpoint_path, CHECKPOINT_FORMAT, kind="checkpoint", version=FORMAT_VERSION, device=dev)
-        _resume(checkpoint, checkpoint_path, config, model_config, data_shapes)
+    checkpoint = resume_checkpoint(
+        checkpoint_path, CHECKPOINT_FORMAT, kind="checkpoint", version=FORMAT_VERSION, device=dev,
+        check=lambda c: _resume(c, checkpoint_path, config, model_config, data_shapes), on_mismatch=on_mismatch,
+    )
+    if checkpoint is not None:
         model.load_state_dict(checkpoint["model_state"])
         optimizer.load_state_dict(checkpoint["optimizer_state"])
         history = list(checkpoint["history"])

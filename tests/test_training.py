@@ -241,6 +241,25 @@ def test_resume_refuses_a_different_run(data, tmp_path):
         train_unet(build_unet(TINY, seed=0), train, val, config=config, checkpoint_path=foreign, progress=False)
 
 
+def test_a_stale_checkpoint_is_moved_aside_on_request(data, tmp_path, caplog):
+    train, val = data
+    path = tmp_path / "run.ckpt"
+    config = TrainConfig(epochs=1, batch_size=32, patience=None)
+    train_unet(build_unet(TINY, seed=0), train, val, config=config, checkpoint_path=path, progress=False)
+    before = path.read_bytes()
+    other = dataclasses.replace(config, learning_rate=0.1)
+    fresh = build_unet(TINY, seed=0)
+    train_unet(fresh, train, val, config=other, checkpoint_path=path, progress=False, on_mismatch="restart")
+    stale = list(tmp_path.glob("run.stale-*.ckpt"))
+    assert len(stale) == 1 and stale[0].read_bytes() == before  # kept, not deleted
+    assert "started afresh" in caplog.text
+    expected = build_unet(TINY, seed=0)
+    train_unet(expected, train, val, config=other, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), expected.state_dict().values()))
+    with pytest.raises(ValueError, match="on_mismatch"):
+        train_unet(build_unet(TINY, seed=0), train, val, config=config, checkpoint_path=path, on_mismatch="ignore")
+
+
 def test_early_stopping(data):
     train, val = data
     # learning rate 0 and no batch norm: the weights never change, the Dice never improves
