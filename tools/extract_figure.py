@@ -3,7 +3,8 @@
     .venv/bin/python tools/extract_figure.py runs/foam86/notebooks/01_otsu_baseline.ipynb fig-01-otsu docs/otsu_foam86.png
 
 Finds the code cell whose ``mystnb.figure.name`` starts with the given name (the
-runner appends the sample) and writes its PNG output unchanged.
+runner appends the sample), or whose cell id is the given name (``11-11``), and
+writes its PNG output unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def extract(notebook: Path, name: str, out: Path) -> Path:
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:
         figure = cell.metadata.get("mystnb", {}).get("figure", {})
-        if cell.cell_type == "code" and figure.get("name", "").startswith(name):
+        if cell.cell_type == "code" and (figure.get("name", "").startswith(name) or cell.get("id") == name):
             for output in cell.get("outputs", []):
                 if "image/png" in output.get("data", {}):
                     out.parent.mkdir(parents=True, exist_ok=True)
