@@ -68,6 +68,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from .fid import _as_features as _fid_features
+
 if TYPE_CHECKING:  # matplotlib is imported by plot_embedding only
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -98,19 +100,7 @@ _INITS = ("pca", "random")
 # --------------------------------------------------------------------------- #
 def _as_features(features: object, name: str = "features") -> np.ndarray:
     """Validate a numeric ``(N, D)`` array with ``N >= 3`` finite rows; return it as float64."""
-    if hasattr(features, "detach") and hasattr(features, "cpu"):  # torch tensor, without importing torch
-        features = features.detach().cpu().numpy()
-    arr = np.asarray(features)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must have shape (N, D), got {arr.shape}")
-    if arr.shape[0] < 3 or arr.shape[1] < 1:
-        raise ValueError(f"{name} needs at least 3 rows and 1 column, got shape {arr.shape}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
+    return _fid_features(features, name, min_rows=3, shape="(N, D)")
 
 
 def _positive_int(value: object, name: str, minimum: int) -> int:

@@ -113,16 +113,20 @@ class Interval:
     metric: str
 
 
-def _as_features(features: object, name: str = "features") -> np.ndarray:
+def _as_features(features: object, name: str = "features", *, min_rows: int = 2, shape: str = "(N, d)") -> np.ndarray:
+    """Validate a numeric ``(N, d)`` array of finite values with ``N >= min_rows``; return it as float64.
+
+    ``shape`` is how error messages spell the expected shape (:mod:`foamlib.embed` says ``(N, D)``).
+    """
     if hasattr(features, "detach") and hasattr(features, "cpu"):  # torch tensor, without importing torch
         features = features.detach().cpu().numpy()
     arr = np.asarray(features)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(f"{name} must have shape (N, d), got {arr.shape}")
-    if arr.shape[0] < 2 or arr.shape[1] < 1:
-        raise ValueError(f"{name} needs at least 2 rows and 1 column, got shape {arr.shape}")
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if arr.shape[0] < min_rows or arr.shape[1] < 1:
+        raise ValueError(f"{name} needs at least {min_rows} rows and 1 column, got shape {arr.shape}")
     arr = arr.astype(np.float64, copy=False)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
