@@ -134,7 +134,7 @@ from tqdm import tqdm
 from .device import pick_device
 from .io import write_image_grid
 from .runs import write_csv
-from .torchfiles import ModelFileError, load_torch_file, plain, resume_checkpoint, save_torch_file, sub_seed
+from .torchfiles import ModelFileError, load_module_file, resume_checkpoint, save_module_file, save_torch_file, sub_seed
 
 __all__ = [
     "GanConfig",
@@ -558,20 +558,10 @@ def save_generator(path: str | os.PathLike, generator: Generator, *, metadata: M
     "generator_config": ..., "state_dict": ..., "metadata": ...,
     "foamlib_version": ...}``, weights on the CPU.
     """
-    from . import __version__
-
     if not isinstance(generator, Generator):
         raise ValueError(f"generator must be a foamlib.gan.Generator, got {type(generator).__name__}")
-    path = Path(path)
-    payload = {
-        "format": GENERATOR_FORMAT,
-        "format_version": FORMAT_VERSION,
-        "generator_config": generator.config,
-        "state_dict": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
-        "metadata": plain(dict(metadata or {}), "metadata"),
-        "foamlib_version": __version__,
-    }
-    save_torch_file(payload, path)
+    path = save_module_file(path, generator, file_format=GENERATOR_FORMAT, config_key="generator_config",
+                            config=generator.config, metadata=metadata, version=FORMAT_VERSION)  # fmt: skip
     logger.info("saved generator to %s", path)
     return path
 
@@ -600,14 +590,10 @@ def load_generator(path: str | os.PathLike, *, device: str | torch.device | None
         rebuilt; the message names the file and the problem.
     """
     dev = pick_device(device)
-    payload = load_torch_file(path, GENERATOR_FORMAT, kind="GAN generator", version=FORMAT_VERSION, device=dev)
-    try:
-        generator = Generator(**payload["generator_config"])
-        generator.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{Path(path)}: the stored generator cannot be rebuilt ({type(exc).__name__}: {exc})") from exc
-    metadata = dict(payload.get("metadata") or {})
-    metadata.setdefault("foamlib_version", payload.get("foamlib_version"))
+    generator, metadata = load_module_file(
+        path, file_format=GENERATOR_FORMAT, config_key="generator_config", build=Generator,
+        kind="GAN generator", what="generator", version=FORMAT_VERSION, device=dev,
+    )
     return generator.to(dev).eval(), metadata
 
 

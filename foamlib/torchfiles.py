@@ -25,7 +25,16 @@ from .runs import atomic_path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelFileError", "save_torch_file", "load_torch_file", "resume_checkpoint", "plain", "sub_seed"]
+__all__ = [
+    "ModelFileError",
+    "save_torch_file",
+    "load_torch_file",
+    "save_module_file",
+    "load_module_file",
+    "resume_checkpoint",
+    "plain",
+    "sub_seed",
+]
 
 
 class ModelFileError(ValueError):
@@ -122,6 +131,92 @@ def load_torch_file(
     if found_version != version:
         raise ModelFileError(f"{path} has {kind} format version {found_version!r}; this foamlib reads version {version}")
     return obj
+
+
+def save_module_file(
+    path: str | os.PathLike,
+    module: torch.nn.Module,
+    *,
+    file_format: str,
+    config_key: str,
+    config: Mapping[str, Any],
+    metadata: Mapping[str, Any] | None = None,
+    version: int = 1,
+) -> Path:
+    """Write a trained network as one self-describing file, atomically.
+
+    The file holds ``{"format": file_format, "format_version": version,
+    config_key: config, "state_dict": ..., "metadata": ..., "foamlib_version":
+    ...}`` with the weights on the CPU; :func:`load_module_file` rebuilds the
+    network from ``config`` alone.
+
+    Raises
+    ------
+    TypeError
+        If ``metadata`` holds something other than plain values (see :func:`plain`).
+    """
+    from . import __version__
+
+    payload = {
+        "format": file_format,
+        "format_version": version,
+        config_key: dict(config),
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "metadata": plain(dict(metadata or {}), "metadata"),
+        "foamlib_version": __version__,
+    }
+    return save_torch_file(payload, path)
+
+
+def load_module_file(
+    path: str | os.PathLike,
+    *,
+    file_format: str,
+    config_key: str,
+    build: Callable[..., torch.nn.Module],
+    kind: str,
+    what: str,
+    version: int = 1,
+    device: str | torch.device | None = None,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Read a file written by :func:`save_module_file` and rebuild its network.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    file_format, config_key, version
+        As given to :func:`save_module_file`.
+    build : callable
+        ``build(**config)`` constructs the network (its class).
+    kind : str
+        What the file is, for error messages about the file (see :func:`load_torch_file`).
+    what : str
+        What the network is, for the message when it cannot be rebuilt.
+    device : str or torch.device, optional
+        Where to load the weights; the network itself stays where ``build`` put it.
+
+    Returns
+    -------
+    (torch.nn.Module, dict)
+        The network with its weights, and the metadata plus ``"foamlib_version"``
+        (the version that wrote the file) where the metadata does not have that key.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, unreadable, of another format, or its network
+        cannot be rebuilt; the message names the file and the problem.
+    """
+    payload = load_torch_file(path, file_format, kind=kind, version=version, device=device)
+    try:
+        module = build(**payload[config_key])
+        module.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{Path(path)}: the stored {what} cannot be rebuilt ({type(exc).__name__}: {exc})") from exc
+    metadata = dict(payload.get("metadata") or {})
+    metadata.setdefault("foamlib_version", payload.get("foamlib_version"))
+    return module, metadata
 
 
 #: What a training function does with a checkpoint written by another configuration or data.

@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from .device import pick_device
 from .losses import ConfusionCounts, confusion_counts, dice_loss
-from .torchfiles import ModelFileError, load_torch_file, plain, resume_checkpoint, save_torch_file, sub_seed
+from .torchfiles import ModelFileError, load_module_file, resume_checkpoint, save_module_file, save_torch_file, sub_seed
 from .unet import UNet, build_unet
 
 __all__ = [
@@ -371,18 +371,8 @@ def save_model(path: str | os.PathLike, model: nn.Module, *, metadata: Mapping[s
     "model_config": ..., "state_dict": ..., "metadata": ..., "foamlib_version":
     ...}``, with the weights on the CPU.
     """
-    from . import __version__
-
-    path = Path(path)
-    payload = {
-        "format": MODEL_FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model_config": _model_config(model),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metadata": plain(dict(metadata or {}), "metadata"),
-        "foamlib_version": __version__,
-    }
-    save_torch_file(payload, path)
+    path = save_module_file(path, model, file_format=MODEL_FORMAT, config_key="model_config",
+                            config=_model_config(model), metadata=metadata, version=FORMAT_VERSION)  # fmt: skip
     logger.info("saved model to %s", path)
     return path
 
@@ -413,14 +403,8 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device | None = N
         a model; the message names the file and the problem.
     """
     dev = pick_device(device)
-    payload = load_torch_file(path, MODEL_FORMAT, kind="model", version=FORMAT_VERSION, device=dev)
-    try:
-        model = UNet(**payload["model_config"])
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{Path(path)}: the stored model cannot be rebuilt ({type(exc).__name__}: {exc})") from exc
-    metadata = dict(payload.get("metadata") or {})
-    metadata.setdefault("foamlib_version", payload.get("foamlib_version"))
+    model, metadata = load_module_file(path, file_format=MODEL_FORMAT, config_key="model_config", build=UNet,
+                                       kind="model", what="model", version=FORMAT_VERSION, device=dev)  # fmt: skip
     return model.to(dev).eval(), metadata
 
 
