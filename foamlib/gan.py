@@ -254,7 +254,12 @@ class GanConfig:
     0.13-0.15 s per step, so 1000 steps take 2-2.5 minutes, after which
     mean porosity, porosity spread and 2D pore sizes of the samples are close to
     the real patches' (see :func:`foamlib.patches.compare_patch_sets`).
-    Longer runs (``steps``) close the cell walls better. A smoke-test
+    Longer runs (``steps``) close the cell walls better: on ``foam82``'s
+    step-1 segmentation (11.6 separate pores per 64-pixel patch) samples
+    after 1200 steps were networks of open, curved wall segments with 5.1
+    separate pores per patch; after 2000 steps closed polygonal cells had
+    formed, and after 3000 steps there were 7.3 per patch, at the real
+    porosity to 0.2 percentage points. A smoke-test
     profile that runs in about 15 s: ``image_size=32, base_channels=8,
     steps=600``.
     """

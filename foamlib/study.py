@@ -52,6 +52,7 @@ __all__ = [
     "run_sample",
     "run_study",
     "summary_table",
+    "threads_per_sample",
     "write_summary",
     "summarize",
 ]
@@ -325,6 +326,7 @@ def run_sample(
     runs_dir: str | os.PathLike = "runs",
     force: bool = False,
     report: Callable[[StageResult], None] | None = None,
+    on_stage_start: Callable[[Stage], None] | None = None,
 ) -> list[StageResult]:
     """Run the per-sample stages for one sample; stop at the first failure.
 
@@ -341,6 +343,10 @@ def run_sample(
         Run every stage even if its key is unchanged.
     report : callable, optional
         Called with each :class:`StageResult` as it happens (progress lines).
+    on_stage_start : callable, optional
+        Called with the :class:`Stage` just before its notebook is executed
+        (not for skipped stages); the kernel starts after it returns, so it
+        can set environment variables the kernel inherits.
 
     Returns
     -------
@@ -362,6 +368,8 @@ def run_sample(
             result = StageResult(spec.name, stage.name, "skipped", 0.0)
         else:
             record.unlink(missing_ok=True)
+            if on_stage_start is not None:
+                on_stage_start(stage)
             start = time.perf_counter()
             try:
                 _execute(stage, output, params, sample=spec.name)
@@ -476,11 +484,46 @@ def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
     return "\n".join(lines)
 
 
-def _worker(spec, stages, profile, runs_dir, force, threads):  # pragma: no cover - runs in a child process
-    # Kernels inherit the environment: divide the cores between samples, do not multiply.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    return run_sample(spec, stages, profile, runs_dir=runs_dir, force=force, report=print_result)
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def threads_per_sample(cpus: int, jobs: int, unfinished: int) -> int:
+    """Threads for the next stage of one of the samples that run in parallel.
+
+    Parameters
+    ----------
+    cpus : int
+        Cores available (:func:`foamlib.device.cpu_threads`).
+    jobs : int
+        Samples run at once at most.
+    unfinished : int
+        Samples whose stages have not all finished, this one included (a
+        sample waiting for a free worker counts: it starts as soon as one
+        frees).
+
+    Returns
+    -------
+    int
+        ``cpus // min(jobs, unfinished)``, at least 1: the cores divided
+        between the samples that run now, so the last samples of a study get
+        the cores the finished ones leave free instead of one thread each.
+    """
+    return max(1, cpus // max(1, min(jobs, unfinished)))
+
+
+def _worker(spec, stages, profile, runs_dir, force, cpus, jobs, unfinished, lock):  # pragma: no cover - child process
+    def divide_cores(stage: Stage) -> None:
+        # Kernels inherit the environment: divide the cores between the samples running now, do not multiply.
+        threads = str(threads_per_sample(cpus, jobs, unfinished.value))
+        for var in _THREAD_VARIABLES:
+            os.environ[var] = threads
+
+    try:
+        return run_sample(spec, stages, profile, runs_dir=runs_dir, force=force, report=print_result,
+                          on_stage_start=divide_cores)
+    finally:
+        with lock:
+            unfinished.value -= 1
 
 
 def print_result(result: StageResult) -> None:
@@ -513,7 +556,13 @@ def run_study(
     notebooks_dir, runs_dir : path-like
     jobs : int, optional
         Samples run at once; default: as many as samples, at most the number of
-        cores. Threads per sample are the cores divided by ``jobs``.
+        cores. Each stage of a sample gets the cores divided by the samples
+        running when it starts (:func:`threads_per_sample`): with three samples
+        on two cores, one thread each while two run, two threads for the last
+        sample's remaining stages once the others are done. Training results
+        on the CPU depend slightly on the thread count (floating-point
+        summation order), so they can differ in the last digits between runs
+        that finished in another order.
     force : bool
         Ignore the cache and run every stage.
 
@@ -532,15 +581,17 @@ def run_study(
     runs_dir = Path(runs_dir)
     cpus = cpu_threads()
     jobs = max(1, min(len(samples), cpus if jobs is None else jobs))
-    threads = max(1, cpus // jobs)
     results: list[StageResult] = []
     if jobs == 1:
         for spec in samples:
             results += run_sample(spec, stages, values, runs_dir=runs_dir, force=force, report=print_result)
     else:
         ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, s, stages, values, runs_dir, force, threads) for s in samples]
+        with ctx.Manager() as manager, concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            unfinished, lock = manager.Value("i", len(samples)), manager.Lock()
+            futures = [
+                pool.submit(_worker, s, stages, values, runs_dir, force, cpus, jobs, unfinished, lock) for s in samples
+            ]
             for future in futures:
                 results += future.result()
     failed = {r.sample for r in results if r.status == "failed"}

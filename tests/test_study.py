@@ -9,7 +9,10 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from foamlib.runs import read_json
-from foamlib.study import SampleSpec, find_stages, load_profile, profile_names, run_study, summary_table
+from foamlib.device import cpu_threads
+from foamlib.study import (
+    SampleSpec, find_stages, load_profile, profile_names, run_sample, run_study, summary_table, threads_per_sample,
+)
 
 pytestmark = pytest.mark.slow  # each stage starts a Jupyter kernel (about a second)
 
@@ -66,6 +69,34 @@ def test_runs_every_stage_then_skips_unchanged_ones(notebooks, tmp_path, capsys)
     again = run_study(specs, profile={"a": 2, "b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
     assert [r.status for r in again] == ["skipped", "skipped"]
     assert "s1: 00_first skipped" in capsys.readouterr().out
+
+
+def test_threads_per_sample_divides_the_cores_between_the_samples_running_now():
+    assert threads_per_sample(2, 2, 3) == 1  # three samples, two at a time: one thread each
+    assert threads_per_sample(2, 2, 1) == 2  # the last sample gets both cores
+    assert threads_per_sample(16, 3, 2) == 8
+    assert threads_per_sample(2, 4, 4) == 1 and threads_per_sample(1, 1, 0) == 1
+
+
+def test_on_stage_start_is_called_before_executed_stages_only(notebooks, tmp_path):
+    runs, spec, seen = tmp_path / "runs", SampleSpec("s1"), []
+    run_sample(spec, find_stages(notebooks), {"a": 2, "b": 1}, runs_dir=runs, on_stage_start=lambda s: seen.append(s.name))
+    assert seen == ["00_first", "01_second"]
+    run_sample(spec, find_stages(notebooks), {"a": 2, "b": 2}, runs_dir=runs, on_stage_start=lambda s: seen.append(s.name))
+    assert seen == ["00_first", "01_second", "01_second"]  # 00_first skipped: unchanged
+
+
+def test_parallel_samples_give_each_kernel_its_share_of_the_cores(notebooks, tmp_path):
+    _notebook(notebooks / "02_threads.ipynb",
+              "import os, pathlib\npathlib.Path(run_dir, 'threads.txt').write_text(os.environ.get('OMP_NUM_THREADS', 'unset'))",
+              "run_dir = 'x'")
+    runs = tmp_path / "runs"
+    results = run_study([SampleSpec("s1"), SampleSpec("s2")], profile={"a": 1, "b": 1}, notebooks_dir=notebooks,
+                        runs_dir=runs, jobs=2)
+    assert {r.status for r in results} == {"ran"} and len(results) == 6
+    for name in ("s1", "s2"):
+        threads = (runs / name / "threads.txt").read_text()
+        assert threads.isdigit() and 1 <= int(threads) <= max(1, cpu_threads()), threads
 
 
 def test_a_changed_parameter_reruns_only_the_stages_that_read_it_and_later_ones(notebooks, tmp_path):
