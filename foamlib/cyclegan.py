@@ -73,7 +73,6 @@ grids. The trained ``G`` is a plain :class:`~foamlib.unet.UNet`: save it with
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import os
@@ -92,7 +91,7 @@ from tqdm import tqdm
 from .device import pick_device
 from .io import write_image_grid
 from .runs import write_csv
-from .torchfiles import load_torch_file, resume_checkpoint, save_torch_file, sub_seed
+from .torchfiles import data_fingerprint, load_torch_file, resume_checkpoint, save_torch_file, sub_seed
 from .unet import UNet, build_unet
 
 __all__ = [
@@ -651,13 +650,6 @@ def _random_crops(images: np.ndarray, scale: float, n: int, size: int, rng: np.r
     return _to_tensor(np.stack(crops), scale)
 
 
-def _fingerprint(images: np.ndarray) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{images.dtype.str}{images.shape}".encode())
-    digest.update(memoryview(np.ascontiguousarray(images)).cast("B"))
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------- training
 
 
@@ -886,8 +878,8 @@ def train_cyclegan(
     data = {
         "binary_shape": list(binary.shape),
         "real_shape": list(real.shape),
-        "binary_hash": _fingerprint(binary),
-        "real_hash": _fingerprint(real),
+        "binary_hash": data_fingerprint(binary),
+        "real_hash": data_fingerprint(real),
     } if run_dir is not None else {}  # fmt: skip
 
     model = build_cyclegan(config).to(dev)

@@ -114,7 +114,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import logging
 import math
 import os
@@ -134,7 +133,9 @@ from tqdm import tqdm
 from .device import pick_device
 from .io import write_image_grid
 from .runs import write_csv
-from .torchfiles import ModelFileError, load_module_file, resume_checkpoint, save_module_file, save_torch_file, sub_seed
+from .torchfiles import (
+    ModelFileError, data_fingerprint, load_module_file, resume_checkpoint, save_module_file, save_torch_file, sub_seed,
+)
 
 __all__ = [
     "GanConfig",
@@ -695,10 +696,6 @@ def _check_patches(patches: Any, image_size: int) -> np.ndarray:
     return arr
 
 
-def _fingerprint(patches: np.ndarray) -> str:
-    return hashlib.sha256(np.packbits(patches).tobytes()).hexdigest()
-
-
 def _check_checkpoint(checkpoint: dict[str, Any], path: Path, config: GanConfig, data: dict[str, Any]) -> None:
     """Raise ValueError if ``checkpoint`` belongs to a different run."""
     saved = checkpoint.get("config", {})
@@ -843,7 +840,7 @@ def train_gan(
     if not isinstance(config, GanConfig):
         raise ValueError(f"config must be a GanConfig, got {type(config).__name__}")
     real_patches = _check_patches(patches, config.image_size)
-    data = {"shape": list(real_patches.shape), "fingerprint": _fingerprint(real_patches)}
+    data = {"shape": list(real_patches.shape), "fingerprint": data_fingerprint(real_patches)}
     dev = pick_device(device)
     run_dir = Path(run_dir) if run_dir is not None else None
     checkpoint_path = run_dir / "checkpoint.pt" if run_dir is not None else None

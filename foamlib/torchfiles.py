@@ -11,6 +11,7 @@ under the final name.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -34,6 +35,7 @@ __all__ = [
     "resume_checkpoint",
     "plain",
     "sub_seed",
+    "data_fingerprint",
 ]
 
 
@@ -316,3 +318,28 @@ def plain(value: Any, where: str = "metadata") -> Any:
 def sub_seed(seed: int, stream: int) -> int:
     """An independent 64-bit seed for random stream ``stream`` of a run seeded with ``seed``."""
     return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0])
+
+
+def data_fingerprint(*arrays: np.ndarray) -> str:
+    """A short hash of the contents, dtypes and shapes of arrays.
+
+    Checkpoints store it so that a run resumes only on the data it started
+    on: the same shapes with other contents (a data set written anew by an
+    earlier stage) give another fingerprint.
+
+    Parameters
+    ----------
+    *arrays : numpy.ndarray
+        Any number of arrays, in a fixed order.
+
+    Returns
+    -------
+    str
+        32 hexadecimal digits (BLAKE2b of 16 bytes).
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()

@@ -48,7 +48,9 @@ from tqdm import tqdm
 
 from .device import pick_device
 from .losses import ConfusionCounts, confusion_counts, dice_loss
-from .torchfiles import ModelFileError, load_module_file, resume_checkpoint, save_module_file, save_torch_file, sub_seed
+from .torchfiles import (
+    ModelFileError, data_fingerprint, load_module_file, resume_checkpoint, save_module_file, save_torch_file, sub_seed,
+)
 from .unet import UNet, build_unet
 
 __all__ = [
@@ -519,6 +521,7 @@ def _resume(
     config: TrainConfig,
     model_config: dict[str, Any],
     data_shapes: dict[str, list[int]],
+    fingerprint: str,
 ) -> None:
     """Raise ValueError if ``checkpoint`` belongs to a different run."""
     if checkpoint.get("model_config") != model_config:
@@ -535,6 +538,11 @@ def _resume(
     if checkpoint.get("data_shapes") != data_shapes:
         raise ValueError(
             f"checkpoint {path} was written for data of shapes {checkpoint.get('data_shapes')}, not {data_shapes}"
+        )
+    if checkpoint.get("data_fingerprint") != fingerprint:
+        raise ValueError(
+            f"checkpoint {path} was written for other training or validation data of the same shapes "
+            f"{data_shapes}; cannot resume"
         )
 
 
@@ -571,7 +579,10 @@ def train_unet(
         training continues with the next epoch, giving the same result as a run
         that was never interrupted. Only ``epochs``, ``patience``,
         ``num_workers`` and ``eval_batch_size`` may differ from the run that
-        wrote it (so a finished run can be extended).
+        wrote it (so a finished run can be extended); the model, the rest of
+        the configuration and the training and validation data (their
+        contents, not only their shapes: :func:`foamlib.torchfiles.data_fingerprint`)
+        must be the same.
     device : str, torch.device or None, optional
         See :func:`foamlib.device.pick_device`.
     progress : bool, optional
@@ -620,6 +631,7 @@ def train_unet(
     x_train, y_train = _check_pair(train, "train")
     x_val, y_val = _check_pair(val, "val")
     data_shapes = {"train": list(x_train.shape), "val": list(x_val.shape)}
+    fingerprint = data_fingerprint(x_train, y_train, x_val, y_val) if checkpoint_path is not None else None
     checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
     model_config = _model_config(model) if checkpoint_path is not None else getattr(model, "config", None)
 
@@ -632,7 +644,7 @@ def train_unet(
 
     checkpoint = resume_checkpoint(
         checkpoint_path, CHECKPOINT_FORMAT, kind="checkpoint", version=FORMAT_VERSION, device=dev,
-        check=lambda c: _resume(c, checkpoint_path, config, model_config, data_shapes), on_mismatch=on_mismatch,
+        check=lambda c: _resume(c, checkpoint_path, config, model_config, data_shapes, fingerprint), on_mismatch=on_mismatch,
     )
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model_state"])
@@ -712,6 +724,7 @@ def train_unet(
                     "config": dataclasses.asdict(config),
                     "model_config": model_config,
                     "data_shapes": data_shapes,
+                    "data_fingerprint": fingerprint,
                 },
                 checkpoint_path,
             )

@@ -235,6 +235,10 @@ def test_resume_refuses_a_different_run(data, tmp_path):
     with pytest.raises(ValueError, match="shapes"):
         train_unet(build_unet(TINY, seed=0), (train[0][:10], train[1][:10]), val, config=config,
                    checkpoint_path=path, progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="other training or validation data of the same shapes"):
+        # a data set written anew by an earlier stage: same shapes, other images and labels
+        train_unet(build_unet(TINY, seed=0), (train[0][::-1].copy(), train[1][::-1].copy()), val, config=config,
+                   checkpoint_path=path, progress=False)  # fmt: skip
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"a": 1}, foreign)
     with pytest.raises(ModelFileError, match="foreign.ckpt"):
@@ -405,3 +409,14 @@ def test_on_epoch_end_sees_every_epoch_and_its_exception_propagates(data):
             on_epoch_end=lambda epoch, row: (seen.append(epoch), stop_after_two(epoch, row)),
         )  # fmt: skip
     assert seen == [1, 2]
+
+
+def test_data_fingerprint_sees_contents_dtype_shape_and_order():
+    from foamlib.torchfiles import data_fingerprint
+
+    a = np.zeros((2, 3), np.float32)
+    b = a.copy()
+    b[1, 2] = 1
+    assert data_fingerprint(a) == data_fingerprint(a.copy())
+    assert len({data_fingerprint(a), data_fingerprint(b), data_fingerprint(a.astype(np.float64)),
+                data_fingerprint(a.reshape(3, 2)), data_fingerprint(a, b), data_fingerprint(b, a)}) == 6
