@@ -18,6 +18,11 @@ Notebooks whose parameters include ``run_dir`` run once per sample; notebooks
 that declare ``runs_dir`` (and ``samples``) instead run once for the whole
 study, after every sample, in ``runs/_study/``; they are skipped on the same
 terms, with the keys of every sample's stages standing for their inputs.
+
+Markdown is not part of the key, so editing the prose of a notebook does not
+re-run it: a skipped stage gets the edited markdown cells copied into its
+executed page (matched by cell id). Adding, removing or moving a markdown cell
+re-runs the stage, since the page cannot be patched then.
 """
 
 from __future__ import annotations
@@ -261,7 +266,9 @@ class StageResult:
     seconds : float
         Wall-clock time of this invocation (0 for a skipped stage).
     message : str
-        For a failed stage, one line naming the notebook cell that failed.
+        For a failed stage, one line naming the notebook cell that failed;
+        for a skipped one, ``"prose refreshed"`` where edited markdown cells
+        were copied into its page.
     """
 
     sample: str
@@ -271,16 +278,13 @@ class StageResult:
     message: str = ""
 
 
-def _label_for_sample(path: Path, sample: str) -> None:
-    """Make an executed copy's book labels unique: the sample joins its title and figure names.
+def _label_cells(nb, sample: str) -> None:
+    """Make a notebook's book labels unique in place: the sample joins its title and figure names.
 
     Every sample's copy of a notebook lands in the same book, so ``fig-00-scan``
     becomes ``fig-00-scan-foam89`` and the title ``# The samples`` becomes
     ``# The samples: foam89``.
     """
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
     titled = False
     for cell in nb.cells:
         if not titled and cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
@@ -290,7 +294,59 @@ def _label_for_sample(path: Path, sample: str) -> None:
         figure = cell.metadata.get("mystnb", {}).get("figure", {})
         if "name" in figure:
             figure["name"] = f"{figure['name']}-{re.sub(r'[^A-Za-z0-9_-]+', '-', sample)}"
+
+
+def _label_for_sample(path: Path, sample: str) -> None:
+    """:func:`_label_cells` on a notebook file."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    _label_cells(nb, sample)
     nbformat.write(nb, path)
+
+
+def _refresh_prose(source: Path, output: Path, sample: str) -> bool | None:
+    """Copy edited markdown cells of a stage's notebook into its executed page, matched by cell id.
+
+    The stage key covers code cells only, so a prose edit does not re-run a
+    stage; this puts the new prose on the book page instead.
+
+    Returns
+    -------
+    bool or None
+        True if the page was rewritten (atomically), False if its prose was
+        already current, None if the markdown cells differ in ids or order
+        (one was added, removed or moved): the stage must run again.
+    """
+    import nbformat
+
+    labelled = nbformat.read(source, as_version=4)
+    _label_cells(labelled, sample)
+    try:
+        page = nbformat.read(output, as_version=4)
+    except (OSError, ValueError):  # an unreadable page is made again
+        return None
+    new = [c for c in labelled.cells if c.cell_type == "markdown"]
+    old = [c for c in page.cells if c.cell_type == "markdown"]
+    if [c.get("id") for c in new] != [c.get("id") for c in old] or any(c.get("id") is None for c in new):
+        return None
+    if all(a.source == b.source for a, b in zip(new, old)):
+        return False
+    for a, b in zip(new, old):
+        b.source = a.source
+    with atomic_path(output) as tmp:
+        nbformat.write(page, tmp)
+    return True
+
+
+def _skip_if_current(stage: Stage, output: Path, record: Path, key: str, sample: str, label: str) -> StageResult | None:
+    """A "skipped" result if the stage's key is unchanged and its page exists (edited prose copied in), else None."""
+    if not (record.is_file() and read_json(record).get("key") == key and output.is_file()):
+        return None
+    refreshed = _refresh_prose(stage.path, output, label)
+    if refreshed is None:
+        return None
+    return StageResult(sample, stage.name, "skipped", 0.0, "prose refreshed" if refreshed else "")
 
 
 def _failure_line(exc: BaseException, notebook: Path) -> str:
@@ -363,10 +419,8 @@ def run_sample(
         previous = key
         output = run_dir / "notebooks" / stage.path.name
         record = run_dir / ".stages" / f"{stage.name}.json"
-        done = record.is_file() and read_json(record).get("key") == key and output.is_file()
-        if done and not force:
-            result = StageResult(spec.name, stage.name, "skipped", 0.0)
-        else:
+        result = None if force else _skip_if_current(stage, output, record, key, spec.name, spec.name)
+        if result is None:
             record.unlink(missing_ok=True)
             if on_stage_start is not None:
                 on_stage_start(stage)
@@ -531,7 +585,7 @@ def print_result(result: StageResult) -> None:
     if result.status == "failed":
         line = f"{result.sample}: {result.stage} FAILED: {result.message}"
     elif result.status == "skipped":
-        line = f"{result.sample}: {result.stage} skipped (unchanged)"
+        line = f"{result.sample}: {result.stage} skipped (unchanged{'; ' + result.message if result.message else ''})"
     else:
         line = f"{result.sample}: {result.stage} done in {result.seconds:.1f} s"
     print(line, flush=True)
@@ -620,9 +674,8 @@ def _run_study_stages(stages, values, runs_dir, names, force=False) -> list[Stag
         previous = key
         output = run_dir / "notebooks" / stage.path.name
         record = run_dir / ".stages" / f"{stage.name}.json"
-        if not force and record.is_file() and read_json(record).get("key") == key and output.is_file():
-            result = StageResult("_study", stage.name, "skipped", 0.0)
-        else:
+        result = None if force else _skip_if_current(stage, output, record, key, "_study", "all samples")
+        if result is None:
             record.unlink(missing_ok=True)
             start = time.perf_counter()
             try:

@@ -99,6 +99,31 @@ def test_parallel_samples_give_each_kernel_its_share_of_the_cores(notebooks, tmp
         assert threads.isdigit() and 1 <= int(threads) <= max(1, cpu_threads()), threads
 
 
+def test_edited_prose_reaches_the_page_of_a_skipped_stage_and_a_new_markdown_cell_reruns_it(notebooks, tmp_path, capsys):
+    runs, specs, profile = tmp_path / "runs", [SampleSpec("s1")], {"a": 2, "b": 1}
+    run_study(specs, profile=profile, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    page = runs / "s1" / "notebooks" / "00_first.ipynb"
+    outputs = [c.get("outputs") for c in nbformat.read(page, as_version=4).cells]
+    source = nbformat.read(notebooks / "00_first.ipynb", as_version=4)
+    source.cells[0].source = "# New title\n\nNew prose."
+    nbformat.write(source, notebooks / "00_first.ipynb")
+    capsys.readouterr()
+    again = run_study(specs, profile=profile, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert [(r.status, r.message) for r in again] == [("skipped", "prose refreshed"), ("skipped", "")]
+    assert "00_first skipped (unchanged; prose refreshed)" in capsys.readouterr().out
+    refreshed = nbformat.read(page, as_version=4)
+    assert refreshed.cells[0].source == "# New title: s1\n\nNew prose."  # labelled for the sample
+    assert [c.get("outputs") for c in refreshed.cells] == outputs  # nothing re-executed
+    third = run_study(specs, profile=profile, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert [(r.status, r.message) for r in third] == [("skipped", ""), ("skipped", "")]
+
+    source.cells.append(new_markdown_cell("A closing remark."))
+    nbformat.write(source, notebooks / "00_first.ipynb")
+    fourth = run_study(specs, profile=profile, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert [r.status for r in fourth] == ["ran", "skipped"]
+    assert nbformat.read(page, as_version=4).cells[-1].source == "A closing remark."
+
+
 def test_a_changed_parameter_reruns_only_the_stages_that_read_it_and_later_ones(notebooks, tmp_path):
     runs = tmp_path / "runs"
     specs = [SampleSpec("s1")]
