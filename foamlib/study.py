@@ -339,14 +339,40 @@ def _refresh_prose(source: Path, output: Path, sample: str) -> bool | None:
     return True
 
 
-def _skip_if_current(stage: Stage, output: Path, record: Path, key: str, sample: str, label: str) -> StageResult | None:
-    """A "skipped" result if the stage's key is unchanged and its page exists (edited prose copied in), else None."""
-    if not (record.is_file() and read_json(record).get("key") == key and output.is_file()):
-        return None
-    refreshed = _refresh_prose(stage.path, output, label)
-    if refreshed is None:
-        return None
-    return StageResult(sample, stage.name, "skipped", 0.0, "prose refreshed" if refreshed else "")
+def _run_stage(
+    stage: Stage,
+    run_dir: Path,
+    key: str,
+    params: Mapping[str, Any],
+    *,
+    sample: str,
+    label: str,
+    force: bool,
+    on_stage_start: Callable[[Stage], None] | None = None,
+) -> StageResult:
+    """Skip a stage whose key is unchanged and whose page exists (edited prose copied in), else execute it.
+
+    ``sample`` names the result (a sample, or ``"_study"``); ``label`` is what
+    the page's title and figure names get (:func:`_label_cells`). A successful
+    run writes ``run_dir/.stages/<stage>.json`` with the key.
+    """
+    output = run_dir / "notebooks" / stage.path.name
+    record = run_dir / ".stages" / f"{stage.name}.json"
+    if not force and record.is_file() and read_json(record).get("key") == key and output.is_file():
+        refreshed = _refresh_prose(stage.path, output, label)
+        if refreshed is not None:
+            return StageResult(sample, stage.name, "skipped", 0.0, "prose refreshed" if refreshed else "")
+    record.unlink(missing_ok=True)
+    if on_stage_start is not None:
+        on_stage_start(stage)
+    start = time.perf_counter()
+    try:
+        _execute(stage, output, params, sample=label)
+    except Exception as exc:  # noqa: BLE001 - a failed stage is reported, the other samples go on
+        return StageResult(sample, stage.name, "failed", time.perf_counter() - start, _failure_line(exc, stage.path))
+    seconds = time.perf_counter() - start
+    write_json(record, {"key": key, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return StageResult(sample, stage.name, "ran", seconds)
 
 
 def _failure_line(exc: BaseException, notebook: Path) -> str:
@@ -417,24 +443,8 @@ def run_sample(
         params = {k: values[k] for k in stage.parameters if k in values}
         key = stage_key(stage, params, previous=previous, library=library)
         previous = key
-        output = run_dir / "notebooks" / stage.path.name
-        record = run_dir / ".stages" / f"{stage.name}.json"
-        result = None if force else _skip_if_current(stage, output, record, key, spec.name, spec.name)
-        if result is None:
-            record.unlink(missing_ok=True)
-            if on_stage_start is not None:
-                on_stage_start(stage)
-            start = time.perf_counter()
-            try:
-                _execute(stage, output, params, sample=spec.name)
-            except Exception as exc:  # noqa: BLE001 - a failed stage is reported, the other samples go on
-                result = StageResult(
-                    spec.name, stage.name, "failed", time.perf_counter() - start, _failure_line(exc, stage.path)
-                )
-            else:
-                seconds = time.perf_counter() - start
-                write_json(record, {"key": key, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-                result = StageResult(spec.name, stage.name, "ran", seconds)
+        result = _run_stage(stage, run_dir, key, params, sample=spec.name, label=spec.name, force=force,
+                            on_stage_start=on_stage_start)
         results.append(result)
         if report is not None:
             report(result)
@@ -672,20 +682,7 @@ def _run_study_stages(stages, values, runs_dir, names, force=False) -> list[Stag
         params = {k: params[k] for k in stage.parameters if k in params}
         key = stage_key(stage, params, previous=previous, library=library)
         previous = key
-        output = run_dir / "notebooks" / stage.path.name
-        record = run_dir / ".stages" / f"{stage.name}.json"
-        result = None if force else _skip_if_current(stage, output, record, key, "_study", "all samples")
-        if result is None:
-            record.unlink(missing_ok=True)
-            start = time.perf_counter()
-            try:
-                _execute(stage, output, params, sample="all samples")
-            except Exception as exc:  # noqa: BLE001
-                result = StageResult("_study", stage.name, "failed", time.perf_counter() - start, _failure_line(exc, stage.path))
-            else:
-                seconds = time.perf_counter() - start
-                write_json(record, {"key": key, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-                result = StageResult("_study", stage.name, "ran", seconds)
+        result = _run_stage(stage, run_dir, key, params, sample="_study", label="all samples", force=force)
         print_result(result)
         out.append(result)
         if result.status == "failed":
