@@ -1,0 +1,126 @@
+"""Tables of the study-wide results page, built from every sample's ``summary.json``.
+
+The results page (notebook 12) must show every number that exists, also when
+some samples failed part-way: a sample that stopped at the CycleGAN still has
+its Otsu and step-1 porosities. The functions here take the summaries as
+:func:`foamlib.study.summarize` writes them and never assume that a stage ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["METHODS", "porosity_error_pp", "porosity_table", "failure_table", "samples_with_stage"]
+
+#: The segmentations compared on the results page: summary key -> label.
+METHODS = {"otsu": "Otsu", "step1": "step-1 U-Net", "step2": "step-2 U-Net"}
+
+
+def porosity_error_pp(porosity: Any, reference: float | None) -> Any:
+    """Porosity error against a reference, in percentage points.
+
+    Parameters
+    ----------
+    porosity : float, array-like or pandas object
+        Porosity as a fraction.
+    reference : float or None
+        Reference porosity as a fraction; None gives NaN.
+
+    Returns
+    -------
+    float, ndarray or pandas object
+        ``100 * (porosity - reference)``, of the input's kind; NaN where the
+        porosity or the reference is missing.
+    """
+    if reference is None:
+        reference = np.nan
+    if isinstance(porosity, (pd.Series, pd.DataFrame)):
+        return 100.0 * (porosity.astype(float) - float(reference))
+    out = 100.0 * (np.asarray(porosity, dtype=float) - float(reference))
+    return float(out) if out.ndim == 0 else out
+
+
+def porosity_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The main result: porosity of every segmentation of every sample, with errors.
+
+    Parameters
+    ----------
+    summaries : mapping of str to mapping
+        Sample name -> its summary (``summary.json``): keys ``reference_porosity``
+        and ``porosity`` (``{"otsu": ..., "step1": ..., "step2": ...}``, any of
+        them may be missing).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sample (index ``sample``, in the given order); columns
+        ``reference``, the labels of :data:`METHODS` (porosity as a fraction)
+        and ``<label> error (pp)``; NaN where a stage did not run or no
+        reference is known.
+    """
+    rows = {}
+    for sample, summary in summaries.items():
+        reference = summary.get("reference_porosity")
+        porosities = summary.get("porosity") or {}
+        row: dict[str, float] = {"reference": np.nan if reference is None else float(reference)}
+        for key, label in METHODS.items():
+            value = porosities.get(key)
+            row[label] = np.nan if value is None else float(value)
+        for key, label in METHODS.items():
+            row[f"{label} error (pp)"] = porosity_error_pp(row[label], reference)
+        rows[sample] = row
+    columns = ["reference", *METHODS.values(), *(f"{label} error (pp)" for label in METHODS.values())]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("sample")
+
+
+def failure_table(failures: Mapping[str, str]) -> pd.DataFrame:
+    """What failed in a study, one row per sample.
+
+    Parameters
+    ----------
+    failures : mapping of str to str
+        Sample name -> ``"NN_stage: message"`` as the study runner reports it
+        (a message without a stage prefix is kept whole).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``sample``; columns ``stage`` and ``message``. Empty (with those
+        columns) when nothing failed.
+    """
+    rows = {}
+    for sample, text in failures.items():
+        stage, sep, message = str(text).partition(": ")
+        if not sep or not stage[:2].isdigit():
+            stage, message = "", str(text)
+        rows[sample] = {"stage": stage, "message": message}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["stage", "message"]).rename_axis("sample")
+
+
+def samples_with_stage(summaries: Mapping[str, Mapping[str, Any]], stage: str, *keys: str) -> list[str]:
+    """Samples whose summary holds a stage's metrics (and, optionally, given keys in them).
+
+    Parameters
+    ----------
+    summaries : mapping of str to mapping
+        Sample name -> summary, as for :func:`porosity_table`.
+    stage : str
+        A stage's metrics name in ``summary["stages"]``, e.g. ``"similarity"``.
+    *keys : str
+        Keys that must be present in that stage's metrics.
+
+    Returns
+    -------
+    list of str
+        The sample names, in the given order.
+    """
+    out = []
+    for sample, summary in summaries.items():
+        metrics = (summary.get("stages") or {}).get(stage)
+        if isinstance(metrics, Mapping) and all(k in metrics for k in keys):
+            out.append(sample)
+    return out

@@ -1,0 +1,262 @@
+"""The run folder of one sample, as code: one accessor per artefact.
+
+Every stage of the study reads what earlier stages wrote into
+``runs/<sample>/`` and writes its own artefacts there. :class:`RunFolder`
+is the one statement of that layout: the notebooks, the study runner and a
+user's own scripts ask it for a path instead of typing one.
+
+========================  =====================================  ===========================
+stage                     artefact                               accessor
+========================  =====================================  ===========================
+00 samples                ``scan.tif``, ``sample.json``,         :func:`foamlib.samples.load_sample`,
+                          ``truth.tif`` (demo samples)           :func:`foamlib.samples.load_truth`
+01 Otsu baseline          ``otsu/seg.tif``, ``otsu/structure.json``  ``otsu_seg``, ``otsu_structure``
+02 foam generation        ``step1/foams/``                       ``step1_foams``
+03 rendering              ``step1/data/``                        ``step1_data``
+04 step-1 U-Net           ``models/step1.pt``, ``step1/hpo.csv``,  ``model("step1")``, ``step1_hpo``,
+                          ``step1/checkpoint.pt``                ``step1_checkpoint``
+05 step-1 segmentation    ``step1/seg.tif``                      ``step1_seg``
+06 GAN                    ``step2/gan/``, ``models/gan.pt``      ``gan_dir``, ``gan_real_patches``,
+                                                                 ``gan_generated``, ``model("gan")``
+07 watershed walls        ``step2/walls/fraction_F.tif``         ``walls(F)``, ``walls_statistics``
+08 CycleGAN               ``step2/cyclegan/``,                   ``cyclegan_dir``, ``step2_data(F)``,
+                          ``step2/data/fraction_F/``,            ``model("cyclegan_g")``
+                          ``models/cyclegan_g.pt``
+09 step-2 U-Net           ``models/step2.pt``, ``step2/seg.tif``,  ``model("step2")``, ``step2_seg``,
+                          ``step2/sweep.csv``, checkpoints       ``step2_sweep``, ``step2_checkpoint``,
+                                                                 ``sweep_checkpoint(F)``
+10, 11 evaluation         ``evaluation/*``                       ``evaluation(name)``
+every stage               ``<name>/metrics.json``                ``metrics(name)``, ``update_metrics``
+========================  =====================================  ===========================
+
+``F`` is a wall fraction, written with two decimals (``fraction_0.50``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .runs import read_json, update_metrics
+
+__all__ = ["RunFolder", "read_mask", "study_folder", "STUDY_FOLDER"]
+
+#: Name of the folder, beside the samples' run folders, of the study-wide stages.
+STUDY_FOLDER = "_study"
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a binary image or stack that the study wrote (uint8, 0 / 255 or 0 / 1) as bool.
+
+    Unlike :func:`foamlib.io.read_scan`, which refuses a scan that holds one
+    value only, a mask may be all solid or all pore (a GAN can collapse to
+    that); this reads it as it is.
+
+    Parameters
+    ----------
+    path : path-like
+        A TIFF written by :func:`foamlib.io.write_tiff` from a bool array.
+
+    Returns
+    -------
+    ndarray of bool
+        ``(Z, Y, X)`` or ``(N, H, W)``; True where the file holds a non-zero value
+        (solid).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist (names the file).
+    ValueError
+        If it is not a readable TIFF or holds values other than 0 and one
+        non-zero level.
+    """
+    import tifffile
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; run the stage that writes it first")
+    try:
+        data = tifffile.imread(path)
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
+        raise ValueError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    values = np.unique(data[:: max(1, data.shape[0] // 64)]) if data.ndim else np.unique(data)
+    if len(values) > 2 or (len(values) == 2 and values[0] != 0):
+        raise ValueError(f"{path} is not a mask: it holds the values {values[:5].tolist()}...")
+    return data != 0
+
+
+def study_folder(runs_dir: str | os.PathLike) -> Path:
+    """The folder of the study-wide stages and tables, ``runs_dir/_study``."""
+    return Path(runs_dir) / STUDY_FOLDER
+
+
+class RunFolder:
+    """The artefacts of one sample's run, ``runs/<sample>/``.
+
+    Parameters
+    ----------
+    path : path-like
+        The run folder. It need not exist yet: accessors return paths, and
+        writers create the parent folders.
+
+    Examples
+    --------
+    >>> run = RunFolder("runs/foam89")
+    >>> run.otsu_seg.as_posix()
+    'runs/foam89/otsu/seg.tif'
+    >>> run.step2_data(0.5).name
+    'fraction_0.50'
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({self.path.as_posix()!r})"
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    # ------------------------------------------------------------------ step 1
+
+    @property
+    def otsu_seg(self) -> Path:
+        """Otsu segmentation of the scan, uint8 TIFF (255 = solid)."""
+        return self.path / "otsu" / "seg.tif"
+
+    @property
+    def otsu_structure(self) -> Path:
+        """Structure report of the Otsu segmentation with its distributions (JSON)."""
+        return self.path / "otsu" / "structure.json"
+
+    @property
+    def step1_foams(self) -> Path:
+        """Folder of the generated step-1 foams and their parameters."""
+        return self.path / "step1" / "foams"
+
+    @property
+    def step1_data(self) -> Path:
+        """The step-1 synthetic data set (splits and manifest)."""
+        return self.path / "step1" / "data"
+
+    @property
+    def step1_hpo(self) -> Path:
+        """Trials of the step-1 architecture search (CSV)."""
+        return self.path / "step1" / "hpo.csv"
+
+    @property
+    def step1_checkpoint(self) -> Path:
+        """Training checkpoint of the step-1 U-Net."""
+        return self.path / "step1" / "checkpoint.pt"
+
+    @property
+    def step1_seg(self) -> Path:
+        """Step-1 U-Net segmentation of the scan, uint8 TIFF (255 = solid)."""
+        return self.path / "step1" / "seg.tif"
+
+    # ------------------------------------------------------------------ step 2
+
+    @property
+    def gan_dir(self) -> Path:
+        """The GAN's training folder (checkpoint, history)."""
+        return self.path / "step2" / "gan"
+
+    @property
+    def gan_real_patches(self) -> Path:
+        """Binary patches of the step-1 segmentation that the GAN learns from."""
+        return self.gan_dir / "real_patches.tif"
+
+    @property
+    def gan_generated(self) -> Path:
+        """Binary images made by the trained GAN."""
+        return self.gan_dir / "generated.tif"
+
+    @property
+    def gan_statistics(self) -> Path:
+        """Per-patch statistics, generated against real (CSV)."""
+        return self.gan_dir / "statistics.csv"
+
+    def walls(self, fraction: float) -> Path:
+        """GAN images with watershed walls added to ``fraction`` of them."""
+        return self.path / "step2" / "walls" / f"fraction_{_fraction(fraction)}.tif"
+
+    @property
+    def walls_statistics(self) -> Path:
+        """What the walls change, per fraction (CSV)."""
+        return self.path / "step2" / "walls" / "statistics.csv"
+
+    @property
+    def cyclegan_dir(self) -> Path:
+        """The CycleGAN's training folder (checkpoint, history, phase statistics)."""
+        return self.path / "step2" / "cyclegan"
+
+    def step2_data(self, fraction: float) -> Path:
+        """The step-2 synthetic data set made from the images of one wall fraction."""
+        return self.path / "step2" / "data" / f"fraction_{_fraction(fraction)}"
+
+    @property
+    def step2_checkpoint(self) -> Path:
+        """Training checkpoint of the step-2 U-Net."""
+        return self.path / "step2" / "checkpoint.pt"
+
+    def sweep_checkpoint(self, fraction: float) -> Path:
+        """Training checkpoint of the sweep's U-Net for one wall fraction."""
+        return self.path / "step2" / "sweep" / f"checkpoint_{_fraction(fraction)}.pt"
+
+    @property
+    def step2_sweep(self) -> Path:
+        """Porosity and test Dice of one U-Net per wall fraction (CSV)."""
+        return self.path / "step2" / "sweep.csv"
+
+    @property
+    def step2_seg(self) -> Path:
+        """Step-2 U-Net segmentation of the scan, uint8 TIFF (255 = solid)."""
+        return self.path / "step2" / "seg.tif"
+
+    # ------------------------------------------------------------------ shared
+
+    def model(self, name: str) -> Path:
+        """A model file: ``"step1"``, ``"step2"``, ``"gan"`` or ``"cyclegan_g"``."""
+        if name not in _MODELS:
+            raise ValueError(f"unknown model {name!r}: use one of {', '.join(_MODELS)}")
+        return self.path / "models" / f"{name}.pt"
+
+    def evaluation(self, name: str) -> Path:
+        """A file of the evaluation stages, e.g. ``evaluation("fid.csv")``."""
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"evaluation file name must be a plain file name, got {name!r}")
+        return self.path / "evaluation" / name
+
+    def segmentation(self, method: str) -> Path:
+        """The segmentation of the scan by ``"otsu"``, ``"step1"`` or ``"step2"``."""
+        paths = {"otsu": self.otsu_seg, "step1": self.step1_seg, "step2": self.step2_seg}
+        if method not in paths:
+            raise ValueError(f"unknown segmentation {method!r}: use one of {', '.join(paths)}")
+        return paths[method]
+
+    def read_segmentation(self, method: str) -> np.ndarray:
+        """:func:`read_mask` of :meth:`segmentation`: ``(Z, Y, X)`` bool, True = solid."""
+        return read_mask(self.segmentation(method))
+
+    def metrics(self, name: str) -> dict[str, Any]:
+        """A stage's metrics as it recorded them (``<name>/metrics.json``)."""
+        return read_json(self.path / name / "metrics.json")
+
+    def update_metrics(self, name: str, values: Mapping[str, Any]) -> Path:
+        """Record a stage's metrics (:func:`foamlib.runs.update_metrics`)."""
+        return update_metrics(self.path, name, values)
+
+
+_MODELS = ("step1", "step2", "gan", "cyclegan_g")
+
+
+def _fraction(fraction: float) -> str:
+    value = float(fraction)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"a wall fraction lies in [0, 1], got {fraction!r}")
+    return f"{value:.2f}"

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from foamlib.report import failure_table, porosity_error_pp, porosity_table, samples_with_stage
+
+
+def test_porosity_error_is_in_percentage_points_and_nan_without_reference():
+    assert porosity_error_pp(0.80, 0.82) == pytest.approx(-2.0)
+    assert np.isnan(porosity_error_pp(0.80, None))
+    assert np.allclose(porosity_error_pp([0.5, 0.6], 0.5), [0.0, 10.0])
+
+
+def test_porosity_table_keeps_every_number_of_a_sample_that_failed_part_way():
+    summaries = {
+        "a": {"reference_porosity": 0.9, "porosity": {"otsu": 0.88, "step1": 0.91, "step2": 0.89}},
+        "b": {"reference_porosity": None, "porosity": {"otsu": 0.7, "step1": 0.72}},  # failed before step 2
+        "c": {"reference_porosity": 0.5, "porosity": {}},  # failed after stage 00
+    }
+    table = porosity_table(summaries)
+    assert list(table.index) == ["a", "b", "c"]
+    assert table.loc["a", "step-1 U-Net error (pp)"] == pytest.approx(1.0)
+    assert table.loc["b", "Otsu"] == pytest.approx(0.7) and table.loc["b", "step-1 U-Net"] == pytest.approx(0.72)
+    assert np.isnan(table.loc["b", "step-2 U-Net"]) and np.isnan(table.loc["b", "Otsu error (pp)"])
+    assert table.loc["c"].drop("reference").isna().all() and table.loc["c", "reference"] == 0.5
+
+
+def test_failure_table_splits_the_stage_from_the_message():
+    table = failure_table({"al": "08_cyclegan: 08_cyclegan.ipynb: cell [4] raised ValueError: shapes", "x": "no scan"})
+    assert table.loc["al", "stage"] == "08_cyclegan"
+    assert table.loc["al", "message"].startswith("08_cyclegan.ipynb: cell [4]")
+    assert table.loc["x", "stage"] == "" and table.loc["x", "message"] == "no scan"
+    assert list(failure_table({}).columns) == ["stage", "message"]
+
+
+def test_samples_with_stage_requires_the_stage_and_its_keys():
+    summaries = {"a": {"stages": {"similarity": {"fid": 1, "fid_by_fraction": {}}}},
+                 "b": {"stages": {"similarity": {"fid": 1}}}, "c": {"stages": {}}, "d": {}}
+    assert samples_with_stage(summaries, "similarity") == ["a", "b"]
+    assert samples_with_stage(summaries, "similarity", "fid_by_fraction") == ["a"]
