@@ -121,3 +121,9 @@ def test_solid_density_table_rows_and_mean():
     assert mean.value == pytest.approx(1.41) and mean.uncertainty == pytest.approx(0.01 / math.sqrt(3))
     with pytest.raises(ValueError, match="m_s, m_1, m_2"):
         P.solid_density_table([(1.0, 2.0)])
+
+
+def test_table2_from_the_paper_raw_masses_to_its_printed_precision():
+    table, mean = P.solid_density_table(P.PAPER_PYCNOMETER_MASSES_G, rho_liquid=P.ETHANOL_DENSITY_G_CM3)
+    assert [round(v, 3) for v in table["rho_s_g_cm3"]] == [1.437, 1.391, 1.406]
+    assert round(mean.value, 3) == P.PAPER_SOLID_DENSITY_G_CM3
