@@ -492,10 +492,11 @@ def check_segmentation_model(metadata: Mapping[str, Any] | None, *, source: str 
     """Refuse a model whose metadata says it is not a segmentation model.
 
     The rule: ``metadata["task"]``, where present, must be
-    :data:`SEGMENTATION_TASK`; without ``"task"``, ``metadata["stage"]``, where
-    present, must be one of :data:`SEGMENTATION_STAGES` (the step 1 and step 2
-    U-Nets of the study, written before ``"task"`` existed). A file that records
-    neither is accepted (it cannot be told apart).
+    :data:`SEGMENTATION_TASK`; without ``"task"``, ``metadata["stage"]`` (or,
+    without that, ``metadata["kind"]``), where present, must be one of
+    :data:`SEGMENTATION_STAGES` (the step 1 and step 2 U-Nets of the study,
+    written before ``"task"`` existed) or :data:`SEGMENTATION_TASK`. A file
+    that records none of them is accepted (it cannot be told apart).
 
     Parameters
     ----------
@@ -512,19 +513,21 @@ def check_segmentation_model(metadata: Mapping[str, Any] | None, *, source: str 
     from .torchfiles import ModelFileError
 
     metadata = metadata if isinstance(metadata, Mapping) else {}
-    task, stage = metadata.get("task"), metadata.get("stage")
+    task = metadata.get("task")
+    key = "stage" if metadata.get("stage") is not None else "kind"
+    stage = metadata.get(key)
     if task is not None:
         if task != SEGMENTATION_TASK:
             raise ModelFileError(
                 f"{source} is not a segmentation model: its metadata says task {task!r}"
-                + (f" (stage {stage!r})" if stage is not None else "")
+                + (f" ({key} {stage!r})" if stage is not None else "")
                 + f"; segmentation needs task {SEGMENTATION_TASK!r}"
             )
         return
-    if stage is not None and stage not in SEGMENTATION_STAGES:
-        what = " (a CycleGAN generator, which translates grey images)" if stage == "cyclegan" else ""
+    if stage is not None and stage not in SEGMENTATION_STAGES + (SEGMENTATION_TASK,):
+        what = " (a CycleGAN generator, which translates grey images)" if "cyclegan" in str(stage) else ""
         raise ModelFileError(
-            f"{source} is not a segmentation model: its metadata says stage {stage!r}{what}; "
+            f"{source} is not a segmentation model: its metadata says {key} {stage!r}{what}; "
             f"segmentation models have task {SEGMENTATION_TASK!r} or stage "
             + " or ".join(map(repr, SEGMENTATION_STAGES))
         )

@@ -174,6 +174,7 @@ def test_scale_intensity_matches_what_segment_volume_feeds_the_network():
         ({"task": "segmentation", "stage": "cyclegan"}, None),  # "task" decides
         ({"stage": "step2", "intensity_range": [0, 255]}, None),  # old step 1 / step 2 files keep working
         ({}, None),
+        ({"kind": "cyclegan-g"}, "kind 'cyclegan-g'"),  # as test_cyclegan saves its generator
     ],
 )
 def test_only_segmentation_models_are_accepted(files, tmp_path, metadata, words):
