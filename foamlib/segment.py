@@ -627,10 +627,19 @@ def scale_intensity(volume: np.ndarray, intensity_range: tuple[float, float]) ->
     ------
     ValueError
         If the range is not finite with ``low < high``.
+
+    Notes
+    -----
+    ``(value - low) / (high - low)`` is computed in float32 with a division:
+    for integer grey values below 2 ** 24 both differences are exact and the
+    quotient is correctly rounded, so the same scan stored with another integer
+    scale and offset (uint8, uint16 ``200 * x + 5000``, int16) gives bit-identical
+    inputs, including grey values exactly at the network's threshold (uint8
+    scans have many). Multiplying by ``1 / (high - low)`` would round twice.
     """
     low, high = _check_range(intensity_range)
     out = np.asarray(volume, dtype=np.float32) - np.float32(low)
-    out *= np.float32(1.0 / (high - low))
+    out /= np.float32(high - low)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
@@ -722,14 +731,14 @@ def _segment_axis(
     tiles, total, th, tw = _tiling(height, width, tile, overlap)
     scale = (weight / total).astype(np.float32)
     jobs: Iterator[tuple[int, int, int, np.ndarray]] = ((i, y0, x0, w) for i in range(n) for y0, x0, w in tiles)
-    inv = np.float32(1.0 / (high - low))
+    width = np.float32(high - low)
     while True:
         batch = [job for _, job in zip(range(batch_size), jobs)]
         if not batch:
             break
         x = np.stack([stack[i, y0 : y0 + th, x0 : x0 + tw] for i, y0, x0, _ in batch]).astype(np.float32)
         x -= np.float32(low)
-        x *= inv
+        x /= width  # a division, not a product with 1 / width: exact where the ratio is (see scale_intensity)
         np.clip(x, 0.0, 1.0, out=x)
         probs = _probabilities(model, torch.from_numpy(x).unsqueeze(1).to(device))[:, 0].float().cpu().numpy()
         for (i, y0, x0, w), p in zip(batch, probs):
