@@ -133,7 +133,12 @@ def read_scan(
 
         - a TIFF file (``.tif``, ``.tiff``), multi-page or a single 2D image;
           the voxel size is read from ImageJ metadata (``XResolution`` and
-          ``unit``, ``spacing`` for z) where its unit is a length;
+          ``unit``, ``spacing`` for z) where its unit is a length, and in files
+          without ImageJ metadata from the standard ``XResolution`` /
+          ``YResolution`` tags where ``ResolutionUnit`` is centimetre or inch
+          (no unit: unknown; 72 or 96 pixels per inch, an image editor's
+          default: unknown, with a warning; unequal x and y: the x size, with a
+          warning; no z spacing in these tags, so voxels are taken as cubes);
         - a 2D PNG image (``.png``);
         - a folder of 2D TIFF or PNG slices, stacked along z in natural order
           of their names (``slice_2.png`` before ``slice_10.png``); files with
