@@ -950,7 +950,7 @@ def segment_file(
     _check_tile(model, tile)
     normalisation = None if intensity_range is not None else normalisation_from_metadata(metadata, source=str(model_path))
     scan = read_scan(scan_path, **read_kwargs)
-    _check_voxel_size(metadata.get("voxel_size_um"), scan.voxel_size_um, model_path=model_path, scan_path=scan_path)
+    _warn_voxel_size(metadata.get("voxel_size_um"), scan.voxel_size_um, model_path=model_path, scan_path=scan_path)
     low, high = intensity_range if intensity_range is not None else normalisation.range_for(scan.volume)
     clipped = clipped_fraction(scan.volume, (low, high))
     if clipped > CLIP_WARN_FRACTION:
@@ -984,7 +984,7 @@ def segment_file(
     )
 
 
-def _check_voxel_size(model_um: Any, scan_um: float | None, *, model_path: Path, scan_path: Path) -> None:
+def _warn_voxel_size(model_um: Any, scan_um: float | None, *, model_path: Path, scan_path: Path) -> None:
     """Warn where the scan's voxel size is more than VOXEL_SIZE_WARN_FACTOR from the model's."""
     if model_um is None or scan_um is None:
         return
