@@ -785,8 +785,12 @@ def segment_volume(
     batch_size : int, optional
         Tiles per forward pass, >= 1. Default 8.
     intensity_range : tuple of (float, float), optional
-        Grey values mapped to 0 and 1 (clipped outside); None infers it
-        from the data (module notes, rules 2 and 3).
+        Grey values mapped to 0 and 1 (clipped outside). For a raw scan and
+        a saved model pass the scan's own range under the model's rule,
+        ``normalisation_from_metadata(metadata).range_for(volume)``, as
+        :func:`segment_file` does. None applies the dtype rules of
+        :func:`infer_intensity_range` (module notes), meant for images
+        already scaled as in training.
     device : str, torch.device or None, optional
         See :func:`foamlib.device.pick_device`.
     progress : bool, optional
