@@ -89,8 +89,10 @@ def _cmd_segment(args) -> int:
         tile=args.tile,
         overlap=args.overlap,
         batch_size=args.batch_size,
+        intensity_range=tuple(args.intensity_range) if args.intensity_range else None,
         overwrite=args.overwrite,
         device=args.device,
+        progress=True,  # tqdm writes to stderr; stdout keeps only the result
         shape=tuple(args.shape) if args.shape else None,
         dtype=args.dtype,
         byte_order=args.byte_order,
@@ -107,14 +109,20 @@ def _cmd_segment(args) -> int:
 
 
 def _cmd_phantom(args) -> int:
-    from .io import write_tiff
+    from .io import check_tiff_output, same_path, write_tiff
     from .phantom import demo_sample
 
+    # every output is checked before any is written, so a refused run leaves nothing behind
+    if args.truth is not None and same_path(args.out, args.truth):
+        raise ValueError(f"--out {args.out} and --truth {args.truth} are the same file; give the truth another name")
+    for path in [args.out] + ([args.truth] if args.truth is not None else []):
+        check_tiff_output(path, overwrite=args.overwrite)
     demo = demo_sample(args.name, size=args.size)
     out = write_tiff(args.out, demo.scan, voxel_size_um=demo.voxel_size_um, overwrite=args.overwrite)
-    if args.truth:
-        write_tiff(args.truth, demo.truth, voxel_size_um=demo.voxel_size_um, overwrite=args.overwrite)
     print(f"{out}: demo sample {args.name}, {args.size}^3 voxels of {demo.voxel_size_um} um, porosity {demo.porosity:.4f}")
+    if args.truth is not None:
+        truth = write_tiff(args.truth, demo.truth, voxel_size_um=demo.voxel_size_um, overwrite=args.overwrite)
+        print(f"{truth}: its ground-truth solid (0/255)")
     return 0
 
 
@@ -188,14 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "segment",
         help="segment a scan with a trained U-Net and write the solid as a TIFF stack",
-        description="Run a model saved by foamlib on every slice of a scan (tiled, blended), threshold the solid "
-        "probability and write a uint8 TIFF stack (255 = solid) with the scan's voxel size; prints the porosity.",
+        description="Run a segmentation model saved by foamlib on every slice of a scan (tiled, blended), threshold "
+        "the solid probability and write a uint8 TIFF stack (255 = solid) with the scan's voxel size; prints the "
+        "porosity. Grey values are scaled per scan with the model's normalisation (robust percentiles of the scan) "
+        "unless --intensity-range is given; warnings name a range that clips many voxels, a voxel size far from the "
+        "model's, and thin tile overlaps.",
     )
     _add_scan_options(p)
     p.add_argument("--model", type=Path, required=True, help="model file (.pt) written by foamlib")
     p.add_argument("--out", type=Path, required=True, help="output TIFF stack")
     p.add_argument("--axes", choices=("z", "xyz"), default="z", help="slice along z, or average z, y and x (default z)")
-    p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
+    p.add_argument(
+        "--intensity-range",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="grey values of this scan mapped to 0 and 1 (default: derived from the scan with the model's normalisation)",
+    )
+    p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256; at least the model's minimum)")
     p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
     p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default 8)")
     p.add_argument("--threshold", type=float, default=0.5, help="solid probability threshold (default 0.5)")
@@ -208,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="demo sample: foam89, foam86 or foam82")
     p.add_argument("--size", type=int, default=128, help="edge of the cube in voxels (default 128)")
     p.add_argument("--out", type=Path, required=True, help="output TIFF stack")
-    p.add_argument("--truth", type=Path, help="also write the ground-truth solid (0/255) here")
+    p.add_argument("--truth", type=Path, help="also write the ground-truth solid (0/255) here (not the --out file)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_cmd_phantom)
 

@@ -29,7 +29,18 @@ import tifffile
 
 from .runs import atomic_path
 
-__all__ = ["Scan", "ScanError", "read_scan", "scan_from_array", "write_tiff", "image_grid", "write_image_grid"]
+__all__ = [
+    "Scan",
+    "ScanError",
+    "read_scan",
+    "scan_from_array",
+    "write_tiff",
+    "check_tiff_output",
+    "same_path",
+    "path_inside",
+    "image_grid",
+    "write_image_grid",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +67,14 @@ _UNIT_TO_UM = {
     "millimetre": 1e3,
     "cm": 1e4,
 }
+
+#: Standard TIFF ``ResolutionUnit`` values (2 inch, 3 centimetre) in micrometres;
+#: 1 (no unit) carries no physical voxel size.
+_RESOLUTION_UNIT_TO_UM = {2: 25400.0, 3: 10000.0}
+
+#: Pixels per inch that software writes for any image (screen and Pillow defaults):
+#: not a voxel size.
+_DEFAULT_DPI = (72.0, 96.0)
 
 #: Relative difference above which the x, y and z voxel sizes count as different.
 _ANISOTROPY_RTOL = 1e-3
@@ -114,7 +133,12 @@ def read_scan(
 
         - a TIFF file (``.tif``, ``.tiff``), multi-page or a single 2D image;
           the voxel size is read from ImageJ metadata (``XResolution`` and
-          ``unit``, ``spacing`` for z) where its unit is a length;
+          ``unit``, ``spacing`` for z) where its unit is a length, and in files
+          without ImageJ metadata from the standard ``XResolution`` /
+          ``YResolution`` tags where ``ResolutionUnit`` is centimetre or inch
+          (no unit: unknown; 72 or 96 pixels per inch, an image editor's
+          default: unknown, with a warning; unequal x and y: the x size, with a
+          warning; no z spacing in these tags, so voxels are taken as cubes);
         - a 2D PNG image (``.png``);
         - a folder of 2D TIFF or PNG slices, stacked along z in natural order
           of their names (``slice_2.png`` before ``slice_10.png``); files with
@@ -245,19 +269,90 @@ def write_tiff(
     The file is written to a temporary file in the same folder and moved into
     place with :func:`os.replace`, so ``path`` never holds a partial file.
     """
-    path = Path(path)
-    if path.suffix.lower() not in _TIFF_SUFFIXES:
-        raise ValueError(f"{path}: write_tiff writes '.tif' or '.tiff' files, not {path.suffix or 'no extension'!r}")
+    path = check_tiff_output(path, overwrite=overwrite)
     voxel = _check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
     data = _tiff_ready(volume)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; give a file name ending in .tif")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_imagej_write(path, data, voxel)
     logger.debug("wrote %s: shape %s, dtype %s, voxel size %s um", path, data.shape, data.dtype, voxel)
     return path
+
+
+def check_tiff_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Check that :func:`write_tiff` may write ``path``, without writing anything.
+
+    Commands that write several files call this for every output before
+    writing the first, so that a refused output leaves nothing behind.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file.
+    overwrite : bool, optional
+        Whether an existing file may be replaced. Default False.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If the suffix is not ``.tif``/``.tiff``.
+    IsADirectoryError
+        If ``path`` is a folder.
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in _TIFF_SUFFIXES:
+        raise ValueError(f"{path}: write_tiff writes '.tif' or '.tiff' files, not {path.suffix or 'no extension'!r}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name ending in .tif")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
+    return path
+
+
+def same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name the same file, through links and other spellings.
+
+    Existing files are compared with :func:`os.path.samefile` (hard links,
+    symbolic links, ``./`` and ``..``); otherwise the resolved absolute paths
+    are compared (on a case-insensitive file system, two names differing
+    only in case count as different until one of the files exists).
+
+    Parameters
+    ----------
+    a, b : str or path-like
+
+    Returns
+    -------
+    bool
+    """
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def path_inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` lies in ``folder`` or below it (or is it), after resolving links.
+
+    Parameters
+    ----------
+    path, folder : str or path-like
+
+    Returns
+    -------
+    bool
+    """
+    resolved, root = Path(path).resolve(), Path(folder).resolve()
+    return resolved == root or root in resolved.parents
 
 
 def image_grid(images: np.ndarray, *, columns: int = 8, pad: int = 2, pad_value: int = 128) -> np.ndarray:
@@ -475,11 +570,13 @@ def _read_tiff_file(path: Path) -> tuple[np.ndarray, float | None, int, str]:
             n_series = len(tif.series)
             axes = tif.series[0].axes
             data = tif.series[0].asarray()
-            voxel = _imagej_voxel_size(tif, path)
+            voxel = _tiff_voxel_size(tif, path)
     except (ScanError, MemoryError):
         raise
     except Exception as exc:  # tifffile raises many exception types for broken files
-        raise ScanError(f"{path} could not be read as a TIFF file ({type(exc).__name__}: {exc})") from exc
+        raise ScanError(
+            f"{path} is not a readable TIFF image: it could not be read as a TIFF file ({type(exc).__name__}: {exc})"
+        ) from exc
     return data, voxel, n_series, axes
 
 
@@ -489,7 +586,9 @@ def _read_png(path: Path) -> np.ndarray:
     except MemoryError:
         raise
     except Exception as exc:  # imageio/Pillow raise many exception types for broken files
-        raise ScanError(f"{path} could not be read as a PNG file ({type(exc).__name__}: {exc})") from exc
+        # imageio's own message advises installing plugins, which never helps with a damaged file
+        raise ScanError(f"{path} is not a readable PNG image: it could not be read as a PNG file "
+                        "(damaged, truncated or not a PNG)") from exc  # fmt: skip
     if data.ndim == 3:
         data = _to_grey(data, path)
     return data
@@ -513,11 +612,64 @@ def _to_grey(data: np.ndarray, path: Path) -> np.ndarray:
     return grey
 
 
-def _imagej_voxel_size(tif: tifffile.TiffFile, path: Path) -> float | None:
-    """Voxel size in micrometres from ImageJ metadata, or None where it has no length unit."""
+def _tiff_voxel_size(tif: tifffile.TiffFile, path: Path) -> float | None:
+    """Voxel size in micrometres from ImageJ metadata, else from the standard resolution tags."""
     meta = tif.imagej_metadata
-    if not meta:
+    if meta:
+        return _imagej_voxel_size(tif, meta, path)
+    return _resolution_tag_voxel_size(tif.pages[0], path)
+
+
+def _resolution_tag_voxel_size(page: Any, path: Path) -> float | None:
+    """Voxel size in micrometres from XResolution/YResolution and ResolutionUnit, or None.
+
+    The tags give pixels per unit; a unit of centimetre or inch gives a size,
+    no unit (or an unknown one) gives None. Unequal x and y resolutions: the x
+    size is taken (as ImageJ takes XResolution as the pixel width) and a
+    warning names both. 72 and 96 pixels per inch are the defaults that image
+    editors and libraries write for any image, not a measurement: None, with a
+    warning. The tags carry no z spacing; voxels are taken as cubes.
+    """
+    unit_tag = page.tags.get("ResolutionUnit")
+    unit = int(unit_tag.value) if unit_tag is not None else 2  # TIFF 6.0: inch when the tag is absent
+    factor = _RESOLUTION_UNIT_TO_UM.get(unit)
+    if factor is None:
         return None
+    per_unit = {}
+    for axis, tag_name in (("x", "XResolution"), ("y", "YResolution")):
+        tag = page.tags.get(tag_name)
+        if tag is None:
+            continue
+        try:
+            numerator, denominator = (float(v) for v in tag.value)
+        except (TypeError, ValueError):
+            continue
+        if numerator > 0 and denominator > 0:
+            per_unit[axis] = numerator / denominator
+    if "x" not in per_unit:
+        return None
+    if unit == 2 and all(any(abs(v - dpi) < 1e-6 for dpi in _DEFAULT_DPI) for v in per_unit.values()):
+        logger.warning(
+            "%s: resolution %g pixels per inch is an image editor's default, not a voxel size; voxel size unknown "
+            "(give it with voxel_size_um / --voxel-size)",
+            path, per_unit["x"],
+        )  # fmt: skip
+        return None
+    sizes = {axis: factor / value for axis, value in per_unit.items()}
+    voxel = sizes["x"]
+    if "y" in sizes and abs(sizes["y"] - voxel) > _ANISOTROPY_RTOL * voxel:
+        logger.warning(
+            "%s has different x and y resolutions (%g and %g um per pixel); using the x size %g um",
+            path, sizes["x"], sizes["y"], voxel,
+        )  # fmt: skip
+    if not (math.isfinite(voxel) and voxel > 0):
+        return None
+    logger.info("%s: voxel size %g um from the TIFF resolution tags", path, voxel)
+    return voxel
+
+
+def _imagej_voxel_size(tif: tifffile.TiffFile, meta: dict[str, Any], path: Path) -> float | None:
+    """Voxel size in micrometres from ImageJ metadata, or None where it has no length unit."""
     unit = _normalise_unit(meta.get("unit", ""))
     factor = _UNIT_TO_UM.get(unit)
     if factor is None:
@@ -614,15 +766,32 @@ def _check_raw_shape(shape: Any, path: Path) -> tuple[int, int, int]:
     return int(shape[0]), int(shape[1]), int(shape[2])
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def _read_npy(path: Path) -> np.ndarray:
+    """Memory-map a ``.npy`` array; never unpickles, and never advises to."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise ScanError(f"{path} could not be opened ({type(exc).__name__}: {exc.strerror or exc})") from exc
+    if head.startswith(_ZIP_MAGIC):
+        raise ScanError(f"{path} is an .npz archive (or another zip file), not a single .npy array; save one with numpy.save")
+    if head != _NPY_MAGIC:
+        raise ScanError(f"{path} is not a readable .npy array file: it does not start with the NumPy array header")
     try:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
     except MemoryError:
         raise
-    except (ValueError, OSError, EOFError) as exc:
-        raise ScanError(f"{path} could not be read as a .npy file ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(data, np.ndarray):
-        raise ScanError(f"{path} is not a single .npy array (an .npz archive?)")
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        if "pickle" in str(exc) or "Python objects" in str(exc):  # a valid header of an object array
+            raise ScanError(f"{path} is not a readable .npy array of grey values: it holds Python objects") from exc
+        raise ScanError(
+            f"{path} is not a readable .npy array file: its header or data is damaged or truncated "
+            f"({type(exc).__name__})"
+        ) from exc
     return data
 
 

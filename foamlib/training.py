@@ -353,7 +353,34 @@ def save_model(path: str | os.PathLike, model: nn.Module, *, metadata: Mapping[s
     metadata : mapping, optional
         Anything worth keeping with the weights (training data, metrics, ...).
         Must hold plain values; NumPy scalars and arrays and paths are
-        converted, tuples become lists.
+        converted, tuples become lists. These keys have a meaning for
+        :func:`foamlib.segment.segment_file` and are checked here:
+
+        ``"task"`` : str
+            What the network does: ``"segmentation"`` for a U-Net that maps
+            grey slices to solid probabilities (the only kind
+            :func:`~foamlib.segment.segment_file` accepts), ``"translation"``
+            for a CycleGAN generator. Write it for every new model.
+        ``"stage"`` : str
+            The study stage that trained it: ``"step1"``, ``"step2"``
+            (segmentation) or ``"cyclegan"``. Files without ``"task"`` are
+            judged by it (:func:`~foamlib.segment.check_segmentation_model`).
+        ``"normalisation"`` : dict
+            ``IntensityNormalisation.to_dict()``: how each scan's grey values
+            were mapped to [0, 1] in training; segmentation applies the same
+            rule to every scan (:class:`~foamlib.segment.IntensityNormalisation`).
+        ``"intensity_range"`` : [low, high]
+            The range the training scan was mapped with (its
+            ``normalisation.range_for(scan)``), for the record. A model with
+            this key but no ``"normalisation"`` is a legacy model: it is
+            taken to have used each scan's (min, max).
+        ``"voxel_size_um"`` : float or None
+            Voxel size of the training scan, micrometres; a scan more than
+            1.5 times larger or smaller gets a warning when segmented.
+
+        A step 1 model, say: ``{"task": "segmentation", "stage": "step1",
+        "normalisation": norm.to_dict(), "intensity_range": [low, high],
+        "voxel_size_um": 10.0, "sample": ...}``.
 
     Returns
     -------
@@ -363,7 +390,8 @@ def save_model(path: str | os.PathLike, model: nn.Module, *, metadata: Mapping[s
     Raises
     ------
     ValueError
-        If ``model`` has no ``config``.
+        If ``model`` has no ``config``, or a key listed above has a value of
+        the wrong form (the message names the key); nothing is written then.
     TypeError
         If ``metadata`` holds something other than plain values.
 
@@ -373,10 +401,40 @@ def save_model(path: str | os.PathLike, model: nn.Module, *, metadata: Mapping[s
     "model_config": ..., "state_dict": ..., "metadata": ..., "foamlib_version":
     ...}``, with the weights on the CPU.
     """
+    _check_model_metadata(metadata or {})
     path = save_module_file(path, model, file_format=MODEL_FORMAT, config_key="model_config",
                             config=_model_config(model), metadata=metadata, version=FORMAT_VERSION)  # fmt: skip
     logger.info("saved model to %s", path)
     return path
+
+
+def _check_model_metadata(metadata: Mapping[str, Any]) -> None:
+    """Check the metadata keys that segmentation reads (see :func:`save_model`); ValueError names the key."""
+    from .segment import IntensityNormalisation
+
+    for key in ("task", "stage"):
+        value = metadata.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"metadata {key!r} must be a string, got {value!r}")
+    if metadata.get("normalisation") is not None:
+        try:
+            IntensityNormalisation.from_dict(metadata["normalisation"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metadata 'normalisation' must be IntensityNormalisation.to_dict(): {exc}") from exc
+    bounds = metadata.get("intensity_range")
+    if bounds is not None:
+        try:
+            low, high = (float(v) for v in bounds)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metadata 'intensity_range' must be [low, high], got {bounds!r}") from exc
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"metadata 'intensity_range' must be finite with low < high, got {bounds!r}")
+    size = metadata.get("voxel_size_um")
+    if size is not None and (
+        isinstance(size, bool) or not isinstance(size, (int, float, np.integer, np.floating))
+        or not (math.isfinite(size) and size > 0)
+    ):
+        raise ValueError(f"metadata 'voxel_size_um' must be a positive number of micrometres or None, got {size!r}")
 
 
 def load_model(path: str | os.PathLike, *, device: str | torch.device | None = None) -> tuple[UNet, dict[str, Any]]:

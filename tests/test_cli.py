@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -184,3 +185,89 @@ def test_segment_refuses_to_overwrite_the_scan(seg_files, capsys):
     assert main(["segment", str(scan), "--model", str(model), "--out", str(scan), "--overwrite"]) == 1
     assert "input scan" in capsys.readouterr().err
     assert scan.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- issue 15: silent wrong answers
+
+
+def test_segment_shows_a_progress_bar_on_stderr(seg_files, tmp_path, capsys):
+    scan, model = seg_files
+    assert main(["segment", str(scan), "--model", str(model), "--out", str(tmp_path / "s.tif"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "segment: 100%" in captured.err and "batch" in captured.err
+    assert json.loads(captured.out)["shape"] == [6, 24, 20]  # stdout holds only the result
+
+
+def test_segment_takes_an_intensity_range_and_reports_clipping(seg_files, tmp_path, capsys, caplog):
+    scan, model = seg_files
+    out = tmp_path / "s.tif"
+    args = ["segment", str(scan), "--model", str(model), "--out", str(out), "--json", "--intensity-range", "0", "100"]
+    with caplog.at_level(logging.WARNING, logger="foamlib"):
+        assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["intensity_range"] == [0.0, 100.0] and data["clipped_fraction"] == pytest.approx(0.3)  # the slabs, 6 of 20 columns
+    assert "30.0 % of the voxels lie outside the given intensity_range (0, 100)" in caplog.text
+    assert main([*args[:-2], "100", "0", "--overwrite"]) == 1
+    assert "intensity_range must be (low, high)" in capsys.readouterr().err
+
+
+def test_segment_refuses_a_cyclegan_generator(seg_files, tmp_path, capsys):
+    from foamlib.training import save_model
+    from foamlib.unet import build_unet
+
+    scan, _ = seg_files
+    generator = save_model(tmp_path / "cyclegan_g.pt", build_unet({"levels": 2, "base_channels": 2}, seed=0),
+                           metadata={"stage": "cyclegan", "intensity_range": [0, 255]})  # fmt: skip
+    out = tmp_path / "o.tif"
+    assert main(["segment", str(scan), "--model", str(generator), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cyclegan_g.pt is not a segmentation model" in err[0] and "cyclegan" in err[0]
+    assert not out.exists()
+
+
+def test_segment_refuses_a_tile_below_the_receptive_field(seg_files, tmp_path, capsys):
+    scan, model = seg_files  # 2 levels, kernel 3: tiles of at least 6 px
+    out = tmp_path / "o.tif"
+    assert main(["segment", str(scan), "--model", str(model), "--out", str(out), "--tile", "3", "--overlap", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "tile 3 is too small" in err and "tile >= 6" in err and not out.exists()
+
+
+def test_segment_refuses_an_output_inside_the_input_folder(seg_files, tmp_path, capsys):
+    scan, model = seg_files
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for z, image in enumerate(tifffile.imread(scan)):
+        tifffile.imwrite(folder / f"z{z}.tif", image)
+    before = sorted(p.name for p in folder.iterdir())
+    assert main(["segment", str(folder), "--model", str(model), "--out", str(folder / "seg.tif")]) == 1
+    assert "inside the input folder" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotted", "link"])
+def test_phantom_refuses_the_same_file_for_scan_and_truth(tmp_path, capsys, spelling):
+    out = tmp_path / "foam.tif"
+    truth = {"same": out, "dotted": tmp_path / "sub" / ".." / "foam.tif", "link": tmp_path / "ln.tif"}[spelling]
+    (tmp_path / "sub").mkdir()
+    if spelling == "link":
+        out.write_bytes(b"old")
+        truth.symlink_to(out)
+    args = ["phantom", "foam89", "--size", "16", "--out", str(out), "--truth", str(truth), "--overwrite"]
+    assert main(args) == 1
+    assert "same file" in capsys.readouterr().err
+    assert not out.exists() or out.read_bytes() == b"old"
+
+
+def test_phantom_checks_every_output_before_writing_any(tmp_path, capsys):
+    out, truth = tmp_path / "foam.tif", tmp_path / "truth.tif"
+    truth.write_bytes(b"keep me")
+    assert main(["phantom", "foam89", "--size", "16", "--out", str(out), "--truth", str(truth)]) == 1
+    assert "truth.tif already exists" in capsys.readouterr().err
+    assert not out.exists() and truth.read_bytes() == b"keep me"
+    assert main(["phantom", "foam89", "--size", "16", "--out", str(out), "--truth", str(tmp_path / "t.png")]) == 1
+    assert not out.exists()
+    assert main(["phantom", "foam89", "--size", "16", "--out", str(out), "--truth", str(truth), "--overwrite"]) == 0
+    text = capsys.readouterr().out
+    assert "foam.tif: demo sample foam89" in text and "truth.tif" in text
+    assert tifffile.imread(out).shape == (16, 16, 16) and set(np.unique(tifffile.imread(truth))) <= {0, 255}

@@ -329,7 +329,7 @@ def test_truncated_npy(tmp_path):
     path = tmp_path / "cut.npy"
     np.save(path, _ramp(shape=(8, 16, 16)))
     path.write_bytes(path.read_bytes()[:300])
-    with pytest.raises(ScanError, match=_name(path) + ".*could not be read") as info:
+    with pytest.raises(ScanError, match=_name(path) + ".*not a readable .npy array file.*truncated") as info:
         read_scan(path)
     assert info.value.__cause__ is not None
 
@@ -505,3 +505,103 @@ def test_image_grid_layout_and_dtypes(tmp_path):
         write_image_grid(tmp_path / "g.jpg", images)
     with pytest.raises(ValueError, match="columns"):
         image_grid(images, columns=0)
+
+
+# --------------------------------------------------------------------------- issue 15: silent wrong answers
+
+
+@pytest.mark.parametrize(
+    ("unit", "per_unit", "expected_um"),
+    [("CENTIMETER", 1e4 / 2.5, 2.5), ("INCH", 25400 / 12.7, 12.7), (3, 2000.0, 5.0)],
+)
+def test_voxel_size_from_standard_resolution_tags(tmp_path, unit, per_unit, expected_um):
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, _ramp(shape=(5, 6, 7), dtype=np.uint8), photometric="minisblack",
+                    resolution=(per_unit, per_unit), resolutionunit=unit)
+    with tifffile.TiffFile(path) as tif:
+        assert not tif.imagej_metadata  # the size lives only in the standard tags
+    assert read_scan(path).voxel_size_um == pytest.approx(expected_um, rel=1e-6)
+
+
+def test_resolution_tags_without_a_length_unit_or_at_editor_defaults_give_no_size(tmp_path, caplog):
+    none = tmp_path / "none.tif"
+    tifffile.imwrite(none, _ramp(shape=(5, 6, 7), dtype=np.uint8), photometric="minisblack",
+                    resolution=(400.0, 400.0), resolutionunit="NONE")
+    assert read_scan(none).voxel_size_um is None
+    dpi = tmp_path / "dpi.tif"
+    tifffile.imwrite(dpi, _ramp(shape=(5, 6, 7), dtype=np.uint8), photometric="minisblack",
+                    resolution=(72.0, 72.0), resolutionunit="INCH")
+    with caplog.at_level(logging.WARNING, logger="foamlib.io"):
+        assert read_scan(dpi).voxel_size_um is None
+    assert "dpi.tif" in caplog.text and "default" in caplog.text
+
+
+def test_unequal_resolution_tags_take_x_and_warn(tmp_path, caplog):
+    path = tmp_path / "aniso.tif"
+    tifffile.imwrite(path, _ramp(shape=(5, 6, 7), dtype=np.uint8), photometric="minisblack",
+                    resolution=(1e4 / 2.0, 1e4 / 4.0), resolutionunit="CENTIMETER")
+    with caplog.at_level(logging.WARNING, logger="foamlib.io"):
+        assert read_scan(path).voxel_size_um == pytest.approx(2.0)
+    assert "aniso.tif" in caplog.text and "x size 2 um" in caplog.text
+
+
+def test_imagej_metadata_wins_over_the_resolution_unit(tmp_path):
+    path = write_tiff(tmp_path / "ij.tif", _ramp(dtype=np.uint8), voxel_size_um=3.0)
+    assert read_scan(path).voxel_size_um == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (bytes(np.random.default_rng(0).integers(0, 256, 400, dtype=np.uint8)), "does not start with the NumPy"),
+        (b"PK\x03\x04" + b"\x00" * 100, "npz archive"),
+    ],
+)
+def test_npy_that_is_not_an_array_says_so_without_pickle_advice(tmp_path, content, words):
+    path = tmp_path / "noise.npy"
+    path.write_bytes(content)
+    with pytest.raises(ScanError, match=_name(path) + ".*" + words) as info:
+        read_scan(path)
+    assert "pickle" not in str(info.value) and "allow_pickle" not in str(info.value)
+
+
+def test_npy_of_python_objects_says_so_without_pickle_advice(tmp_path):
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(ScanError, match=_name(path) + ".*Python objects") as info:
+        read_scan(path)
+    assert "pickle" not in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_corrupt_slice_in_a_folder_is_named_without_plugin_advice(tmp_path, suffix):
+    for i in range(3):
+        image = _ramp(shape=(6, 7), dtype=np.uint8)
+        if suffix == ".png":
+            iio.imwrite(tmp_path / f"s{i}.png", image)
+        else:
+            tifffile.imwrite(tmp_path / f"s{i}.tif", image)
+    (tmp_path / f"s1{suffix}").write_bytes(b"\x89PNG\r\n\x1a\n" + b"rubbish" * 20)
+    with pytest.raises(ScanError, match=re.escape(f"s1{suffix}") + " is not a readable") as info:
+        read_scan(tmp_path)
+    message = str(info.value).lower()
+    assert "pip install" not in message and "plugin" not in message and "backend" not in message
+
+
+def test_output_checks_and_path_comparison(tmp_path):
+    existing = write_tiff(tmp_path / "a.tif", _ramp(dtype=np.uint8))
+    assert fio.check_tiff_output(tmp_path / "new.tif") == tmp_path / "new.tif"
+    with pytest.raises(FileExistsError, match="a.tif"):
+        fio.check_tiff_output(existing)
+    assert fio.check_tiff_output(existing, overwrite=True) == existing
+    with pytest.raises(ValueError, match="tif"):
+        fio.check_tiff_output(tmp_path / "x.png")
+    (tmp_path / "sub").mkdir()
+    link = tmp_path / "link.tif"
+    link.symlink_to(existing)
+    assert fio.same_path(existing, tmp_path / "sub" / ".." / "a.tif") and fio.same_path(existing, link)
+    assert fio.same_path(tmp_path / "new.tif", tmp_path / "sub" / ".." / "new.tif")
+    assert not fio.same_path(existing, tmp_path / "new.tif")
+    assert fio.path_inside(tmp_path / "sub" / "out.tif", tmp_path / "sub")
+    assert fio.path_inside(tmp_path / "sub" / "deeper" / "out.tif", tmp_path)
+    assert not fio.path_inside(tmp_path / "out.tif", tmp_path / "sub")

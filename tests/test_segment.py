@@ -132,7 +132,8 @@ def test_segment_file_round_trip(files, tmp_path):
     assert result.porosity == pytest.approx(np.mean(written == 0))
     assert result.porosity == pytest.approx(np.mean(scan <= 127), abs=0.01)  # the model thresholds at 127.5
     assert read_scan(out).voxel_size_um == pytest.approx(2.5)
-    assert result.intensity_range == (0.0, 255.0)
+    # a legacy model (only "intensity_range"): each scan's own (min, max), as it was trained
+    assert result.intensity_range == (float(scan.min()), float(scan.max()))
     with pytest.raises(FileExistsError, match="solid.tif"):
         segment_file(scan_path, model_path, out)
     again = segment_file(scan_path, model_path, out, axes="xyz", overwrite=True)
@@ -160,3 +161,110 @@ def test_scale_intensity_matches_what_segment_volume_feeds_the_network():
     assert out.dtype == np.float32 and out.tolist() == [[0.0, 0.0, 0.5, 1.0]]
     with pytest.raises(ValueError, match="intensity_range"):
         scale_intensity(volume, (15, 5))
+
+
+# --------------------------------------------------------------------------- issue 15: models, tiles, outputs
+
+
+@pytest.mark.parametrize(
+    ("metadata", "words"),
+    [
+        ({"stage": "cyclegan", "intensity_range": [0, 255]}, "stage 'cyclegan'.*CycleGAN generator"),
+        ({"task": "translation", "stage": "cyclegan"}, "task 'translation'"),
+        ({"task": "segmentation", "stage": "cyclegan"}, None),  # "task" decides
+        ({"stage": "step2", "intensity_range": [0, 255]}, None),  # old step 1 / step 2 files keep working
+        ({}, None),
+        ({"kind": "cyclegan-g"}, "kind 'cyclegan-g'"),  # as test_cyclegan saves its generator
+    ],
+)
+def test_only_segmentation_models_are_accepted(files, tmp_path, metadata, words):
+    scan, scan_path, _ = files
+    model_path = save_model(tmp_path / "g.pt", _threshold_model(), metadata=metadata)
+    out = tmp_path / "out.tif"
+    if words is None:
+        assert 0 < segment_file(scan_path, model_path, out, tile=16, overlap=4).porosity < 1
+    else:
+        with pytest.raises(ModelFileError, match="g.pt is not a segmentation model.*" + words):
+            segment_file(scan_path, model_path, out, tile=16, overlap=4)
+        assert not out.exists()
+
+
+def test_a_voxel_size_far_from_the_models_is_reported(files, tmp_path, caplog):
+    import logging
+
+    _, scan_path, _ = files  # 2.5 um voxels
+    out = tmp_path / "out.tif"
+    for model_um, warned in ((2.5, False), (3.7, False), (4.0, True), (1.6, True)):
+        model_path = save_model(tmp_path / "m.pt", _threshold_model(), metadata={"voxel_size_um": model_um,
+                                "task": "segmentation", "intensity_range": [0, 255]})  # fmt: skip
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="foamlib.segment"):
+            segment_file(scan_path, model_path, out, tile=16, overlap=4, overwrite=True)
+        assert ("trained for" in caplog.text) == warned, model_um
+    unknown = write_tiff(tmp_path / "unknown.tif", np.arange(64, dtype=np.uint8).reshape(1, 8, 8))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="foamlib.segment"):
+        segment_file(unknown, model_path, out, tile=16, overlap=4, overwrite=True)
+    assert "trained for" not in caplog.text
+
+
+def test_tiling_limits_of_the_papers_network_and_the_defaults():
+    from foamlib.segment import tiling_limits
+    from foamlib.unet import PAPER_BEST_CONFIG, UNet
+
+    paper = tiling_limits(PAPER_BEST_CONFIG)
+    assert (paper.min_tile, paper.min_overlap) == (64, 16)
+    assert 360 <= paper.receptive_field <= 370  # measured from the input gradient: 367 +- 2
+    default = tiling_limits(UNet().config)
+    assert (default.min_tile, default.min_overlap) == (48, 16)
+    assert tiling_limits(TINY).receptive_field == 22  # measured exactly: 22 px
+    for limits in (paper, default):  # segment_volume's and the CLI's defaults pass
+        assert limits.min_tile <= 256 and limits.min_overlap <= 32
+
+
+def test_a_tile_below_the_receptive_field_is_refused_and_a_thin_overlap_reported(caplog):
+    import logging
+
+    from foamlib.unet import PAPER_BEST_CONFIG
+
+    paper = build_unet(dict(PAPER_BEST_CONFIG, base_channels=2), seed=0).eval()
+    volume = np.random.default_rng(5).random((1, 80, 80), dtype=np.float32)
+    with pytest.raises(ValueError, match="tile 3 is too small.*tile >= 64"):
+        segment_volume(paper, volume, tile=3, overlap=0)
+    with caplog.at_level(logging.WARNING, logger="foamlib.segment"):
+        segment_volume(paper, volume, tile=64, overlap=8)
+        assert "overlap 8 is below the 16 px" in caplog.text
+        caplog.clear()
+        segment_volume(paper, volume, tile=64, overlap=16)
+        segment_volume(paper, volume, tile=96, overlap=0)  # one tile per slice: nothing to blend
+        assert not caplog.text
+
+
+def test_the_tile_is_checked_before_the_scan_is_read(files, tmp_path):
+    from foamlib.unet import PAPER_BEST_CONFIG
+
+    model_path = save_model(tmp_path / "paper.pt", build_unet(dict(PAPER_BEST_CONFIG, base_channels=2), seed=0),
+                            metadata={"stage": "step1"})  # fmt: skip
+    with pytest.raises(ValueError, match="tile >= 64"):
+        segment_file(tmp_path / "no_such_scan.tif", model_path, tmp_path / "out.tif", tile=3, overlap=0)
+
+
+def test_outputs_inside_the_input_folder_or_on_the_model_are_refused(files, tmp_path):
+    scan, _, model_path = files
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for z in range(scan.shape[0]):
+        tifffile.imwrite(folder / f"s{z:02d}.tif", scan[z])
+    for out in (folder / "seg.tif", folder / "sub" / "seg.tif", tmp_path / "x" / ".." / "slices" / "seg.tif"):
+        with pytest.raises(ValueError, match="inside the input folder"):
+            segment_file(folder, model_path, out, tile=16, overlap=4)
+    assert sorted(p.name for p in folder.iterdir()) == [f"s{z:02d}.tif" for z in range(scan.shape[0])]
+    link = tmp_path / "link"
+    link.symlink_to(folder)
+    with pytest.raises(ValueError, match="inside the input folder"):
+        segment_file(folder, model_path, link / "seg.tif", tile=16, overlap=4)
+    odd = tmp_path / "model.tif"
+    odd.write_bytes(model_path.read_bytes())
+    with pytest.raises(ValueError, match="model file"):
+        segment_file(folder, odd, tmp_path / "." / "model.tif", tile=16, overlap=4, overwrite=True)
+    assert segment_file(folder, model_path, tmp_path / "seg.tif", tile=16, overlap=4).shape == scan.shape

@@ -420,3 +420,28 @@ def test_data_fingerprint_sees_contents_dtype_shape_and_order():
     assert data_fingerprint(a) == data_fingerprint(a.copy())
     assert len({data_fingerprint(a), data_fingerprint(b), data_fingerprint(a.astype(np.float64)),
                 data_fingerprint(a.reshape(3, 2)), data_fingerprint(a, b), data_fingerprint(b, a)}) == 6
+
+
+def test_save_model_checks_the_metadata_that_segmentation_reads(tmp_path):
+    from foamlib.segment import DEFAULT_NORMALISATION, IntensityNormalisation
+
+    norm = IntensityNormalisation(low_percentile=0.1, high_percentile=99.9)
+    good = {"task": "segmentation", "stage": "step1", "normalisation": norm.to_dict(),
+            "intensity_range": np.array([4.0, 203.0]), "voxel_size_um": np.float64(10.0)}  # fmt: skip
+    path = save_model(tmp_path / "m.pt", build_unet(TINY, seed=0), metadata=good)
+    _, meta = load_model(path, device="cpu")
+    assert IntensityNormalisation.from_dict(meta["normalisation"]) == norm != DEFAULT_NORMALISATION
+    assert meta["intensity_range"] == [4.0, 203.0] and meta["voxel_size_um"] == 10.0 and meta["task"] == "segmentation"
+    for key, value in [
+        ("normalisation", {"low_percentile": 1}),
+        ("normalisation", [0.5, 99.5]),
+        ("intensity_range", [5, 5]),
+        ("intensity_range", "0-255"),
+        ("voxel_size_um", -1.0),
+        ("voxel_size_um", "10 um"),
+        ("task", 1),
+    ]:
+        bad = tmp_path / "bad.pt"
+        with pytest.raises(ValueError, match=f"metadata '{key}'"):
+            save_model(bad, build_unet(TINY, seed=0), metadata={**good, key: value})
+        assert not bad.exists()
