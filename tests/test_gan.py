@@ -222,6 +222,7 @@ def test_straight_through_gradient_reaches_the_generator(patches):
 def test_returned_generator_is_the_weight_average(patches, tmp_path, monkeypatch, decay):
     config = dataclasses.replace(TINY, steps=3, ema_decay=decay, checkpoint_every=1, sample_every=None)
     g0, _ = build_gan(config)
+    gan_module._start_at_the_solid_fraction(g0, patches)  # as train_gan starts it
     states = []
     real_save = gan_module.save_torch_file
 
@@ -366,3 +367,27 @@ def test_save_load_round_trip_and_foreign_files(tmp_path):
         load_generator(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match="Generator"):
         save_generator(tmp_path / "d.pt", Discriminator(image_size=16, base_channels=2))
+
+
+def test_check_not_collapsed_refuses_a_set_of_one_phase():
+    from foamlib.gan import check_not_collapsed
+
+    images = np.zeros((4, 8, 8), bool)
+    with pytest.raises(ValueError, match="collapsed: all 4 generated images are pore"):
+        check_not_collapsed(images)
+    with pytest.raises(ValueError, match="are solid everywhere"):
+        check_not_collapsed(~images)
+    images[1, 2, 3] = True
+    check_not_collapsed(images)
+
+
+def test_training_starts_the_generator_at_the_real_solid_fraction(tmp_path):
+    from foamlib.gan import _start_at_the_solid_fraction
+
+    g = Generator(latent_dim=4, image_size=16, base_channels=2)
+    patches = np.zeros((10, 16, 16), bool)
+    patches[:, :, :12] = True  # 75 % solid
+    _start_at_the_solid_fraction(g, patches)
+    assert float(g.head.bias.detach()) == pytest.approx(np.log(3.0))
+    _start_at_the_solid_fraction(g, np.ones((2, 16, 16), bool))  # one phase: a finite bias
+    assert np.isfinite(float(g.head.bias.detach()))
