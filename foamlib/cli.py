@@ -176,8 +176,8 @@ def _cmd_study_run(args) -> int:
         where = f"; executed notebook: {r.notebook}" if r.notebook else ""
         print(f"foamlib: {r.sample}: {r.stage} failed: {r.message}{where}", file=sys.stderr)
     if failed:
-        print("foamlib: fix the cause and run the same command again: it resumes at the failed stages",
-              file=sys.stderr)
+        print("foamlib: fix the cause and run the same command again: it resumes at the failed stages "
+              "(--force runs every stage again)", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -244,7 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every numbered notebook for each sample",
         description="Run notebooks/NN_*.ipynb in order for each sample with papermill; executed notebooks and "
         "artefacts go to RUNS_DIR/<sample>/. Stages whose notebook, parameters, inputs and foamlib source are "
-        "unchanged are skipped.",
+        "unchanged, and whose output files verify (size and SHA-256), are skipped. Names, scans, the profile and "
+        "the scan's shape against the profile's patch and crop sizes are checked before any notebook starts. "
+        "A failed sample does not stop the others; its executed notebook is kept in RUNS_DIR/<sample>/failed/ and "
+        "the next run resumes at the failed stage. One run at a time per run folder (a lock file, .lock).",
     )
     p.add_argument("--samples", default=None, help="comma-separated demo sample names, or 'demo' for all three")
     p.add_argument("--scan", type=Path, action="append", help="a scan of your own (repeatable)")

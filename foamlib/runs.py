@@ -21,7 +21,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +260,9 @@ class RunFolderBusy(RuntimeError):
 
 
 @contextlib.contextmanager
-def run_lock(folder: str | os.PathLike, *, what: str = "foamlib") -> Iterator[Path]:
+def run_lock(
+    folder: str | os.PathLike, *, what: str = "foamlib", wait: bool = False, on_wait: Callable[[str], None] | None = None
+) -> Iterator[Path]:
     """Hold an exclusive lock on a run folder for the duration of the ``with`` block.
 
     The lock is an advisory ``flock`` on ``folder/.lock``, so the operating
@@ -274,6 +276,10 @@ def run_lock(folder: str | os.PathLike, *, what: str = "foamlib") -> Iterator[Pa
         The run folder; created if missing.
     what : str, optional
         What holds the lock (shown to a refused process), e.g. the command line.
+    wait : bool, optional
+        Wait for a busy lock instead of raising :class:`RunFolderBusy`.
+    on_wait : callable, optional
+        With ``wait``, called with a line naming the holder before waiting.
 
     Yields
     ------
@@ -283,7 +289,8 @@ def run_lock(folder: str | os.PathLike, *, what: str = "foamlib") -> Iterator[Pa
     Raises
     ------
     RunFolderBusy
-        If another process holds the lock; the message names it.
+        If another process holds the lock (and ``wait`` is False); the message
+        names it.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -294,9 +301,13 @@ def run_lock(folder: str | os.PathLike, *, what: str = "foamlib") -> Iterator[Pa
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
-            raise RunFolderBusy(
-                f"run folder {folder} is in use by {holder}; wait for that run to finish or stop it"
-            ) from None
+            if not wait:
+                raise RunFolderBusy(
+                    f"run folder {folder} is in use by {holder}; wait for that run to finish or stop it"
+                ) from None
+            if on_wait is not None:
+                on_wait(f"run folder {folder} is in use by {holder}; waiting for it")
+            fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
         started = time.strftime("%Y-%m-%dT%H:%M:%S")
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {started} ({what})\n".encode(), 0)

@@ -1215,9 +1215,10 @@ def run_study(
     """Run the study: each sample's stages (samples in parallel processes), then study-wide stages.
 
     Before any kernel starts, everything that can be checked is
-    (:func:`check_study`), and every run folder's lock is taken
+    (:func:`check_study`), and every sample's run folder's lock is taken
     (:func:`foamlib.runs.run_lock`; the temporary files of interrupted runs are
-    then removed). A failed stage stops only its own sample; the study-wide
+    then removed); the study-wide stages wait for the lock of ``_study``, which
+    studies of other samples share. A failed stage stops only its own sample; the study-wide
     stages run on every sample that got past its first stage (``samples``),
     and learn which failed and why (``failures``, ``{sample: "stage: message"}``);
     they are not run when no sample got past its first stage. SIGTERM, like
@@ -1260,7 +1261,7 @@ def run_study(
     check_study(samples, values, stages, jobs=jobs)
     runs_dir = Path(runs_dir)
     study_stages = [s for s in stages if s.scope == "study"]
-    folders = [runs_dir / s.name for s in samples] + ([runs_dir / "_study"] if study_stages else [])
+    folders = [runs_dir / s.name for s in samples]
     in_main = threading.current_thread() is threading.main_thread()
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main else None
     try:
@@ -1271,7 +1272,10 @@ def run_study(
                 remove_temporaries(folder)
             results = _run_samples(samples, stages, values, runs_dir, jobs, force)
             if study_stages:
-                results += _run_study_stages(study_stages, values, runs_dir, samples, results, force=force)
+                # studies of other samples share _study: wait for its lock rather than refuse
+                with run_lock(runs_dir / "_study", what="foamlib study run", wait=True, on_wait=_say):
+                    remove_temporaries(runs_dir / "_study")
+                    results += _run_study_stages(study_stages, values, runs_dir, samples, results, force=force)
             return results
     finally:
         if in_main:

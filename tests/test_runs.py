@@ -159,3 +159,22 @@ def test_file_sha256_reads_in_chunks(tmp_path):
     data = np.random.default_rng(0).bytes(100_000)
     (tmp_path / "b.bin").write_bytes(data)
     assert file_sha256(tmp_path / "b.bin", chunk_size=4096) == hashlib.sha256(data).hexdigest()
+
+
+def test_run_lock_can_wait_for_its_holder(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from foamlib.runs import run_lock
+
+    code = ("import sys, time; from foamlib.runs import run_lock\n"
+            "with run_lock(sys.argv[1], what='the other study'):\n    print('held', flush=True); time.sleep(1.5)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    said, start = [], time.monotonic()
+    with run_lock(tmp_path, wait=True, on_wait=said.append):
+        assert time.monotonic() - start > 0.5
+    assert len(said) == 1 and "the other study" in said[0] and "waiting" in said[0]
+    holder.wait()
+    holder.stdout.close()
