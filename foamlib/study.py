@@ -1110,7 +1110,7 @@ def threads_per_sample(cpus: int, jobs: int, unfinished: int) -> int:
     Parameters
     ----------
     cpus : int
-        Cores available (:func:`foamlib.device.cpu_threads`).
+        Cores available (:func:`foamlib.device.idle_cpus` when the study starts).
     jobs : int
         Samples run at once at most.
     unfinished : int
