@@ -292,8 +292,8 @@ def check_profile(values: Mapping[str, Any], stages: Sequence[Stage]) -> None:
         if not any(_type_matches(value, default) for _, default in known[key]):
             stage, default = known[key][0]
             raise TypeError(
-                f"profile {name}: {key} must be a {type(default).__name__} like its default {default!r} in "
-                f"{stage.path.name}, got {type(value).__name__} {value!r}"
+                f"profile {name}: {key} must be of type {type(default).__name__} (its default in {stage.path.name} "
+                f"is {default!r}), got {type(value).__name__} {value!r}"
             )
 
 

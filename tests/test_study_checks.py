@@ -48,7 +48,7 @@ def _tiff(path, shape, dtype=np.uint8, **kwargs):
     [
         ({"epoch": 3}, ValueError, r"unknown key 'epoch' in profile given; did you mean 'epochs'\?"),
         ({"zzz": 3}, ValueError, "unknown key 'zzz'.*no notebook declares it"),
-        ({"epochs": "3"}, TypeError, r"epochs must be a int like its default 2 in 00_first.ipynb, got str '3'"),
+        ({"epochs": "3"}, TypeError, r"epochs must be of type int \(its default in 00_first.ipynb is 2\), got str '3'"),
         ({"epochs": 2.5}, TypeError, "epochs"),
         ({"flag": 1}, TypeError, "flag"),
         ({"search_space": [2, 3]}, TypeError, "search_space"),
