@@ -1178,8 +1178,9 @@ def check_study(
 
     Sample names (unique, :func:`check_sample_name`), ``jobs``, the profile's
     keys and types (:func:`check_profile`), the parameters against each other
-    (:func:`check_parameters`) and every sample's scan against them
-    (:func:`check_sample`).
+    (:func:`check_parameters`), that some notebook declares each parameter a
+    sample sets (``scan_shape`` for a raw scan, say), and every sample's scan
+    against the parameters (:func:`check_sample`).
 
     Raises
     ------
@@ -1199,7 +1200,16 @@ def check_study(
     resolved = resolved_parameters([s for s in stages if s.scope == "sample"], values)
     name = str(values.get("profile", "given"))
     check_parameters(resolved, name)
+    declared = {p for s in stages if s.scope == "sample" for p in s.parameters}
     for spec in samples:
+        given = spec.parameters()
+        needed = [p for p in ("scan_path", "reference_porosity", "voxel_size_um", "scan_shape", "scan_dtype")
+                  if given[p] is not None and p not in declared]
+        if needed:
+            raise ValueError(
+                f"sample {spec.name} needs the parameter(s) {', '.join(needed)}, which no notebook in "
+                f"{stages[0].path.parent} declares; update the notebooks (stage 00 reads the scan)"
+            )
         check_sample(spec, resolved, name)
 
 

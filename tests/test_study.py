@@ -413,7 +413,7 @@ def test_an_interrupted_study_says_one_line_and_leaves_no_temporary_files(tmp_pa
     folder.mkdir()
     _notebook(folder / "00_slow.ipynb",
               "import pathlib, time\npathlib.Path(run_dir, 'started').write_text('')\ntime.sleep(120)",
-              "run_dir = 'x'\nsample = 's'")
+              "run_dir = 'x'\nsample = 's'\nscan_path = None")
     (tmp_path / "p.yml").write_text("{}\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     code = ("import sys; from foamlib.cli import main; sys.exit(main(sys.argv[1:]))")

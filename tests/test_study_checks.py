@@ -174,3 +174,11 @@ def test_study_run_reports_bad_input_in_one_stderr_line_before_any_kernel(tmp_pa
 def test_study_run_refuses_jobs_0_in_the_api_too(notebooks, tmp_path):
     with pytest.raises(ValueError, match="jobs"):
         check_study([SampleSpec("s1")], {}, find_stages(notebooks), jobs=0)
+
+
+def test_a_raw_scan_needs_notebooks_that_take_its_layout(notebooks, tmp_path):
+    raw = tmp_path / "foam.raw"
+    np.zeros((8, 8, 8), np.uint8).tofile(raw)
+    spec = SampleSpec("foam", str(raw), shape=(8, 8, 8), dtype="uint8")
+    with pytest.raises(ValueError, match="sample foam needs the parameter.*scan_shape, scan_dtype, which no notebook"):
+        check_study([spec], {}, find_stages(notebooks))
