@@ -25,13 +25,15 @@ says which file. A file that a later stage rewrites becomes that stage's output.
 Notebooks whose parameters include ``run_dir`` run once per sample; notebooks
 that declare ``runs_dir`` (and ``samples``) instead run once for the whole
 study, after every sample, in ``runs/_study/``; they are skipped on the same
-terms, with the keys of every sample's stages standing for their inputs.
+terms, with the records of every sample's stages (keys and outputs) and the
+list of failed samples standing for their inputs.
 
 Before any kernel starts, :func:`run_study` checks what it can
 (:func:`check_study`: sample names, scans, the profile's keys and types, scan
-shapes against the crop and patch sizes) and takes each run folder's lock
-(:func:`foamlib.runs.run_lock`), so that two studies never write one folder at
-once; it then removes the temporary files that killed runs left. A failed stage
+shapes against the crop and patch sizes) and takes each sample's run folder's
+lock (:func:`foamlib.runs.run_lock`; the study-wide stages wait for the lock of
+``_study``), so that two studies never write one folder at once; it then
+removes the temporary files that killed runs left. A failed stage
 stops its sample only; its executed notebook is kept in ``failed/``, and
 ``summary.json`` says ``"status": "failed"``. Kernels get their share of the
 idle cores and ``OMP_WAIT_POLICY=PASSIVE`` (:func:`kernel_environment`) and

@@ -182,3 +182,16 @@ def test_a_raw_scan_needs_notebooks_that_take_its_layout(notebooks, tmp_path):
     spec = SampleSpec("foam", str(raw), shape=(8, 8, 8), dtype="uint8")
     with pytest.raises(ValueError, match="sample foam needs the parameter.*scan_shape, scan_dtype, which no notebook"):
         check_study([spec], {}, find_stages(notebooks))
+
+
+def test_study_run_on_a_sample_another_run_holds_is_refused_in_one_line(tmp_path, capfd):
+    import os
+
+    runs = tmp_path / "runs"
+    with run_lock(runs / "foam89", what="foamlib study run"):
+        status = main(["study", "run", "--samples", "foam89", "--runs-dir", str(runs),
+                       "--notebooks", str(ROOT / "notebooks")])
+    out, err = capfd.readouterr()
+    assert status == 1 and out == "" and len(err.splitlines()) == 1
+    assert f"foam89 is in use by pid {os.getpid()} on " in err and "foamlib study run" in err
+    assert not (runs / "foam89" / "notebooks").exists()
