@@ -132,10 +132,26 @@ def _cmd_study_run(args) -> int:
 
     specs: list[SampleSpec] = []
     for name in args.samples.split(",") if args.samples else []:
+        name = name.strip()
         if name == "demo":
             specs += [SampleSpec(n) for n in demo_names()]
         elif name:
+            if name not in demo_names():
+                raise ValueError(
+                    f"--samples: unknown demo sample {name!r}; use {', '.join(demo_names())} or 'demo', "
+                    "and --scan PATH for a scan of your own"
+                )
             specs.append(SampleSpec(name))
+    scan_only = {"--name": args.name, "--reference-porosity": args.reference_porosity,
+                 "--voxel-size": args.voxel_size, "--shape": args.shape, "--dtype": args.dtype}
+    if not args.scan:
+        given = [option for option, value in scan_only.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} describe{'s' if len(given) == 1 else ''} --scan; give --scan PATH")
+    if args.scan and len(args.scan) > 1 and args.name is not None:
+        raise ValueError("--name names the run folder of one --scan; leave it out for several (each gets its file name)")
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     for scan in args.scan or []:
         if not scan.exists():
             raise FileNotFoundError(f"scan {scan} does not exist")
@@ -145,6 +161,9 @@ def _cmd_study_run(args) -> int:
                 scan_path=str(scan.resolve()),
                 reference_porosity=args.reference_porosity,
                 voxel_size_um=args.voxel_size,
+                shape=tuple(args.shape) if args.shape else None,
+                dtype=args.dtype,
+                byte_order=args.byte_order,
             )
         )
     if not specs:
@@ -161,6 +180,12 @@ def _cmd_study_run(args) -> int:
     ran = sum(r.status == "ran" for r in results)
     skipped = sum(r.status == "skipped" for r in results)
     print(f"study: {ran} stages ran, {skipped} skipped, {len(failed)} failed; run folders in {args.runs_dir}/")
+    for r in failed:
+        where = f"; executed notebook: {r.notebook}" if r.notebook else ""
+        print(f"foamlib: {r.sample}: {r.stage} failed: {r.message}{where}", file=sys.stderr)
+    if failed:
+        print("foamlib: fix the cause and run the same command again: it resumes at the failed stages "
+              "(--force runs every stage again)", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -237,17 +262,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every numbered notebook for each sample",
         description="Run notebooks/NN_*.ipynb in order for each sample with papermill; executed notebooks and "
         "artefacts go to RUNS_DIR/<sample>/. Stages whose notebook, parameters, inputs and foamlib source are "
-        "unchanged are skipped.",
+        "unchanged, and whose output files verify (size and SHA-256), are skipped. Names, scans, the profile and "
+        "the scan's shape against the profile's patch and crop sizes are checked before any notebook starts. "
+        "A failed sample does not stop the others; its executed notebook is kept in RUNS_DIR/<sample>/failed/ and "
+        "the next run resumes at the failed stage. One run at a time per run folder (a lock file, .lock).",
     )
     p.add_argument("--samples", default=None, help="comma-separated demo sample names, or 'demo' for all three")
     p.add_argument("--scan", type=Path, action="append", help="a scan of your own (repeatable)")
     p.add_argument("--name", help="run-folder name for --scan (default: the file name)")
     p.add_argument("--reference-porosity", type=float, metavar="X", help="measured porosity of --scan, a fraction")
     p.add_argument("--voxel-size", type=float, metavar="UM", help="voxel size of --scan in micrometres")
+    p.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), help="shape of a raw --scan file")
+    p.add_argument("--dtype", help="dtype of a raw --scan file, e.g. uint8, uint16, float32")
+    p.add_argument("--byte-order", choices=("little", "big"), default="little", help="byte order of a raw --scan file")
     p.add_argument("--profile", default="demo", help="smoke, demo (default), paper, or a YAML file of parameters")
     p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of numbered notebooks")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of the run folders")
-    p.add_argument("--jobs", type=int, help="samples run in parallel (default: one per core)")
+    p.add_argument("--jobs", type=int, help="samples run in parallel (default: one per idle core)")
     p.add_argument("--force", action="store_true", help="run every stage even if unchanged")
     p.set_defaults(func=_cmd_study_run)
     p = study_sub.add_parser("summary", help="print every sample's porosities as a markdown table")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported where it is used, so cpu_threads() does not load it
     import torch
 
-__all__ = ["pick_device", "cpu_threads"]
+__all__ = ["pick_device", "cpu_threads", "idle_cpus"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,45 @@ def cpu_threads() -> int:
     except (AttributeError, OSError):  # not on Linux
         n = os.cpu_count() or 1
     return max(1, n)
+
+
+def idle_cpus(*, cpus: int | None = None, load: float | None = None) -> int:
+    """Cores of this process's share that other work leaves idle now.
+
+    On a machine shared with other jobs, starting as many busy threads as
+    there are cores makes every thread wait for a core; a study then runs many
+    times slower than with fewer threads. Call this before starting one's own
+    work, so that the load is other processes'.
+
+    Parameters
+    ----------
+    cpus : int, optional
+        Cores this process may use; default :func:`cpu_threads`.
+    load : float, optional
+        Runnable processes on the machine; default the one-minute load average
+        (:func:`os.getloadavg`; 0 where the platform has none).
+
+    Returns
+    -------
+    int
+        ``cpus - round(load)``, at least 1 and at most ``cpus``.
+
+    Raises
+    ------
+    ValueError
+        If ``cpus`` is below 1 or ``load`` is negative or not finite.
+    """
+    cpus = cpu_threads() if cpus is None else cpus
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
+        raise ValueError(f"cpus must be a positive integer, got {cpus!r}")
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # not on Unix
+            load = 0.0
+    if not (load >= 0 and load != float("inf")):
+        raise ValueError(f"load must be a finite number >= 0, got {load!r}")
+    return max(1, min(cpus, cpus - round(load)))
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

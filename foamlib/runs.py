@@ -11,18 +11,42 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
+import hashlib
 import io
 import json
 import math
 import os
+import re
+import socket
+import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "write_json", "read_json", "write_csv", "write_table", "stage_dir", "update_metrics"]
+__all__ = [
+    "atomic_path",
+    "write_json",
+    "read_json",
+    "write_csv",
+    "write_table",
+    "stage_dir",
+    "update_metrics",
+    "RunFolderBusy",
+    "run_lock",
+    "is_temporary",
+    "remove_temporaries",
+    "file_sha256",
+]
+
+#: Name of the lock file in a run folder (see :func:`run_lock`).
+LOCK_FILE = ".lock"
+
+# what atomic_path names its temporary files: .<name>.<32 hex>.tmp<suffix>
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp(\.[^/]*)?$")
 
 
 @contextlib.contextmanager
@@ -202,3 +226,109 @@ def update_metrics(run_dir: str | os.PathLike, stage: str, metrics: Mapping[str,
     ``summary.json``.
     """
     return write_json(stage_dir(run_dir, stage) / "metrics.json", dict(metrics))
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`atomic_path`'s temporaries (``.<name>.<32 hex>.tmp<suffix>``)."""
+    return _TEMPORARY.match(name) is not None
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that interrupted writers left anywhere under ``folder``.
+
+    A writer killed by SIGKILL (or a power cut) cannot clean up after
+    :func:`atomic_path`; its temporary file stays. Call this only while holding
+    the folder's :func:`run_lock`, so that no live writer's file is removed.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    removed = []
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if is_temporary(name):
+                path = Path(root, name)
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process holds a run folder's lock (see :func:`run_lock`)."""
+
+
+@contextlib.contextmanager
+def run_lock(
+    folder: str | os.PathLike, *, what: str = "foamlib", wait: bool = False, on_wait: Callable[[str], None] | None = None
+) -> Iterator[Path]:
+    """Hold an exclusive lock on a run folder for the duration of the ``with`` block.
+
+    The lock is an advisory ``flock`` on ``folder/.lock``, so the operating
+    system releases it when its holder dies, even by SIGKILL: a stale lock file
+    never blocks a later run. The file records the holder (process id, host,
+    start time and ``what``) for the message of the process that is refused.
+
+    Parameters
+    ----------
+    folder : path-like
+        The run folder; created if missing.
+    what : str, optional
+        What holds the lock (shown to a refused process), e.g. the command line.
+    wait : bool, optional
+        Wait for a busy lock instead of raising :class:`RunFolderBusy`.
+    on_wait : callable, optional
+        With ``wait``, called with a line naming the holder before waiting.
+
+    Yields
+    ------
+    pathlib.Path
+        The folder.
+
+    Raises
+    ------
+    RunFolderBusy
+        If another process holds the lock (and ``wait`` is False); the message
+        names it.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+            if not wait:
+                raise RunFolderBusy(
+                    f"run folder {folder} is in use by {holder}; wait for that run to finish or stop it"
+                ) from None
+            if on_wait is not None:
+                on_wait(f"run folder {folder} is in use by {holder}; waiting for it")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        started = time.strftime("%Y-%m-%dT%H:%M:%S")
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {started} ({what})\n".encode(), 0)
+        try:
+            yield folder
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def file_sha256(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 of a file's content, read in chunks (large files are never held in memory).
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()

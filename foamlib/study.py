@@ -10,14 +10,34 @@ hash of
   knob that only a later stage reads does not re-run earlier ones),
 * the source of :mod:`foamlib` (jupyter-cache hashes code cells only and would
   miss a library change),
-* the key of the previous stage of the same sample (a stage reads only what
-  earlier stages wrote, so this stands for its input files), and for the first
-  stage the size and modification time of a user's scan.
+* the key of the previous stage of the same sample and a hash of the files
+  that stage wrote (a stage reads only what earlier stages wrote, so this
+  stands for its input files: a producer that re-runs and writes other files
+  re-runs its consumers), and for the first stage the size and modification
+  time of a user's scan.
+
+A stage's *outputs* are the files of the run folder that it created or changed
+(found by comparing the folder before and after it ran); their size and SHA-256
+are recorded in ``.stages/<stage>.json``. A stage is skipped only while they
+verify: a missing or damaged output runs its stage again, with a line that
+says which file. A file that a later stage rewrites becomes that stage's output.
 
 Notebooks whose parameters include ``run_dir`` run once per sample; notebooks
 that declare ``runs_dir`` (and ``samples``) instead run once for the whole
 study, after every sample, in ``runs/_study/``; they are skipped on the same
-terms, with the keys of every sample's stages standing for their inputs.
+terms, with the records of every sample's stages (keys and outputs) and the
+list of failed samples standing for their inputs.
+
+Before any kernel starts, :func:`run_study` checks what it can
+(:func:`check_study`: sample names, scans, the profile's keys and types, scan
+shapes against the crop and patch sizes) and takes each sample's run folder's
+lock (:func:`foamlib.runs.run_lock`; the study-wide stages wait for the lock of
+``_study``), so that two studies never write one folder at once; it then
+removes the temporary files that killed runs left. A failed stage
+stops its sample only; its executed notebook is kept in ``failed/``, and
+``summary.json`` says ``"status": "failed"``. Kernels get their share of the
+idle cores and ``OMP_WAIT_POLICY=PASSIVE`` (:func:`kernel_environment`) and
+write their own log (not the notebook's output) to ``.stages/<stage>.kernel.log``.
 
 Markdown is not part of the key, so editing the prose of a notebook does not
 re-run it: a skipped stage gets the edited markdown cells copied into its
@@ -27,29 +47,43 @@ re-runs the stage, since the page cannot be patched then.
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
+import contextlib
+import difflib
 import hashlib
 import json
 import logging
+import math
 import multiprocessing
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .device import cpu_threads
-from .runs import atomic_path, read_json, write_json
+from .device import cpu_threads, idle_cpus
+from .runs import LOCK_FILE, atomic_path, file_sha256, is_temporary, read_json, remove_temporaries, run_lock, write_json
 
 __all__ = [
+    "RUNNER_PARAMETERS",
     "Stage",
     "SampleSpec",
     "StageResult",
+    "check_parameters",
+    "check_profile",
+    "check_sample",
+    "check_sample_name",
+    "check_study",
+    "kernel_environment",
+    "resolved_parameters",
     "load_profile",
     "profile_names",
     "find_stages",
@@ -132,22 +166,36 @@ class Stage:
         Names declared in its ``parameters`` cell.
     scope : str
         ``"sample"`` (declares ``run_dir``) or ``"study"`` (declares ``runs_dir``).
+    defaults : dict
+        ``{name: source text}`` of each parameter's default, as written in the
+        ``parameters`` cell (e.g. ``"64"``, ``'"z"'``).
     """
 
     path: Path
     parameters: tuple[str, ...]
     scope: str
+    defaults: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def name(self) -> str:
         """The notebook's file stem, e.g. ``01_otsu_baseline``."""
         return self.path.stem
 
+    def default_values(self) -> dict[str, Any]:
+        """The defaults that are Python literals, evaluated (``"64"`` -> 64); others are left out."""
+        values = {}
+        for name, text in self.defaults.items():
+            try:
+                values[name] = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue  # a name or an expression (ETHANOL_DENSITY_G_CM3): its type is unknown
+        return values
 
-def _declared_parameters(path: Path) -> tuple[str, ...]:
+
+def _declared_parameters(path: Path) -> dict[str, str]:
     import papermill
 
-    return tuple(papermill.inspect_notebook(str(path)).keys())
+    return {name: str(info.get("default")) for name, info in papermill.inspect_notebook(str(path)).items()}
 
 
 def find_stages(notebooks_dir: str | os.PathLike) -> list[Stage]:
@@ -165,15 +213,112 @@ def find_stages(notebooks_dir: str | os.PathLike) -> list[Stage]:
         raise ValueError(f"no numbered notebooks (NN_name.ipynb) in {folder}")
     stages = []
     for path in paths:
-        params = _declared_parameters(path)
-        if "run_dir" in params:
+        defaults = _declared_parameters(path)
+        if "run_dir" in defaults:
             scope = "sample"
-        elif "runs_dir" in params:
+        elif "runs_dir" in defaults:
             scope = "study"
         else:
             raise ValueError(f"{path} declares neither run_dir nor runs_dir in its parameters cell")
-        stages.append(Stage(path=path, parameters=params, scope=scope))
+        stages.append(Stage(path=path, parameters=tuple(defaults), scope=scope, defaults=defaults))
     return stages
+
+
+#: Parameters the runner sets itself, per sample or for the study; a profile must not set them.
+RUNNER_PARAMETERS = (
+    "sample",
+    "run_dir",
+    "runs_dir",
+    "samples",
+    "failures",
+    "scan_path",
+    "reference_porosity",
+    "voxel_size_um",
+    "scan_shape",
+    "scan_dtype",
+    "scan_byte_order",
+)
+
+
+def _type_matches(value: Any, default: Any) -> bool:
+    if default is None:
+        return True  # None says nothing about the type
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def check_profile(values: Mapping[str, Any], stages: Sequence[Stage]) -> None:
+    """Check a profile's keys and value types against the notebooks' ``parameters`` cells.
+
+    The known keys are the union of the parameters the notebooks declare; a
+    value's type must match the type of the default in a notebook that
+    declares it (an int is accepted where the default is a float; a default of
+    None or one that is not a literal accepts anything).
+
+    Parameters
+    ----------
+    values : mapping
+        The profile (see :func:`load_profile`); its ``profile`` key is its name.
+    stages : sequence of Stage
+
+    Raises
+    ------
+    ValueError
+        For a key no notebook declares (the message names the nearest known
+        key) or one the runner sets itself (:data:`RUNNER_PARAMETERS`).
+    TypeError
+        For a value whose type differs from the notebooks' default.
+    """
+    name = values.get("profile", "given")
+    known: dict[str, list[tuple[Stage, Any]]] = {}
+    for stage in stages:
+        literal = stage.default_values()
+        for param in stage.parameters:
+            known.setdefault(param, []).append((stage, literal.get(param)))
+    for key, value in values.items():
+        if key == "profile":
+            continue
+        if key in RUNNER_PARAMETERS:
+            raise ValueError(f"profile {name} sets {key!r}, which the runner sets for each sample; remove it")
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; no notebook declares it"
+            raise ValueError(f"unknown key {key!r} in profile {name}{hint}")
+        if not any(_type_matches(value, default) for _, default in known[key]):
+            stage, default = known[key][0]
+            raise TypeError(
+                f"profile {name}: {key} must be of type {type(default).__name__} (its default in {stage.path.name} "
+                f"is {default!r}), got {type(value).__name__} {value!r}"
+            )
+
+
+def resolved_parameters(stages: Sequence[Stage], values: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
+    """Every parameter's value as the stages will see it: the notebook's default, overridden by the profile.
+
+    Returns
+    -------
+    dict
+        ``{name: (value, stage name)}`` with the first stage that declares the
+        name; defaults that are not Python literals are left out.
+    """
+    out: dict[str, tuple[Any, str]] = {}
+    for stage in stages:
+        literal = stage.default_values()
+        for param in stage.parameters:
+            if param in out:
+                continue
+            if param in values:
+                out[param] = (values[param], stage.name)
+            elif param in literal:
+                out[param] = (literal[param], stage.name)
+    return out
 
 
 def _code_cells(path: Path) -> str:
@@ -216,6 +361,28 @@ def stage_key(stage: Stage, parameters: Mapping[str, Any], *, previous: str, lib
 # --------------------------------------------------------------------------- samples
 
 
+def check_sample_name(name: Any) -> str:
+    """Check that a sample name can name a run folder inside the runs folder.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+    ValueError
+        If it is empty, contains a path separator or a control character, is
+        ``.`` or ``..``, or starts with ``_`` (reserved for ``_study``) or
+        ``.`` (hidden and temporary files).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a sample name must be a string, got {type(name).__name__} {name!r}")
+    if not name or name in (".", "..") or name[0] in "._" or any(c in name for c in "/\\") or not name.isprintable():
+        raise ValueError(
+            f"sample name {name!r} cannot name a run folder: use letters, digits, '-' and '_', no path separators, "
+            "not starting with '_' (reserved for _study) or '.'"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class SampleSpec:
     """A sample to run: a demo name, or a user's scan with optional reference porosity.
@@ -223,35 +390,205 @@ class SampleSpec:
     Attributes
     ----------
     name : str
-        Name of the sample and of its run folder.
+        Name of the sample and of its run folder (see :func:`check_sample_name`).
     scan_path : str or None
         A user's scan; None for a demo sample.
     reference_porosity : float or None
-        A measured porosity (fraction) for a user's scan.
+        A measured porosity (fraction, strictly between 0 and 1) for a user's scan.
     voxel_size_um : float or None
-        Overrides the scan's metadata.
+        Overrides the scan's metadata; micrometres, finite and positive.
+    shape : tuple of int or None
+        ``(z, y, x)`` of a raw scan file.
+    dtype : str or None
+        dtype of a raw scan file, e.g. ``"uint16"``.
+    byte_order : str
+        ``"little"`` or ``"big"``, for a raw scan file.
+
+    Raises
+    ------
+    ValueError, TypeError
+        On construction, for a value outside the ranges above.
     """
 
     name: str
     scan_path: str | None = None
     reference_porosity: float | None = None
     voxel_size_um: float | None = None
+    shape: tuple[int, int, int] | None = None
+    dtype: str | None = None
+    byte_order: str = "little"
+
+    def __post_init__(self) -> None:
+        check_sample_name(self.name)
+        if self.reference_porosity is not None:
+            value = self.reference_porosity
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"reference porosity of {self.name} must be a number, got {value!r}")
+            if not 0.0 < value < 1.0:
+                raise ValueError(
+                    f"reference porosity of {self.name} must be a fraction between 0 and 1 (e.g. 0.89), got {value}"
+                )
+        if self.voxel_size_um is not None:
+            value = self.voxel_size_um
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"voxel size of {self.name} must be a number, got {value!r}")
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"voxel size of {self.name} must be a positive number of micrometres, got {value}")
+        if self.byte_order not in ("little", "big"):
+            raise ValueError(f"byte order of {self.name} must be 'little' or 'big', got {self.byte_order!r}")
+        if self.scan_path is None and (self.shape is not None or self.dtype is not None):
+            raise ValueError(f"shape and dtype describe a raw scan file; sample {self.name} has no scan_path")
+        if self.shape is not None:
+            shape = tuple(self.shape)
+            if len(shape) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
+                raise ValueError(f"shape of {self.name} must be three positive integers (z, y, x), got {self.shape!r}")
+            object.__setattr__(self, "shape", shape)
 
     def parameters(self) -> dict[str, Any]:
-        """The notebook parameters that describe this sample."""
+        """The notebook parameters that describe this sample (a notebook gets those it declares)."""
         return {
             "sample": self.name,
             "scan_path": self.scan_path,
             "reference_porosity": self.reference_porosity,
             "voxel_size_um": self.voxel_size_um,
+            "scan_shape": None if self.shape is None else list(self.shape),
+            "scan_dtype": self.dtype,
+            "scan_byte_order": self.byte_order,
         }
 
     def fingerprint(self) -> str:
-        """Identity of the external input: the scan's path, size and modification time."""
+        """Identity of the external input: the scan's path, size and modification time (and raw layout)."""
         if self.scan_path is None:
             return f"demo:{self.name}"
         stat = Path(self.scan_path).stat()
-        return f"scan:{Path(self.scan_path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        raw = "" if self.shape is None else f":{self.shape}:{self.dtype}:{self.byte_order}"
+        return f"scan:{Path(self.scan_path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}{raw}"
+
+
+#: A scan up to this size is read in full by the checks before a study starts (every problem
+#: :func:`foamlib.io.read_scan` finds is then found in seconds); a larger one only by its header.
+FULL_CHECK_BYTES = 1 << 30
+
+
+def _scan_shape(spec: SampleSpec) -> tuple[tuple[int, ...], str]:
+    """Shape and dtype of a sample's scan, checked without starting a kernel (ScanError names the file)."""
+    from .io import ScanError, read_scan
+
+    path = Path(spec.scan_path)
+    if not path.exists():
+        raise ScanError(f"scan {path} of sample {spec.name} does not exist")
+    size = 0 if path.is_dir() else path.stat().st_size
+    if path.is_dir() or size <= FULL_CHECK_BYTES:
+        scan = read_scan(path, shape=spec.shape, dtype=spec.dtype, byte_order=spec.byte_order,
+                         voxel_size_um=spec.voxel_size_um)
+        return tuple(int(n) for n in scan.volume.shape), str(scan.original_dtype)
+    if spec.shape is not None:  # a raw file: its size must match the layout
+        import numpy as np
+
+        need = math.prod(spec.shape) * np.dtype(spec.dtype).itemsize
+        if size != need:
+            raise ScanError(f"{path} holds {size} bytes, but shape {spec.shape} of {spec.dtype} needs {need}")
+        return spec.shape, str(np.dtype(spec.dtype))
+    if path.suffix.lower() == ".npy":
+        import numpy as np
+
+        array = np.load(path, mmap_mode="r")
+        return tuple(int(n) for n in array.shape), str(array.dtype)
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, dtype = tuple(int(n) for n in series.shape), str(series.dtype)
+            end = max(o + c for page in tif.pages for o, c in zip(page.dataoffsets, page.databytecounts))
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds; one message
+        raise ScanError(f"{path} could not be read as a TIFF file ({type(exc).__name__}: {exc})") from exc
+    if end > size:
+        raise ScanError(f"{path} is truncated: its images need {end} bytes, the file has {size}")
+    if len(shape) != 3:
+        raise ScanError(f"{path} has shape {shape}; expected a greyscale (z, y, x) stack")
+    return shape, dtype
+
+
+def _limits(resolved: Mapping[str, tuple[Any, str]]) -> list[tuple[str, int, str]]:
+    """``(parameter, smallest side, why)`` that a scan must meet for these parameters."""
+    limits = []
+    for param, why in (("gan_patch_size", "the GAN's patches are cut in all three directions"),
+                       ("cyclegan_crop", "the CycleGAN crops real slices in all three directions")):
+        if param in resolved and isinstance(resolved[param][0], int):
+            limits.append((param, resolved[param][0], why))
+    space = resolved.get("search_space", (None, ""))[0]
+    if isinstance(space, Mapping) and space.get("levels"):
+        levels = max(space["levels"]) if isinstance(space["levels"], (list, tuple)) else space["levels"]
+        if isinstance(levels, int) and levels > 1:
+            limits.append(("search_space", 2 ** (levels - 1), f"a {levels}-level U-Net pools {levels - 1} times"))
+    return limits
+
+
+def check_parameters(resolved: Mapping[str, tuple[Any, str]], profile: str = "given") -> None:
+    """Check that the resolved parameters fit each other (crop sizes, network depths).
+
+    Raises
+    ------
+    ValueError
+        Naming both parameters and their stages, e.g. a CycleGAN crop larger
+        than the GAN's patches it is cut from.
+    """
+    crop = resolved.get("cyclegan_crop", (None, ""))
+    patch = resolved.get("gan_patch_size", (None, ""))
+    if isinstance(crop[0], int) and isinstance(patch[0], int) and crop[0] > patch[0]:
+        raise ValueError(
+            f"profile {profile}: cyclegan_crop = {crop[0]} ({crop[1]}) is larger than gan_patch_size = {patch[0]} "
+            f"({patch[1]}), the binary patches it crops"
+        )
+    levels = resolved.get("cyclegan_levels", (None, ""))
+    if isinstance(crop[0], int) and isinstance(levels[0], int) and crop[0] <= 2 ** (levels[0] - 1):
+        raise ValueError(
+            f"profile {profile}: cyclegan_crop = {crop[0]} ({crop[1]}) must be more than {2 ** (levels[0] - 1)} "
+            f"for a generator with cyclegan_levels = {levels[0]}"
+        )
+
+
+def check_sample(spec: SampleSpec, resolved: Mapping[str, tuple[Any, str]], profile: str = "given") -> None:
+    """Check a sample before any kernel starts: its scan reads, and its shape fits the parameters.
+
+    A user's scan is read (in full up to :data:`FULL_CHECK_BYTES`, else its
+    header) and its shape checked against the parameters that cut it:
+    ``gan_patch_size`` and ``cyclegan_crop`` (every side at least that) and the
+    deepest U-Net of ``search_space`` (every side at least ``2 ** (levels - 1)``).
+    A demo sample's shape is the cube of the resolved ``size``.
+
+    Parameters
+    ----------
+    spec : SampleSpec
+    resolved : mapping
+        :func:`resolved_parameters` of the stages and the profile.
+    profile : str
+        The profile's name, for messages.
+
+    Raises
+    ------
+    foamlib.io.ScanError
+        If the scan cannot be read or is unusable (the message names the file).
+    ValueError
+        If the scan is smaller than a limit (the message names the file, the
+        parameter, its stage and the limit).
+    """
+    if spec.scan_path is not None:
+        shape, _ = _scan_shape(spec)
+        source = f"scan {spec.scan_path}"
+    elif isinstance(resolved.get("size", (None,))[0], int):
+        shape = (resolved["size"][0],) * 3
+        source = f"demo sample {spec.name} (size = {shape[0]})"
+    else:
+        return
+    for param, need, why in _limits(resolved):
+        if min(shape) < need:
+            raise ValueError(
+                f"{source} is {' x '.join(map(str, shape))} voxels, but {param} = {resolved[param][0]} "
+                f"({resolved[param][1]}, profile {profile}) needs every side to be at least {need}: {why}; "
+                f"use a larger scan or a profile with a smaller {param}"
+            )
 
 
 @dataclass(frozen=True)
@@ -262,13 +599,19 @@ class StageResult:
     ----------
     sample, stage : str
     status : str
-        ``"ran"``, ``"skipped"`` (key unchanged) or ``"failed"``.
+        ``"ran"``, ``"skipped"`` (key unchanged, outputs verified), ``"failed"``
+        or ``"not run"`` (a study-wide stage with no sample to read).
     seconds : float
         Wall-clock time of this invocation (0 for a skipped stage).
     message : str
-        For a failed stage, one line naming the notebook cell that failed;
-        for a skipped one, ``"prose refreshed"`` where edited markdown cells
-        were copied into its page.
+        For a failed stage, one line naming the notebook cell that failed; for
+        a skipped one, ``"prose refreshed"`` where edited markdown cells were
+        copied into its page; for a stage that ran although its key was
+        unchanged, why (``"models/step1.pt changed since the stage wrote it"``).
+    notebook : str
+        The executed notebook: the page of a stage that ran or was skipped, the
+        executed copy up to the failing cell of a failed one (``""`` where
+        there is none).
     """
 
     sample: str
@@ -276,6 +619,7 @@ class StageResult:
     status: str
     seconds: float
     message: str = ""
+    notebook: str = ""
 
 
 def _label_cells(nb, sample: str) -> None:
@@ -339,6 +683,65 @@ def _refresh_prose(source: Path, output: Path, sample: str) -> bool | None:
     return True
 
 
+#: Folders and files of a run folder that are the runner's, not a stage's outputs.
+_RUNNER_ENTRIES = frozenset({"notebooks", ".stages", "failed", "summary.json", LOCK_FILE})
+
+
+def _snapshot(run_dir: Path) -> dict[str, tuple[int, int, int]]:
+    """``{relative path: (size, mtime_ns, inode)}`` of the stage outputs in a run folder."""
+    out: dict[str, tuple[int, int, int]] = {}
+    for root, dirs, files in os.walk(run_dir):
+        top = Path(root) == run_dir
+        if top:
+            dirs[:] = [d for d in dirs if d not in _RUNNER_ENTRIES]
+        for name in files:
+            if (top and name in _RUNNER_ENTRIES) or is_temporary(name):
+                continue
+            path = Path(root, name)
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # removed while we looked
+                continue
+            out[path.relative_to(run_dir).as_posix()] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return out
+
+
+def _digest(outputs: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(outputs, sort_keys=True).encode()).hexdigest()
+
+
+def _verify_outputs(run_dir: Path, outputs: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """Why a stage's recorded outputs do not verify (size first, then SHA-256), or None if they all do."""
+    for rel, expected in sorted(outputs.items()):
+        path = run_dir / rel
+        if not path.is_file():
+            return f"{rel} is missing"
+        if path.stat().st_size != expected.get("size") or file_sha256(path) != expected.get("sha256"):
+            return f"{rel} changed since the stage wrote it"
+    return None
+
+
+def _disown(run_dir: Path, stage_name: str, paths: set[str]) -> None:
+    """Remove ``paths`` (rewritten or removed by ``stage_name``) from the other stages' records.
+
+    A file that a later stage rewrites is that stage's output from then on, so
+    the earlier stage is not re-run for a change it did not make.
+    """
+    if not paths:
+        return
+    for record in (run_dir / ".stages").glob("*.json"):
+        if record.stem == stage_name:
+            continue
+        try:
+            data = read_json(record)
+        except ValueError:
+            continue
+        outputs = data.get("outputs")
+        if isinstance(outputs, dict) and paths & outputs.keys():
+            data["outputs"] = {k: v for k, v in outputs.items() if k not in paths}
+            write_json(record, data)
+
+
 def _run_stage(
     stage: Stage,
     run_dir: Path,
@@ -348,31 +751,69 @@ def _run_stage(
     sample: str,
     label: str,
     force: bool,
+    env: Mapping[str, str] | None = None,
     on_stage_start: Callable[[Stage], None] | None = None,
-) -> StageResult:
-    """Skip a stage whose key is unchanged and whose page exists (edited prose copied in), else execute it.
+    notify: Callable[[str], None] | None = None,
+) -> tuple[StageResult, str]:
+    """Skip a stage whose key is unchanged, whose page exists and whose outputs verify; else execute it.
 
     ``sample`` names the result (a sample, or ``"_study"``); ``label`` is what
     the page's title and figure names get (:func:`_label_cells`). A successful
-    run writes ``run_dir/.stages/<stage>.json`` with the key.
+    run writes ``run_dir/.stages/<stage>.json`` with the key and the size and
+    SHA-256 of every file the stage wrote or changed (its outputs). A failed
+    run keeps the executed notebook as ``run_dir/failed/<notebook>``.
+
+    Returns
+    -------
+    result : StageResult
+    outputs_digest : str
+        Hash of the outputs' record (chained into the next stage's key), or
+        ``""`` for a failed stage.
     """
     output = run_dir / "notebooks" / stage.path.name
     record = run_dir / ".stages" / f"{stage.name}.json"
-    if not force and record.is_file() and read_json(record).get("key") == key and output.is_file():
-        refreshed = _refresh_prose(stage.path, output, label)
-        if refreshed is not None:
-            return StageResult(sample, stage.name, "skipped", 0.0, "prose refreshed" if refreshed else "")
+    failed_copy = run_dir / "failed" / stage.path.name
+    reason = ""
+    if not force and record.is_file() and output.is_file():
+        data = read_json(record)
+        if data.get("key") == key:
+            outputs = data.get("outputs")
+            problem = "its record predates output checks" if not isinstance(outputs, dict) else _verify_outputs(
+                run_dir, outputs
+            )
+            if problem is None:
+                refreshed = _refresh_prose(stage.path, output, label)
+                if refreshed is not None:
+                    result = StageResult(sample, stage.name, "skipped", 0.0, "prose refreshed" if refreshed else "",
+                                         str(output))
+                    return result, str(data.get("outputs_digest", ""))
+                reason = "its markdown cells were added, removed or moved"
+            else:
+                reason = problem
+    if reason and notify is not None:
+        notify(f"{sample}: {stage.name} re-runs: {reason}")
     record.unlink(missing_ok=True)
     if on_stage_start is not None:
         on_stage_start(stage)
+    before = _snapshot(run_dir)
     start = time.perf_counter()
+    log_path = run_dir / ".stages" / f"{stage.name}.kernel.log"
     try:
-        _execute(stage, output, params, sample=label)
+        _execute(stage, output, params, sample=label, failed_copy=failed_copy, env=env, log_path=log_path)
     except Exception as exc:  # noqa: BLE001 - a failed stage is reported, the other samples go on
-        return StageResult(sample, stage.name, "failed", time.perf_counter() - start, _failure_line(exc, stage.path))
+        notebook = str(failed_copy) if failed_copy.is_file() else ""
+        return StageResult(sample, stage.name, "failed", time.perf_counter() - start, _failure_line(exc, stage.path),
+                           notebook), ""
     seconds = time.perf_counter() - start
-    write_json(record, {"key": key, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    return StageResult(sample, stage.name, "ran", seconds)
+    failed_copy.unlink(missing_ok=True)
+    after = _snapshot(run_dir)
+    changed = {rel for rel, stat in after.items() if before.get(rel) != stat}
+    _disown(run_dir, stage.name, changed | (before.keys() - after.keys()))
+    outputs = {rel: {"size": after[rel][0], "sha256": file_sha256(run_dir / rel)} for rel in sorted(changed)}
+    digest = _digest(outputs)
+    write_json(record, {"key": key, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "outputs": outputs, "outputs_digest": digest})
+    return StageResult(sample, stage.name, "ran", seconds, reason, str(output)), digest
 
 
 def _failure_line(exc: BaseException, notebook: Path) -> str:
@@ -384,20 +825,75 @@ def _failure_line(exc: BaseException, notebook: Path) -> str:
     return f"{notebook.name}: {where} raised {ename}: {evalue}"
 
 
-def _execute(stage: Stage, output: Path, parameters: Mapping[str, Any], *, sample: str) -> None:
+def _kernel_manager(env: Mapping[str, str], log_path: Path):
+    """A kernel manager class whose kernels get ``env`` and write their own stderr to ``log_path``.
+
+    A kernel's process stderr carries only the kernel's own log (cell output
+    goes through Jupyter's messages): its "running over TCP without
+    encryption" warning, and the socket errors of a kernel shut down mid-cell,
+    belong in a log file, not on the terminal.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class StageKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw["env"] = {**kw.get("env", os.environ), **env}
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "wb") as log:  # the kernel gets its own copy of the descriptor
+                kw["stderr"] = log
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return StageKernelManager
+
+
+def _execute(
+    stage: Stage,
+    output: Path,
+    parameters: Mapping[str, Any],
+    *,
+    sample: str,
+    failed_copy: Path,
+    env: Mapping[str, str] | None,
+    log_path: Path,
+) -> None:
     import papermill
 
     with atomic_path(output) as tmp:
-        papermill.execute_notebook(
-            str(stage.path),
-            str(tmp),
-            parameters=dict(parameters),
-            cwd=str(stage.path.parent),
-            kernel_name="python3",
-            progress_bar=False,
-            log_output=False,
-        )
+        try:
+            papermill.execute_notebook(
+                str(stage.path),
+                str(tmp),
+                parameters=dict(parameters),
+                cwd=str(stage.path.parent),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+                kernel_manager_class=_kernel_manager(dict(env or {}), log_path),
+            )
+        except Exception:
+            if tmp.is_file():  # papermill wrote the notebook up to the failing cell: keep it to look at
+                failed_copy.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, failed_copy)
+            raise
         _label_for_sample(tmp, sample)
+
+
+def kernel_environment(threads: int) -> dict[str, str]:
+    """Environment variables for a stage's kernel that runs ``threads`` threads.
+
+    The thread counts of OpenMP, MKL, OpenBLAS and numba (torch reads
+    ``OMP_NUM_THREADS``), and ``OMP_WAIT_POLICY=PASSIVE`` so that idle OpenMP
+    threads sleep instead of spinning: on a machine shared with other work,
+    spinning threads take the cores the working ones need and slow a study by
+    an order of magnitude. A wait policy already set in the environment is kept.
+    """
+    env = {var: str(threads) for var in _THREAD_VARIABLES}
+    env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
+def _chain(key: str, digest: str) -> str:
+    return hashlib.sha256(f"{key}:{digest}".encode()).hexdigest()
 
 
 def run_sample(
@@ -409,6 +905,9 @@ def run_sample(
     force: bool = False,
     report: Callable[[StageResult], None] | None = None,
     on_stage_start: Callable[[Stage], None] | None = None,
+    threads: int | Callable[[], int] | None = None,
+    notify: Callable[[str], None] | None = None,
+    lock: bool = True,
 ) -> list[StageResult]:
     """Run the per-sample stages for one sample; stop at the first failure.
 
@@ -427,14 +926,37 @@ def run_sample(
         Called with each :class:`StageResult` as it happens (progress lines).
     on_stage_start : callable, optional
         Called with the :class:`Stage` just before its notebook is executed
-        (not for skipped stages); the kernel starts after it returns, so it
-        can set environment variables the kernel inherits.
+        (not for skipped stages).
+    threads : int or callable, optional
+        Threads for each executed stage's kernel (:func:`kernel_environment`),
+        or a function that says how many when the stage starts; default: the
+        cores of this machine.
+    notify : callable, optional
+        Called with a line of text where a stage re-runs although its key is
+        unchanged (an output is missing or damaged).
+    lock : bool
+        Hold the run folder's lock (:func:`foamlib.runs.run_lock`) and remove
+        the temporary files interrupted runs left; False where the caller
+        holds it already.
 
     Returns
     -------
     list of StageResult
+
+    Raises
+    ------
+    foamlib.runs.RunFolderBusy
+        If another process holds the run folder's lock.
     """
     run_dir = (Path(runs_dir) / spec.name).resolve()
+    if not lock:
+        return _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify)
+    with run_lock(run_dir, what=f"foamlib study run of {spec.name}"):
+        remove_temporaries(run_dir)
+        return _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify)
+
+
+def _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify):
     library = _foamlib_source_hash()
     previous = spec.fingerprint()
     results: list[StageResult] = []
@@ -442,28 +964,41 @@ def run_sample(
     for stage in (s for s in stages if s.scope == "sample"):
         params = {k: values[k] for k in stage.parameters if k in values}
         key = stage_key(stage, params, previous=previous, library=library)
-        previous = key
-        result = _run_stage(stage, run_dir, key, params, sample=spec.name, label=spec.name, force=force,
-                            on_stage_start=on_stage_start)
+        count = threads() if callable(threads) else (cpu_threads() if threads is None else threads)
+        result, digest = _run_stage(stage, run_dir, key, params, sample=spec.name, label=spec.name, force=force,
+                                    env=kernel_environment(count), on_stage_start=on_stage_start, notify=notify)
+        previous = _chain(key, digest)  # a consumer re-runs when its producer's outputs change
         results.append(result)
         if report is not None:
             report(result)
         if result.status == "failed":
             break
-    write_summary(run_dir)
+    failure = next((r for r in results if r.status == "failed"), None)
+    write_summary(run_dir, failure=failure)
     return results
 
 
-def write_summary(run_dir: str | os.PathLike) -> Path:
+def write_summary(run_dir: str | os.PathLike, *, failure: StageResult | None = None) -> Path:
     """Write :func:`summarize` of a run folder to its ``summary.json`` (atomically)."""
-    return write_json(Path(run_dir) / "summary.json", summarize(run_dir))
+    return write_json(Path(run_dir) / "summary.json", summarize(run_dir, failure=failure))
 
 
-def summarize(run_dir: str | os.PathLike) -> dict[str, Any]:
+def summarize(run_dir: str | os.PathLike, *, failure: StageResult | None = None) -> dict[str, Any]:
     """Merge the sample record and every stage's ``metrics.json`` into one dict.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    failure : StageResult, optional
+        The stage that failed in the run that writes the summary.
 
     Keys (porosities as fractions):
 
+    ``status``
+        ``"complete"`` (every stage ran or was skipped) or ``"failed"``.
+    ``failure``
+        None, or ``{"stage", "message", "notebook"}``: the failed stage, its
+        one-line error and the executed copy of its notebook.
     ``sample``, ``reference_porosity``, ``reference_kind``
         From ``sample.json``.
     ``porosity``
@@ -481,7 +1016,15 @@ def summarize(run_dir: str | os.PathLike) -> dict[str, Any]:
         Wall-clock time of each stage's last successful run.
     """
     run_dir = Path(run_dir)
-    summary: dict[str, Any] = {"sample": run_dir.name, "reference_porosity": None, "porosity": {}}
+    summary: dict[str, Any] = {
+        "sample": run_dir.name,
+        "status": "complete" if failure is None else "failed",
+        "failure": None if failure is None else {
+            "stage": failure.stage, "message": failure.message, "notebook": failure.notebook or None,
+        },
+        "reference_porosity": None,
+        "porosity": {},
+    }
     if (run_dir / "sample.json").is_file():
         sample = read_json(run_dir / "sample.json")
         summary["reference_porosity"] = sample.get("reference_porosity")
@@ -519,7 +1062,9 @@ def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
     -------
     str
         One row per sample; porosities in percent, errors in percentage points
-        against the reference where there is one.
+        against the reference where there is one. A sample whose last run
+        failed is marked in its row (``foam99 (failed at 04_unet_step1)``) and
+        listed below the table with the error and the executed notebook.
 
     Raises
     ------
@@ -535,7 +1080,9 @@ def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
         ref = s.get("reference_porosity")
-        cells = [s["sample"], "–" if ref is None else f"{100 * ref:.2f} % ({s.get('reference_kind') or 'given'})"]
+        failure = s.get("failure") if s.get("status") == "failed" else None
+        name = s["sample"] if not failure else f"{s['sample']} (failed at {failure.get('stage')})"
+        cells = [name, "–" if ref is None else f"{100 * ref:.2f} % ({s.get('reference_kind') or 'given'})"]
         for m in methods:
             value = s.get("porosity", {}).get(m)
             if value is None:
@@ -545,6 +1092,14 @@ def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
             else:
                 cells.append(f"{100 * value:.2f} % ({100 * (value - ref):+.2f} pp)")
         lines.append("| " + " | ".join(cells) + " |")
+    notes = [
+        f"{s['sample']} failed at {s['failure'].get('stage')}: {s['failure'].get('message')}"
+        + (f" (executed notebook: {s['failure']['notebook']})" if s["failure"].get("notebook") else "")
+        for s in summaries
+        if s.get("status") == "failed" and isinstance(s.get("failure"), Mapping)
+    ]
+    if notes:
+        lines += [""] + notes
     return "\n".join(lines)
 
 
@@ -557,7 +1112,7 @@ def threads_per_sample(cpus: int, jobs: int, unfinished: int) -> int:
     Parameters
     ----------
     cpus : int
-        Cores available (:func:`foamlib.device.cpu_threads`).
+        Cores available (:func:`foamlib.device.idle_cpus` when the study starts).
     jobs : int
         Samples run at once at most.
     unfinished : int
@@ -575,19 +1130,34 @@ def threads_per_sample(cpus: int, jobs: int, unfinished: int) -> int:
     return max(1, cpus // max(1, min(jobs, unfinished)))
 
 
+def _raise_interrupt(signum, frame):  # pragma: no cover - runs on a signal
+    raise KeyboardInterrupt
+
+
+def _init_worker() -> None:  # pragma: no cover - child process
+    # Ctrl-C reaches every process of the terminal's group: the parent alone decides and
+    # stops the workers with SIGTERM, which unwinds a worker like Ctrl-C (temporary files removed).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
 def _worker(spec, stages, profile, runs_dir, force, cpus, jobs, unfinished, lock):  # pragma: no cover - child process
-    def divide_cores(stage: Stage) -> None:
-        # Kernels inherit the environment: divide the cores between the samples running now, do not multiply.
-        threads = str(threads_per_sample(cpus, jobs, unfinished.value))
-        for var in _THREAD_VARIABLES:
-            os.environ[var] = threads
+    def threads() -> int:
+        # divide the cores between the samples running now, do not multiply
+        return threads_per_sample(cpus, jobs, unfinished.value)
 
     try:
         return run_sample(spec, stages, profile, runs_dir=runs_dir, force=force, report=print_result,
-                          on_stage_start=divide_cores)
+                          threads=threads, notify=_say, lock=False)
+    except KeyboardInterrupt:
+        return []
     finally:
         with lock:
             unfinished.value -= 1
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def print_result(result: StageResult) -> None:
@@ -596,9 +1166,53 @@ def print_result(result: StageResult) -> None:
         line = f"{result.sample}: {result.stage} FAILED: {result.message}"
     elif result.status == "skipped":
         line = f"{result.sample}: {result.stage} skipped (unchanged{'; ' + result.message if result.message else ''})"
+    elif result.status == "not run":
+        line = f"{result.sample}: {result.stage} not run: {result.message}"
     else:
         line = f"{result.sample}: {result.stage} done in {result.seconds:.1f} s"
     print(line, flush=True)
+
+
+def check_study(
+    samples: Sequence[SampleSpec], values: Mapping[str, Any], stages: Sequence[Stage], *, jobs: int | None = None
+) -> None:
+    """Everything :func:`run_study` checks before it starts a kernel.
+
+    Sample names (unique, :func:`check_sample_name`), ``jobs``, the profile's
+    keys and types (:func:`check_profile`), the parameters against each other
+    (:func:`check_parameters`), that some notebook declares each parameter a
+    sample sets (``scan_shape`` for a raw scan, say), and every sample's scan
+    against the parameters (:func:`check_sample`).
+
+    Raises
+    ------
+    ValueError, TypeError
+        The first problem found, in one line that names the value, file or key.
+    """
+    if not samples:
+        raise ValueError("no samples to run")
+    names = [s.name for s in samples]
+    if len(set(names)) != len(names):
+        raise ValueError(f"sample names must be unique, got {names}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int)):
+        raise TypeError(f"jobs must be an integer, got {jobs!r}")
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    check_profile(values, stages)
+    resolved = resolved_parameters([s for s in stages if s.scope == "sample"], values)
+    name = str(values.get("profile", "given"))
+    check_parameters(resolved, name)
+    declared = {p for s in stages if s.scope == "sample" for p in s.parameters}
+    for spec in samples:
+        given = spec.parameters()
+        needed = [p for p in ("scan_path", "reference_porosity", "voxel_size_um", "scan_shape", "scan_dtype")
+                  if given[p] is not None and p not in declared]
+        if needed:
+            raise ValueError(
+                f"sample {spec.name} needs the parameter(s) {', '.join(needed)}, which no notebook in "
+                f"{stages[0].path.parent} declares; update the notebooks (stage 00 reads the scan)"
+            )
+        check_sample(spec, resolved, name)
 
 
 def run_study(
@@ -612,6 +1226,17 @@ def run_study(
 ) -> list[StageResult]:
     """Run the study: each sample's stages (samples in parallel processes), then study-wide stages.
 
+    Before any kernel starts, everything that can be checked is
+    (:func:`check_study`), and every sample's run folder's lock is taken
+    (:func:`foamlib.runs.run_lock`; the temporary files of interrupted runs are
+    then removed); the study-wide stages wait for the lock of ``_study``, which
+    studies of other samples share. A failed stage stops only its own sample; the study-wide
+    stages run on every sample that got past its first stage (``samples``),
+    and learn which failed and why (``failures``, ``{sample: "stage: message"}``);
+    they are not run when no sample got past its first stage. SIGTERM, like
+    Ctrl-C, stops the study with :class:`KeyboardInterrupt` after removing
+    its temporary files.
+
     Parameters
     ----------
     samples : sequence of SampleSpec
@@ -620,69 +1245,125 @@ def run_study(
     notebooks_dir, runs_dir : path-like
     jobs : int, optional
         Samples run at once; default: as many as samples, at most the number of
-        cores. Each stage of a sample gets the cores divided by the samples
-        running when it starts (:func:`threads_per_sample`): with three samples
-        on two cores, one thread each while two run, two threads for the last
-        sample's remaining stages once the others are done. Training results
-        on the CPU depend slightly on the thread count (floating-point
-        summation order), so they can differ in the last digits between runs
-        that finished in another order.
+        idle cores (:func:`foamlib.device.idle_cpus`). Each stage of a sample
+        gets the idle cores divided by the samples running when it starts
+        (:func:`threads_per_sample`): with three samples on two cores, one
+        thread each while two run, two threads for the last sample's remaining
+        stages once the others are done. Training results on the CPU depend
+        slightly on the thread count (floating-point summation order), so they
+        can differ in the last digits between runs that finished in another
+        order.
     force : bool
         Ignore the cache and run every stage.
 
     Returns
     -------
     list of StageResult
-        Every stage's outcome; a failed stage stops only its own sample.
+        Every stage's outcome.
+
+    Raises
+    ------
+    ValueError, TypeError
+        From :func:`check_study`, before anything runs.
+    foamlib.runs.RunFolderBusy
+        If another run holds one of the run folders.
     """
-    if not samples:
-        raise ValueError("no samples to run")
-    names = [s.name for s in samples]
-    if len(set(names)) != len(names):
-        raise ValueError(f"sample names must be unique, got {names}")
     values = dict(profile) if isinstance(profile, Mapping) else load_profile(profile)
     stages = find_stages(notebooks_dir)
+    check_study(samples, values, stages, jobs=jobs)
     runs_dir = Path(runs_dir)
-    cpus = cpu_threads()
+    study_stages = [s for s in stages if s.scope == "study"]
+    folders = [runs_dir / s.name for s in samples]
+    in_main = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main else None
+    try:
+        with contextlib.ExitStack() as locks:
+            for folder in folders:
+                locks.enter_context(run_lock(folder, what="foamlib study run"))
+            for folder in folders:
+                remove_temporaries(folder)
+            results = _run_samples(samples, stages, values, runs_dir, jobs, force)
+            if study_stages:
+                # studies of other samples share _study: wait for its lock rather than refuse
+                with run_lock(runs_dir / "_study", what="foamlib study run", wait=True, on_wait=_say):
+                    remove_temporaries(runs_dir / "_study")
+                    results += _run_study_stages(study_stages, values, runs_dir, samples, results, force=force)
+            return results
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _run_samples(samples, stages, values, runs_dir, jobs, force) -> list[StageResult]:
+    cpus = idle_cpus()
     jobs = max(1, min(len(samples), cpus if jobs is None else jobs))
     results: list[StageResult] = []
     if jobs == 1:
         for spec in samples:
-            results += run_sample(spec, stages, values, runs_dir=runs_dir, force=force, report=print_result)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Manager() as manager, concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            results += run_sample(spec, stages, values, runs_dir=runs_dir, force=force, report=print_result,
+                                  threads=cpus, notify=_say, lock=False)
+        return results
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker)
+        try:
             unfinished, lock = manager.Value("i", len(samples)), manager.Lock()
             futures = [
                 pool.submit(_worker, s, stages, values, runs_dir, force, cpus, jobs, unfinished, lock) for s in samples
             ]
-            for future in futures:
-                results += future.result()
-    failed = {r.sample for r in results if r.status == "failed"}
-    study_stages = [s for s in stages if s.scope == "study"]
-    if study_stages:
-        results += _run_study_stages(
-            study_stages, values, runs_dir, [s.name for s in samples if s.name not in failed], force=force
-        )
+            for spec, future in zip(samples, futures):
+                try:
+                    results += future.result()
+                except Exception as exc:  # noqa: BLE001 - a worker that died fails its sample, not the study
+                    first = next(s.name for s in stages if s.scope == "sample")
+                    result = StageResult(spec.name, first, "failed", 0.0, f"worker process failed: {exc}")
+                    print_result(result)
+                    results.append(result)
+        except BaseException:
+            # Ctrl-C or SIGTERM: stop the workers (they unwind and remove their temporary files)
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     return results
 
 
-def _run_study_stages(stages, values, runs_dir, names, force=False) -> list[StageResult]:
-    """Run the study-wide stages; skip one whose notebook, parameters, library and samples' keys are unchanged."""
-    out = []
+def _run_study_stages(stages, values, runs_dir, samples, results, force=False) -> list[StageResult]:
+    """Run the study-wide stages on the samples that got past their first stage.
+
+    A stage is skipped when its notebook, parameters, library, the samples'
+    stage records (keys and outputs) and the failures are unchanged.
+    """
+    failures = {r.sample: f"{r.stage}: {r.message}" for r in results if r.status == "failed"}
+    first: dict[str, str] = {}
+    for r in results:
+        first.setdefault(r.sample, r.status)
+    names = [s.name for s in samples if first.get(s.name) in ("ran", "skipped")]
+    if not names:
+        out = [StageResult("_study", stage.name, "not run", 0.0, "no sample got past its first stage") for stage in stages]
+        for result in out:
+            print_result(result)
+        return out
     run_dir = (Path(runs_dir) / "_study").resolve()
     library = _foamlib_source_hash()
-    # the study reads what every sample's stages wrote: their keys stand for those files
-    previous = json.dumps(
-        {name: sorted(read_json(p).get("key", "") for p in (Path(runs_dir) / name / ".stages").glob("*.json")) for name in names},
-        sort_keys=True,
-    )
+    # the study reads what every sample's stages wrote: their records (keys and outputs) stand for those files
+    records = {
+        name: sorted(
+            (p.stem, read_json(p).get("key", ""), read_json(p).get("outputs_digest", ""))
+            for p in (Path(runs_dir) / name / ".stages").glob("*.json")
+        )
+        for name in names
+    }
+    previous = json.dumps({"records": records, "failures": failures}, sort_keys=True)
+    out = []
     for stage in stages:
-        params = {**values, "runs_dir": str(Path(runs_dir).resolve()), "samples": list(names)}
+        params = {**values, "runs_dir": str(Path(runs_dir).resolve()), "samples": list(names), "failures": failures}
         params = {k: params[k] for k in stage.parameters if k in params}
         key = stage_key(stage, params, previous=previous, library=library)
-        previous = key
-        result = _run_stage(stage, run_dir, key, params, sample="_study", label="all samples", force=force)
+        result, digest = _run_stage(stage, run_dir, key, params, sample="_study", label="all samples", force=force,
+                                    env=kernel_environment(idle_cpus()), notify=_say)
+        previous = _chain(key, digest)
         print_result(result)
         out.append(result)
         if result.status == "failed":

@@ -99,3 +99,82 @@ def test_write_table_keeps_the_index(tmp_path):
     path = write_table(tmp_path / "new" / "t.csv", frame)
     assert path.read_text() == "set,fid\na,1.5\nb,2.5\n"
     assert not list(path.parent.glob(".*tmp*"))
+
+
+def test_remove_temporaries_removes_only_atomic_path_leftovers(tmp_path):
+    from foamlib.runs import is_temporary, remove_temporaries
+
+    (tmp_path / "models").mkdir()
+    stale = [tmp_path / f".00_samples.ipynb.{'a' * 32}.tmp.ipynb", tmp_path / "models" / f".step1.pt.{'0f' * 16}.tmp.pt"]
+    keep = [tmp_path / "models" / "step1.pt", tmp_path / ".hidden", tmp_path / f".x.{'a' * 31}.tmp"]
+    for path in stale + keep:
+        path.write_text("x")
+    assert sorted(remove_temporaries(tmp_path)) == sorted(stale)
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in stale)
+    assert is_temporary(stale[1].name) and not is_temporary("step1.pt")
+
+
+def test_run_lock_refuses_a_second_holder_and_names_the_first(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from foamlib.runs import RunFolderBusy, run_lock
+
+    with run_lock(tmp_path / "s1", what="test holder"):
+        with pytest.raises(RunFolderBusy, match=rf"in use by pid {os.getpid()} .*test holder"):
+            with run_lock(tmp_path / "s1"):
+                pass
+        # another process is refused too (flock locks are per open file, not per process)
+        code = ("import sys; from foamlib.runs import run_lock, RunFolderBusy\n"
+                "try:\n    run_lock(sys.argv[1]).__enter__()\nexcept RunFolderBusy as e:\n    print(e); sys.exit(3)")
+        other = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s1")], capture_output=True, text=True)
+        assert other.returncode == 3 and "test holder" in other.stdout
+    with run_lock(tmp_path / "s1"):  # released
+        pass
+
+
+def test_run_lock_of_a_killed_holder_is_free(tmp_path):
+    import subprocess
+    import sys
+
+    from foamlib.runs import run_lock
+
+    code = ("import sys, time; from foamlib.runs import run_lock\n"
+            "with run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()  # SIGKILL: no clean-up runs
+    holder.wait()
+    holder.stdout.close()
+    with run_lock(tmp_path):
+        assert (tmp_path / ".lock").is_file()
+
+
+def test_file_sha256_reads_in_chunks(tmp_path):
+    import hashlib
+
+    from foamlib.runs import file_sha256
+
+    data = np.random.default_rng(0).bytes(100_000)
+    (tmp_path / "b.bin").write_bytes(data)
+    assert file_sha256(tmp_path / "b.bin", chunk_size=4096) == hashlib.sha256(data).hexdigest()
+
+
+def test_run_lock_can_wait_for_its_holder(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from foamlib.runs import run_lock
+
+    code = ("import sys, time; from foamlib.runs import run_lock\n"
+            "with run_lock(sys.argv[1], what='the other study'):\n    print('held', flush=True); time.sleep(1.5)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    said, start = [], time.monotonic()
+    with run_lock(tmp_path, wait=True, on_wait=said.append):
+        assert time.monotonic() - start > 0.5
+    assert len(said) == 1 and "the other study" in said[0] and "waiting" in said[0]
+    holder.wait()
+    holder.stdout.close()

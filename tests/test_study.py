@@ -88,7 +88,8 @@ def test_on_stage_start_is_called_before_executed_stages_only(notebooks, tmp_pat
 
 def test_parallel_samples_give_each_kernel_its_share_of_the_cores(notebooks, tmp_path):
     _notebook(notebooks / "02_threads.ipynb",
-              "import os, pathlib\npathlib.Path(run_dir, 'threads.txt').write_text(os.environ.get('OMP_NUM_THREADS', 'unset'))",
+              "import os, pathlib\npathlib.Path(run_dir, 'threads.txt').write_text(os.environ.get('OMP_NUM_THREADS', 'unset'))\n"
+              "pathlib.Path(run_dir, 'wait.txt').write_text(os.environ.get('OMP_WAIT_POLICY', 'unset'))",
               "run_dir = 'x'")
     runs = tmp_path / "runs"
     results = run_study([SampleSpec("s1"), SampleSpec("s2")], profile={"a": 1, "b": 1}, notebooks_dir=notebooks,
@@ -97,6 +98,7 @@ def test_parallel_samples_give_each_kernel_its_share_of_the_cores(notebooks, tmp
     for name in ("s1", "s2"):
         threads = (runs / name / "threads.txt").read_text()
         assert threads.isdigit() and 1 <= int(threads) <= max(1, cpu_threads()), threads
+        assert (runs / name / "wait.txt").read_text() == "PASSIVE"  # idle OpenMP threads sleep, not spin
 
 
 def test_edited_prose_reaches_the_page_of_a_skipped_stage_and_a_new_markdown_cell_reruns_it(notebooks, tmp_path, capsys):
@@ -143,8 +145,11 @@ def test_a_failed_stage_stops_its_sample_names_the_cell_and_reruns_next_time(not
     assert "01_second.ipynb" in message and "AssertionError" in message and "b must not be negative" in message
     assert "\n" not in message
     assert not (runs / "s1" / "notebooks" / "01_second.ipynb").exists()
+    assert results[-1].notebook == str((runs / "s1" / "failed" / "01_second.ipynb").resolve())
+    assert "b must not be negative" in (runs / "s1" / "failed" / "01_second.ipynb").read_text()
     retry = run_study([SampleSpec("s1")], profile={"b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
     assert [r.status for r in retry] == ["skipped", "ran"]
+    assert not (runs / "s1" / "failed" / "01_second.ipynb").exists()
 
 
 def test_find_stages_and_profiles(notebooks, tmp_path):
@@ -253,3 +258,180 @@ def test_smoke_study_of_one_sample_fills_its_run_folder_and_a_rerun_skips_everyt
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "study: 0 stages ran" in out and " done in " not in out and "0 failed" in out
+
+
+def _scan(path):
+    import tifffile
+
+    tifffile.imwrite(path, np.random.default_rng(0).integers(0, 255, (8, 8, 8), dtype=np.uint8))
+    return path
+
+
+def _producer_consumer(folder) -> None:
+    _notebook(folder / "00_make.ipynb",
+              "import os, pathlib\np = pathlib.Path(run_dir, 'models'); p.mkdir(parents=True, exist_ok=True)\n"
+              "(p / 'step1.pt').write_bytes(os.urandom(20000))\npathlib.Path(run_dir, 'shared.txt').write_text('00')",
+              "run_dir = 'x'\nsample = 's'")
+    _notebook(folder / "01_use.ipynb",
+              "import pathlib\ndata = pathlib.Path(run_dir, 'models', 'step1.pt').read_bytes()\n"
+              "assert len(data) == 20000, f'step1.pt holds {len(data)} bytes'\n"
+              "pathlib.Path(run_dir, 'used.txt').write_text(str(data[:8]))\n"
+              "pathlib.Path(run_dir, 'shared.txt').write_text('01')  # rewrites a file of the stage before",
+              "run_dir = 'x'")
+
+
+def test_a_damaged_or_missing_artefact_reruns_its_producer_and_the_consumers(tmp_path, capsys):
+    folder, runs, specs = tmp_path / "notebooks", tmp_path / "runs", [SampleSpec("s1")]
+    folder.mkdir()
+    _producer_consumer(folder)
+    assert [r.status for r in run_study(specs, profile={}, notebooks_dir=folder, runs_dir=runs, jobs=1)] == ["ran", "ran"]
+    record = read_json(runs / "s1" / ".stages" / "00_make.json")
+    assert set(record["outputs"]) == {"models/step1.pt"}  # shared.txt belongs to 01_use, which rewrote it last
+    assert record["outputs"]["models/step1.pt"]["size"] == 20000 and len(record["outputs"]["models/step1.pt"]["sha256"]) == 64
+    assert set(read_json(runs / "s1" / ".stages" / "01_use.json")["outputs"]) == {"used.txt", "shared.txt"}
+    # a stage's outputs verify, so an unchanged study skips everything (also the file a later stage rewrote)
+    assert [r.status for r in run_study(specs, profile={}, notebooks_dir=folder, runs_dir=runs, jobs=1)] == ["skipped"] * 2
+
+    model = runs / "s1" / "models" / "step1.pt"
+    model.write_bytes(model.read_bytes()[:5000])  # truncated
+    capsys.readouterr()
+    again = run_study(specs, profile={}, notebooks_dir=folder, runs_dir=runs, jobs=1)
+    assert [(r.status, r.message) for r in again] == [("ran", "models/step1.pt changed since the stage wrote it"),
+                                                      ("ran", "")]  # new step1.pt: the consumer re-runs too
+    assert "s1: 00_make re-runs: models/step1.pt changed since the stage wrote it" in capsys.readouterr().out
+
+    data = bytearray(model.read_bytes())
+    data[100] ^= 0xFF  # same size, other content: the hash finds it
+    model.write_bytes(bytes(data))
+    assert [r.status for r in run_study(specs, profile={}, notebooks_dir=folder, runs_dir=runs, jobs=1)] == ["ran", "ran"]
+
+    (runs / "s1" / "used.txt").unlink()
+    third = run_study(specs, profile={}, notebooks_dir=folder, runs_dir=runs, jobs=1)
+    assert [(r.status, r.message) for r in third] == [("skipped", ""), ("ran", "used.txt is missing")]
+
+
+def test_one_failed_sample_leaves_the_others_and_the_results_page_running(tmp_path, capfd):
+    from foamlib.cli import main
+
+    folder, runs = tmp_path / "notebooks", tmp_path / "runs"
+    folder.mkdir()
+    _notebook(folder / "00_samples.ipynb",
+              "import pathlib\nassert 'bad' not in sample, f'cannot read the scan of {sample}'\n"
+              "pathlib.Path(run_dir).mkdir(parents=True, exist_ok=True)\npathlib.Path(run_dir, 'sample.json').write_text('{}')",
+              "run_dir = 'x'\nsample = 's'\nscan_path = None")
+    _notebook(folder / "01_late.ipynb",
+              "from foamlib.runs import update_metrics\nassert sample != 'late', 'step 1 diverged'\n"
+              "update_metrics(run_dir, 'step1', {'porosity': 0.5})", "run_dir = 'x'\nsample = 's'")
+    _notebook(folder / "02_results.ipynb",
+              "import json, pathlib\npathlib.Path(runs_dir, '_study').mkdir(exist_ok=True)\n"
+              "pathlib.Path(runs_dir, '_study', 'seen.json').write_text(json.dumps({'samples': samples, 'failures': failures}))",
+              "runs_dir = 'x'\nsamples = []\nfailures = {}")
+    scans = {name: _scan(tmp_path / f"{name}.tif") for name in ("good", "bad", "late")}
+    args = ["study", "run", "--runs-dir", str(runs), "--notebooks", str(folder), "--jobs", "1", "--profile", str(tmp_path / "p.yml")]
+    (tmp_path / "p.yml").write_text("{}\n")
+    status = main(args + ["--scan", str(scans["bad"]), "--scan", str(scans["late"]), "--scan", str(scans["good"])])
+    out, err = capfd.readouterr()
+    assert status == 1
+    assert "without encryption" not in out + err and "Traceback" not in err
+    seen = json.loads((runs / "_study" / "seen.json").read_text())
+    assert seen["samples"] == ["late", "good"]  # got past stage 00
+    assert set(seen["failures"]) == {"bad", "late"}
+    assert seen["failures"]["late"].startswith("01_late: 01_late.ipynb: cell [") and "step 1 diverged" in seen["failures"]["late"]
+    assert "_study: 02_results done" in out
+    lines = err.splitlines()
+    assert lines[-1].startswith("foamlib: fix the cause and run the same command again")
+    assert any(line.startswith("foamlib: late: 01_late failed: ") and line.endswith(
+        f"executed notebook: {(runs / 'late' / 'failed' / '01_late.ipynb').resolve()}") for line in lines)
+    assert read_json(runs / "good" / "summary.json")["status"] == "complete"
+    bad = read_json(runs / "bad" / "summary.json")
+    assert bad["status"] == "failed" and bad["failure"]["stage"] == "00_samples"
+    assert "cannot read the scan of bad" in bad["failure"]["message"]
+    table = summary_table(runs)
+    assert "| bad (failed at 00_samples) |" in table and "| late (failed at 01_late) |" in table
+    assert "| good | – | 50.00 % |" in table
+    assert "late failed at 01_late: 01_late.ipynb: cell [" in table
+    # the results page's key follows the failures: with the failures unchanged it is skipped
+    assert main(args + ["--scan", str(scans["late"]), "--scan", str(scans["good"])]) == 1
+    out, _ = capfd.readouterr()
+    assert "late: 00_samples skipped" in out and "_study: 02_results done" in out  # 'bad' left the failures
+    assert json.loads((runs / "_study" / "seen.json").read_text())["failures"].keys() == {"late"}
+
+
+def test_no_sample_past_its_first_stage_means_no_study_wide_stage(notebooks, tmp_path, capsys):
+    _notebook(notebooks / "00_first.ipynb", "raise ValueError('unreadable scan')", "run_dir = 'x'\nsample = 's'")
+    _notebook(notebooks / "02_study.ipynb", "raise RuntimeError('must not run')", "runs_dir = 'x'\nsamples = []")
+    results = run_study([SampleSpec("s1")], profile={}, notebooks_dir=notebooks, runs_dir=tmp_path / "runs", jobs=1)
+    assert _statuses(results) == [("s1", "00_first", "failed"), ("_study", "02_study", "not run")]
+    assert "_study: 02_study not run: no sample got past its first stage" in capsys.readouterr().out
+
+
+def test_a_raw_scan_runs_with_its_shape_dtype_and_byte_order(tmp_path):
+    from foamlib.cli import main
+
+    folder, runs = tmp_path / "notebooks", tmp_path / "runs"
+    folder.mkdir()
+    _notebook(folder / "00_samples.ipynb",
+              "from foamlib.samples import prepare_sample\n"
+              "prepare_sample(run_dir, sample=sample, scan_path=scan_path, shape=tuple(scan_shape), dtype=scan_dtype, "
+              "byte_order=scan_byte_order, voxel_size_um=voxel_size_um)",
+              "run_dir = 'x'\nsample = 's'\nscan_path = None\nvoxel_size_um = None\nscan_shape = None\n"
+              "scan_dtype = None\nscan_byte_order = 'little'")
+    volume = np.random.default_rng(0).integers(0, 4000, (6, 10, 12)).astype(">u2")
+    raw = tmp_path / "foam.raw"
+    volume.tofile(raw)
+    args = ["study", "run", "--scan", str(raw), "--shape", "6", "10", "12", "--dtype", "uint16", "--byte-order", "big",
+            "--voxel-size", "2.5", "--runs-dir", str(runs), "--notebooks", str(folder), "--jobs", "1"]
+    (tmp_path / "p.yml").write_text("{}\n")
+    assert main(args + ["--profile", str(tmp_path / "p.yml")]) == 0
+    record = read_json(runs / "foam" / "sample.json")
+    assert record["shape"] == [6, 10, 12] and record["original_dtype"] == "uint16" and record["voxel_size_um"] == 2.5
+    assert record["original_range"] == [float(volume.min()), float(volume.max())]
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed_at_the_next_start(notebooks, tmp_path):
+    runs = tmp_path / "runs"
+    run_study([SampleSpec("s1")], profile={"a": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    stale = [runs / "s1" / "notebooks" / f".00_first.ipynb.{'c' * 32}.tmp.ipynb",
+             runs / "s1" / "first" / f".metrics.json.{'d' * 32}.tmp.json"]
+    for path in stale:
+        path.write_text("{}")
+    again = run_study([SampleSpec("s1")], profile={"a": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert [r.status for r in again] == ["skipped", "skipped"]
+    assert not any(p.exists() for p in stale)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT to the group"])
+def test_an_interrupted_study_says_one_line_and_leaves_no_temporary_files(tmp_path, how):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    folder, runs = tmp_path / "notebooks", tmp_path / "runs"
+    folder.mkdir()
+    _notebook(folder / "00_slow.ipynb",
+              "import pathlib, time\npathlib.Path(run_dir, 'started').write_text('')\ntime.sleep(120)",
+              "run_dir = 'x'\nsample = 's'\nscan_path = None")
+    (tmp_path / "p.yml").write_text("{}\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    code = ("import sys; from foamlib.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "study", "run", "--scan", str(_scan(tmp_path / "s1.tif")), "--jobs", "1",
+         "--runs-dir", str(runs), "--notebooks", str(folder), "--profile", str(tmp_path / "p.yml")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (runs / "s1" / "started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    if how == "SIGTERM":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert err == "foamlib: interrupted\n", err
+    left = [p for p in runs.rglob("*") if ".tmp" in p.name]
+    assert not left
