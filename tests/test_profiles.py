@@ -12,7 +12,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 #: Parameters that describe a sample or a run, set by the study runner, not by a profile.
 SAMPLE_PARAMETERS = {"sample", "run_dir", "scan_path", "reference_porosity", "voxel_size_um", "runs_dir", "samples",
                      "failures", "effective_density_kg_m3", "u_effective_density_kg_m3", "scan_shape", "scan_dtype",
-                     "byte_order"}
+                     "scan_byte_order"}
 
 
 def _defaults() -> dict[str, dict[str, object]]:
