@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["extract_patches", "patch_statistics", "compare_patch_sets", "STATISTICS"]
+__all__ = ["extract_patches", "orthogonal_slices", "tile_starts", "patch_statistics", "compare_patch_sets", "STATISTICS"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,126 @@ def extract_patches(volume: np.ndarray, size: int, n: int, *, axes: str = "z", s
             (left[:, None] + offsets)[:, None, :],
         ]
     return out
+
+
+def tile_starts(length: int, size: int) -> np.ndarray:
+    """Start indices of tiles of edge `size` that cover ``range(length)``.
+
+    Tiles are laid edge to edge from 0; where `size` does not divide
+    `length` one more tile is aligned to the end, overlapping its
+    neighbour, so every index is covered and no tile sticks out.
+
+    Parameters
+    ----------
+    length : int
+        Number of pixels to cover, >= 1.
+    size : int
+        Tile edge in pixels, 1 <= `size` <= `length`.
+
+    Returns
+    -------
+    ndarray of int64, shape (ceil(length / size),)
+        Increasing start indices, the first 0 and the last ``length - size``.
+
+    Examples
+    --------
+    >>> tile_starts(10, 4).tolist()
+    [0, 4, 6]
+    """
+    length = _check_int("length", length, 1)
+    size = _check_int("size", size, 1)
+    if size > length:
+        raise ValueError(f"tile size {size} is larger than the length {length} to cover")
+    starts = np.arange(0, length - size + 1, size, dtype=np.int64)
+    if starts[-1] != length - size:
+        starts = np.append(starts, length - size)
+    return starts
+
+
+def orthogonal_slices(volume: np.ndarray, *, axes: str = "zyx", size: int | None = None) -> np.ndarray:
+    """Every slice of a volume along the given axes, cut into square tiles of one common edge.
+
+    Slices of a non-cubic volume have up to three different shapes (for a
+    ``(Z, Y, X)`` volume: ``(Y, X)``, ``(Z, X)`` and ``(Z, Y)``). To stack
+    them into one image set (e.g. the real domain of the CycleGAN, which
+    trains on random crops of these), each slice is covered by square tiles
+    of edge `size`, laid edge to edge with the last tile of a row or column
+    aligned to the slice's edge (overlapping where `size` does not divide
+    the edge, see :func:`tile_starts`).
+
+    Parameters
+    ----------
+    volume : ndarray, shape (Z, Y, X)
+        Any dtype (grey values or bool); every axis >= 1 voxel.
+    axes : str, default "zyx"
+        Axes the slices are perpendicular to, any non-empty combination of
+        ``"z"``, ``"y"`` and ``"x"`` without repeats.
+    size : int, optional
+        Tile edge in pixels, at most the shortest slice edge over `axes`
+        (otherwise no tile fits in that slice). Default: that shortest edge,
+        so the tiles are as large as possible (for ``"zyx"`` the shortest
+        axis of the volume, for ``"z"`` ``min(Y, X)``).
+
+    Returns
+    -------
+    ndarray, shape (N, size, size), dtype of `volume`
+        A new array. Tiles come axis by axis in the order of `axes`, then
+        slice by slice, then row of tiles by row, then column by column.
+        Orientation as in :func:`foamlib.foam.slice_volume`: perpendicular
+        to z a tile is a piece of ``(Y, X)``, to y of ``(Z, X)``, to x of
+        ``(Z, Y)``. With ``t(n) = ceil(n / size)`` tiles along an edge of
+        ``n`` pixels, ``N`` sums ``Z * t(Y) * t(X)`` (axis z),
+        ``Y * t(Z) * t(X)`` (axis y) and ``X * t(Z) * t(Y)`` (axis x) over
+        the requested axes. For example a 100 x 200 x 200 volume gives
+        100-pixel tiles, 4 per z slice and 2 per y or x slice: N = 400 +
+        200 + 200 = 800.
+
+    Raises
+    ------
+    ValueError
+        If `volume` is not a non-empty 3D array, `axes` is malformed, or
+        `size` is not an integer >= 1 that fits in every slice.
+
+    Examples
+    --------
+    >>> orthogonal_slices(np.zeros((100, 200, 200), dtype=np.uint8)).shape
+    (1200, 100, 100)
+    >>> orthogonal_slices(np.zeros((40, 64, 56), dtype=bool), axes="z").shape
+    (160, 56, 56)
+    """
+    vol = np.asarray(volume)
+    if vol.ndim != 3 or vol.size == 0:
+        raise ValueError(f"volume must be a non-empty 3D (Z, Y, X) array, got shape {vol.shape}")
+    axis_ids = _check_axes(axes)
+    planes = {axis: tuple(s for i, s in enumerate(vol.shape) if i != axis) for axis in axis_ids}
+    largest = min(min(plane) for plane in planes.values())
+    if size is None:
+        size = largest
+    size = _check_int("size", size, 1)
+    if size > largest:
+        axis = min(axis_ids, key=lambda a: min(planes[a]))
+        raise ValueError(
+            f"size {size} does not fit in the slices perpendicular to {'zyx'[axis]} of a volume of shape "
+            f"{vol.shape} (slices are {planes[axis][0]} x {planes[axis][1]}); use size <= {largest}"
+        )
+    stacks = []
+    for axis in axis_ids:
+        slices = np.moveaxis(vol, axis, 0)
+        rows, cols = slices.shape[1:]
+        for top in tile_starts(rows, size):
+            for left in tile_starts(cols, size):
+                stacks.append(slices[:, top:top + size, left:left + size])
+    # order: axis, slice, row of tiles, column of tiles
+    out = []
+    start = 0
+    for axis in axis_ids:
+        depth = vol.shape[axis]
+        rows, cols = planes[axis]
+        k = len(tile_starts(rows, size)) * len(tile_starts(cols, size))
+        block = np.stack(stacks[start:start + k], axis=1)  # (depth, k, size, size)
+        out.append(block.reshape(depth * k, size, size))
+        start += k
+    return np.ascontiguousarray(np.concatenate(out, axis=0))
 
 
 def _as_binary_patches(patches: Any, name: str) -> np.ndarray:

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from foamlib.patches import STATISTICS, compare_patch_sets, extract_patches, patch_statistics
+from foamlib.patches import (
+    STATISTICS,
+    compare_patch_sets,
+    extract_patches,
+    orthogonal_slices,
+    patch_statistics,
+    tile_starts,
+)
 
 # --------------------------------------------------------------------------- extract_patches
 
@@ -187,3 +194,53 @@ def test_compare_patch_sets_errors(blob_sets):
         compare_patch_sets({"real": real, "grey": real * 0.5})
     with pytest.raises(TypeError, match="column"):
         compare_patch_sets({"real": real, "table": pd.DataFrame({"porosity": [0.5]})})
+
+
+# --------------------------------------------------------------------------- orthogonal slices
+
+
+def test_tile_starts_cover_with_the_last_tile_at_the_edge():
+    assert tile_starts(10, 4).tolist() == [0, 4, 6]
+    assert tile_starts(8, 4).tolist() == [0, 4]
+    assert tile_starts(5, 5).tolist() == [0]
+    with pytest.raises(ValueError, match="larger than the length"):
+        tile_starts(3, 4)
+
+
+def test_orthogonal_slices_of_the_issue_volume_count_and_size():
+    vol = np.zeros((100, 200, 200), dtype=np.uint8)
+    tiles = orthogonal_slices(vol)
+    # 100-px tiles: 4 per z slice (100 slices), 2 per y slice and 2 per x slice (200 slices each)
+    assert tiles.shape == (100 * 4 + 200 * 2 + 200 * 2, 100, 100)
+    assert tiles.dtype == np.uint8
+
+
+@pytest.mark.parametrize("shape", [(40, 64, 56), (12, 64, 48), (30, 30, 30)])
+def test_orthogonal_slices_are_the_slices_and_cover_them(shape):
+    vol = np.random.default_rng(0).integers(0, 1000, size=shape)
+    size = min(shape)
+    tiles = orthogonal_slices(vol)
+    t = lambda n: -(-n // size)  # noqa: E731
+    z, y, x = shape
+    assert tiles.shape == (z * t(y) * t(x) + y * t(z) * t(x) + x * t(z) * t(y), size, size)
+    # the first z tile is the corner of slice 0; the last x tile is the far corner of the last x slice
+    np.testing.assert_array_equal(tiles[0], vol[0, :size, :size])
+    np.testing.assert_array_equal(tiles[-1], vol[-size:, -size:, -1])
+    # every voxel of every slice is covered: the z tiles hold all values of the volume
+    n_z = z * t(y) * t(x)
+    assert set(np.unique(tiles[:n_z])) == set(np.unique(vol))
+
+
+def test_orthogonal_slices_axes_and_size():
+    vol = np.arange(12 * 64 * 48).reshape(12, 64, 48)
+    only_z = orthogonal_slices(vol, axes="z")
+    assert only_z.shape == (12 * 2, 48, 48)  # min(Y, X) = 48: tiles at rows 0 and 16
+    np.testing.assert_array_equal(only_z[1], vol[0, 16:, :])
+    small = orthogonal_slices(vol, axes="zx", size=8)
+    assert small.shape == (12 * 8 * 6 + 48 * 2 * 8, 8, 8)
+    with pytest.raises(ValueError, match="does not fit in the slices perpendicular to y"):
+        orthogonal_slices(vol, axes="zy", size=13)
+    with pytest.raises(ValueError, match="3D"):
+        orthogonal_slices(vol[0])
+    with pytest.raises(ValueError, match="axes"):
+        orthogonal_slices(vol, axes="zz")
