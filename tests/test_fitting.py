@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from foamlib.fitting import (
     generate_foams,
     vary_parameters,
 )
-from foamlib.structure import StructureReport, analyze
+from foamlib.structure import analyze
 
 SHAPE = (64, 64, 64)
 SMALL = (48, 48, 48)
@@ -89,12 +90,12 @@ def test_fit_recovers_known_generator(known_fit):
     # the fitted parameters, measured again the same way on a new realisation
     refit = analyze(result.parameters.generate(SHAPE, rng=11).solid, exclude_border_pores=True)
     assert refit.porosity == pytest.approx(report.porosity, abs=0.01)
-    assert refit.median_pore_diameter_um == pytest.approx(report.median_pore_diameter_um, rel=0.15)
-    assert refit.mean_wall_thickness_um == pytest.approx(report.mean_wall_thickness_um, rel=0.2)
+    assert refit.median_pore_diameter_voxels == pytest.approx(report.median_pore_diameter_voxels, rel=0.15)
+    assert refit.mean_wall_thickness_voxels == pytest.approx(report.mean_wall_thickness_voxels, rel=0.2)
     # and the fit's own final evaluation
     assert result.generated["porosity"] == pytest.approx(report.porosity, abs=0.01)
-    assert result.generated["median_pore_diameter"] == pytest.approx(report.median_pore_diameter_um, rel=0.15)
-    assert result.generated["mean_wall_thickness"] == pytest.approx(report.mean_wall_thickness_um, rel=0.1)
+    assert result.generated["median_pore_diameter"] == pytest.approx(report.median_pore_diameter_voxels, rel=0.15)
+    assert result.generated["mean_wall_thickness"] == pytest.approx(report.mean_wall_thickness_voxels, rel=0.1)
     # generator parameters near the true ones
     assert result.parameters.porosity == pytest.approx(TRUE.porosity, abs=0.01)
     assert result.parameters.cell_diameter == pytest.approx(TRUE.cell_diameter, rel=0.2)
@@ -104,7 +105,7 @@ def test_fit_result_tables(known_fit):
     report, result = known_fit
     assert set(STATISTICS) <= set(result.measured) and set(STATISTICS) <= set(result.generated)
     assert result.measured["porosity"] == report.porosity
-    assert result.measured["median_pore_diameter"] == report.median_pore_diameter_um
+    assert result.measured["median_pore_diameter"] == report.median_pore_diameter_voxels
     table = result.table()
     assert list(table) == list(STATISTICS)
     assert table["porosity"] == {"measured": result.measured["porosity"], "generated": result.generated["porosity"]}
@@ -113,12 +114,12 @@ def test_fit_result_tables(known_fit):
     assert len(d["history"]) == 5
     # start values: 1.15 x median pore diameter, ratio 0.2, default cv
     first = result.history[0]["parameters"]
-    assert first["cell_diameter"] == pytest.approx(1.15 * report.median_pore_diameter_um)
+    assert first["cell_diameter"] == pytest.approx(1.15 * report.median_pore_diameter_voxels)
     assert first["wall_strut_ratio"] == pytest.approx(0.2)
     assert first["cell_size_cv"] == 0.25
 
 
-def test_fit_converts_micrometres_and_is_deterministic():
+def test_fit_ignores_the_voxel_size_and_is_deterministic():
     foam = TRUE.generate(SMALL, rng=2)
     report_vox = analyze(foam.solid)
     report_um = analyze(foam.solid, voxel_size_um=10.0)
@@ -154,9 +155,9 @@ def test_fit_start_cv_and_iterations_zero():
 
 def test_fit_warns_on_few_pores(caplog):
     report = analyze(TRUE.generate(SMALL, rng=2).solid)
-    few = StructureReport(**{**report.to_dict(), "n_pores": 2})
+    few = replace(report, n_pores=2)
     with caplog.at_level(logging.WARNING, logger="foamlib.fitting"):
-        fit_foam_parameters(few, shape=SMALL, iterations=0, rng=0)
+        fit_foam_parameters(few, shape=SMALL, iterations=0, size_target="pore_diameter", rng=0)
     assert any("only 2 pores" in rec.getMessage() for rec in caplog.records)
 
 
@@ -165,11 +166,11 @@ def test_fit_rejects_bad_input():
     with pytest.raises(TypeError, match="StructureReport"):
         fit_foam_parameters(report.to_dict())
     with pytest.raises(ValueError, match="3D"):
-        fit_foam_parameters(StructureReport(**{**report.to_dict(), "ndim": 2}))
+        fit_foam_parameters(replace(report, ndim=2))
     with pytest.raises(ValueError, match="median_pore_diameter"):
-        fit_foam_parameters(StructureReport(**{**report.to_dict(), "median_pore_diameter_um": math.nan}))
+        fit_foam_parameters(replace(report, median_pore_diameter_voxels=math.nan))
     with pytest.raises(ValueError, match="mean_wall_thickness"):
-        fit_foam_parameters(StructureReport(**{**report.to_dict(), "mean_wall_thickness_um": 0.0}))
+        fit_foam_parameters(replace(report, mean_wall_thickness_voxels=0.0))
     with pytest.raises(ValueError, match="iterations"):
         fit_foam_parameters(report, iterations=-1)
     with pytest.raises(ValueError, match="shape"):
