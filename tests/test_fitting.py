@@ -278,3 +278,39 @@ def test_foam_sets_round_trip_and_replace_older_sets(tmp_path):
         assert record["parameters"] == params.to_dict()
     save_foam_set(tmp_path, foams[:1], sets[:1])
     assert len(load_foam_set(tmp_path)) == 1 and not (tmp_path / "foam_001.npz").exists()
+
+
+# --------------------------------------------------------------------------- cells as large as the volume
+
+
+def test_fit_without_interior_pores_targets_the_chord():
+    # cells about as large as the short axis (20 voxels): no pore lies wholly inside the volume
+    true = FoamParameters(porosity=0.88, cell_diameter=20.0, cell_size_cv=0.25, wall_strut_ratio=0.1)
+    shape = (20, 56, 48)
+    report = analyze(true.generate(shape, rng=1).solid, exclude_border_pores=True)
+    assert report.n_pores == 0 and report.median_pore_diameter_voxels is None
+    result = fit_foam_parameters(report, shape=shape, rng=11)
+    assert result.size_target == "chord"
+    # measured over seeds 0-3: -7 % to +7 %
+    assert result.parameters.cell_diameter == pytest.approx(20.0, rel=0.15)
+    assert result.generated["mean_pore_chord"] == pytest.approx(report.mean_pore_chord_voxels, rel=0.05)
+    assert result.generated["porosity"] == pytest.approx(report.porosity, abs=0.01)
+    assert math.isnan(result.measured["median_pore_diameter"])
+    first = result.history[0]["parameters"]
+    assert first["cell_diameter"] == pytest.approx(1.55 * report.mean_pore_chord_voxels)
+    json.dumps(result.to_dict())
+
+
+def test_fit_size_target_choice_and_validation(known_fit):
+    report, result = known_fit
+    assert report.n_pores >= 10 and result.size_target == "pore_diameter"  # auto keeps the pore diameter
+    few = replace(report, n_pores=9)
+    assert fit_foam_parameters(few, shape=SMALL, iterations=0, rng=0).size_target == "chord"
+    forced = fit_foam_parameters(report, shape=SMALL, iterations=0, size_target="chord", rng=0)
+    assert forced.size_target == "chord" and forced.history[0]["generated"]["mean_pore_chord"] > 0
+    with pytest.raises(ValueError, match="size_target"):
+        fit_foam_parameters(report, size_target="diameter")
+    with pytest.raises(ValueError, match="mean_pore_chord"):
+        fit_foam_parameters(replace(report, mean_pore_chord_voxels=math.nan), size_target="chord")
+    with pytest.raises(ValueError, match="median_pore_diameter"):
+        fit_foam_parameters(replace(report, median_pore_diameter_voxels=None), size_target="pore_diameter")
