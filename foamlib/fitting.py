@@ -63,6 +63,9 @@ _CELL_PER_CHORD = 1.55
 MIN_INTERIOR_PORES = 10
 #: Values of ``size_target``.
 SIZE_TARGETS = ("auto", "pore_diameter", "chord")
+#: Generated foams are periodic: a box axis shorter than this many cell diameters is
+#: generated this long and cropped, so that no cell meets its own periodic image.
+_PERIOD_CELLS = 2.0
 #: Chord fits pool generated foams until the relative standard error of their mean chord is this small.
 _CHORD_RSE = 0.02
 #: Start value of the wall/strut ratio.
@@ -383,8 +386,11 @@ def fit_foam_parameters(
         the pore-diameter target with ``report.border_pores_excluded`` it
         must hold a few cells (interior pores); without, pore fragments at
         the faces enter both sides, so use the shape of the analysed scan
-        volume. The chord target does not depend on the border: a box of
-        about two cells per axis or the scan's own shape will do.
+        volume (e.g. ``otsu.shape``). The chord target does not depend on
+        the border. An axis shorter than two cell diameters is generated
+        two cell diameters long (the generator is periodic, and a shorter
+        period would flatten the cells) and cropped to `shape`, so the
+        generated foams are cut like the scan.
     iterations : int, default 4
         Number of parameter updates (the foam is generated and measured
         ``iterations + 1`` times); 0 evaluates the start values only.
@@ -580,8 +586,12 @@ def _measure(params: FoamParameters, shape, seeds, options: dict, min_pores: int
     from .structure import pore_chords, porosity, pore_sizes, wall_thickness
 
     porosities, diameters, thickness, chords = [], [], [], []
+    # a periodic box shorter than about two cells flattens the cells against their own images
+    # (walls every period): generate a longer box and crop the field of view of the scan from it
+    box = tuple(max(n, math.ceil(_PERIOD_CELLS * params.cell_diameter)) for n in shape)
+    crop = tuple(slice(0, n) for n in shape)
     for seed in seeds:
-        solid = params.generate(shape, rng=seed).solid
+        solid = params.generate(box, rng=seed).solid[crop]
         if solid.all() or not solid.any():
             raise ValueError(f"generated foam is all {'solid' if solid.any() else 'pore'} for {params}")
         porosities.append(porosity(solid))

@@ -284,15 +284,16 @@ def test_foam_sets_round_trip_and_replace_older_sets(tmp_path):
 
 
 def test_fit_without_interior_pores_targets_the_chord():
-    # cells about as large as the short axis (20 voxels): no pore lies wholly inside the volume
+    # cells about as large as the short axis (20 voxels): no pore lies wholly inside the volume,
+    # a crop of a larger foam like a scan's field of view
     true = FoamParameters(porosity=0.88, cell_diameter=20.0, cell_size_cv=0.25, wall_strut_ratio=0.1)
     shape = (20, 56, 48)
-    report = analyze(true.generate(shape, rng=1).solid, exclude_border_pores=True)
+    report = analyze(true.generate((48, 56, 48), rng=1).solid[:20], exclude_border_pores=True)
     assert report.n_pores == 0 and report.median_pore_diameter_voxels is None
     result = fit_foam_parameters(report, shape=shape, rng=11)
     assert result.size_target == "chord"
-    # measured over seeds 0-3: -7 % to +7 %
-    assert result.parameters.cell_diameter == pytest.approx(20.0, rel=0.15)
+    # measured over crops of seeds 0-3: -5 % to +15 % (the crop's chord has a standard error of about 5 %)
+    assert result.parameters.cell_diameter == pytest.approx(20.0, rel=0.2)
     assert result.generated["mean_pore_chord"] == pytest.approx(report.mean_pore_chord_voxels, rel=0.05)
     assert result.generated["porosity"] == pytest.approx(report.porosity, abs=0.01)
     assert math.isnan(result.measured["median_pore_diameter"])
