@@ -286,7 +286,9 @@ def radon(images, angles_deg, *, n_det: int | None = None) -> np.ndarray:
     ----------
     images : array_like, shape (N, S, S) or (S, S)
         Square images (attenuation per pixel); zero outside the inscribed
-        circle unless ``n_det`` covers the diagonal.
+        circle unless ``n_det`` covers the diagonal. Slices of any
+        ``(Y, X)`` shape are scanned by :func:`simulate_ct`, which pads them
+        to the circumscribed square.
     angles_deg : array_like, shape (n_angles,)
         Projection angles in degrees.
     n_det : int, optional

@@ -110,7 +110,8 @@ def porosity(solid: np.ndarray, *, mask: np.ndarray | None = None) -> float:
     Parameters
     ----------
     solid : ndarray of bool, shape (Z, Y, X) or (Y, X)
-        ``True`` = solid, ``False`` = pore (0/1 integers are accepted).
+        ``True`` = solid, ``False`` = pore (0/1 integers are accepted). Any
+        shape with at least one voxel per axis.
     mask : ndarray of bool, same shape as `solid`, optional
         Only voxels where `mask` is ``True`` count (e.g. a cylindrical field of
         view).
@@ -252,7 +253,8 @@ def pore_sizes(
     Parameters
     ----------
     solid : ndarray of bool, shape (Z, Y, X) or (Y, X)
-        ``True`` = solid, ``False`` = pore (0/1 integers are accepted).
+        ``True`` = solid, ``False`` = pore (0/1 integers are accepted). Any
+        shape with at least one voxel per axis.
     voxel_size_um : float, default 1.0
         Voxel edge in micrometres; with 1.0 diameters are in voxels and
         volumes in voxels.
