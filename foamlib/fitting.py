@@ -451,7 +451,29 @@ def fit_foam_parameters(
     unreliable). If a
     generated foam has no measurable pore (cells too large for `shape` with
     border pores excluded), the cell diameter is left unchanged in that
-    step, with a warning. Each evaluation takes about 0.7 s at 64^3 voxels.
+    step, with a warning.
+
+    Accuracy of the fitted cell diameter against the generator's truth
+    (default options, reports with ``exclude_border_pores=True``, measured
+    on foams generated at ``supersample=1``):
+
+    * many interior pores (64^3 voxels, 18-voxel cells, 18-19 interior
+      pores, 3 seeds): pore-diameter target +3 % to +10 %, chord target
+      +8 % to +11 %; so ``"auto"`` keeps the pore diameter there;
+    * cells as large as the field of view, no interior pore: a 60 x 130 x
+      96 crop of a foam with 70-voxel cells (chord standard error about
+      10 %, fitted in a 60 x 64 x 64 box), 2 seeds: +7 % and -4.5 %; a
+      20 x 56 x 48 crop with 20-voxel cells, 4 seeds: -5 % to +15 %.
+
+    Where walls are thinner than a voxel and partly vanish from the binary
+    image, cell size and wall/strut ratio are confounded: a larger cell
+    with more walls left has the same mean chord and mean wall thickness
+    as a smaller cell whose walls are missing, and neither target
+    separates them. On the demo sample ``foam89`` at 64^3 (28-voxel cells,
+    wall/strut ratio 0.04, supersampled, 2-3 interior pores) the fit with
+    ``supersample=3`` gives 31-40 voxels on the truth (pore target) or 45-46
+    (chord target), and 35-43 (pore) or 38 (chord) on its Otsu
+    segmentation. Each evaluation takes about 0.7 s at 64^3 voxels.
     """
     if not isinstance(report, StructureReport):
         raise TypeError(f"report must be a StructureReport, got {type(report).__name__}")
