@@ -274,10 +274,28 @@ class FitResult:
     history: tuple = ()
     size_target: str = "pore_diameter"
 
+    @property
+    def cell_diameter_se(self) -> float:
+        """Standard error of the fitted cell diameter in voxels, from the chord statistics; NaN for the pore target.
+
+        With the chord target the cell diameter scales with the mean pore
+        chord, so its relative standard error is that of the scan's mean
+        chord and of the generated one combined:
+        ``cell_diameter * hypot(se_m / chord_m, se_g / chord_g)``. It covers
+        the sampling noise of the scan and of the generated foams, not the
+        model error (see the Notes of :func:`fit_foam_parameters`).
+        """
+        if self.size_target != "chord":
+            return math.nan
+        rel_m = self.measured["pore_chord_se"] / self.measured["mean_pore_chord"]
+        rel_g = self.generated["pore_chord_se"] / self.generated["mean_pore_chord"]
+        return float(self.parameters.cell_diameter * math.hypot(rel_m, rel_g))
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (parameters as :meth:`FoamParameters.to_dict`)."""
+        """JSON-ready dict (parameters as :meth:`FoamParameters.to_dict`, plus ``cell_diameter_se``)."""
         return {
             "parameters": self.parameters.to_dict(),
+            "cell_diameter_se": self.cell_diameter_se,
             "measured": dict(self.measured),
             "generated": dict(self.generated),
             "iterations": self.iterations,

@@ -299,12 +299,16 @@ def test_fit_without_interior_pores_targets_the_chord():
     assert math.isnan(result.measured["median_pore_diameter"])
     first = result.history[0]["parameters"]
     assert first["cell_diameter"] == pytest.approx(1.55 * report.mean_pore_chord_voxels)
+    # the uncertainty: the crop's chord has a relative standard error of a few per cent
+    assert 0.01 * 20.0 < result.cell_diameter_se < 0.15 * 20.0
+    assert abs(result.parameters.cell_diameter - 20.0) < 4 * result.cell_diameter_se
     json.dumps(result.to_dict())
 
 
 def test_fit_size_target_choice_and_validation(known_fit):
     report, result = known_fit
     assert report.n_pores >= 10 and result.size_target == "pore_diameter"  # auto keeps the pore diameter
+    assert math.isnan(result.cell_diameter_se)
     few = replace(report, n_pores=9)
     assert fit_foam_parameters(few, shape=SMALL, iterations=0, rng=0).size_target == "chord"
     forced = fit_foam_parameters(report, shape=SMALL, iterations=0, size_target="chord", rng=0)
