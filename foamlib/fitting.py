@@ -83,6 +83,9 @@ _POROSITY_RANGE = (0.01, 0.999)
 #: Start value of d ln(mean wall thickness) / d ln(wall/strut ratio), measured on
 #: 64^3 foams at porosity 0.87 (ratio 0.05 -> 0.2: -0.14); refined by secant steps.
 _START_ELASTICITY = -0.15
+#: Start value of d ln(chord cv) / d ln(wall/strut ratio), measured on 64^3 foams at
+#: porosity 0.89 (ratio 0.04 -> 0.11: cv 0.67 -> 0.47).
+_START_CV_ELASTICITY = -0.35
 #: Bounds of the (negative) elasticity used for the ratio update.
 _ELASTICITY_RANGE = (-1.0, -0.05)
 #: Secant slopes are only taken over steps of at least this much in ln(ratio).
@@ -321,6 +324,7 @@ def _statistics(report: StructureReport) -> dict[str, float]:
         "mean_pore_diameter": _float(report.mean_pore_diameter_voxels),
         "mean_pore_chord": _float(report.mean_pore_chord_voxels),
         "pore_chord_se": _float(report.pore_chord_se_voxels),
+        "pore_chord_cv": _float(report.pore_chord_cv),
         "mean_wall_thickness": float(report.mean_wall_thickness_voxels),
         "median_wall_thickness": float(report.median_wall_thickness_voxels),
     }
@@ -383,7 +387,13 @@ def fit_foam_parameters(
       updated by secant steps in log space (slope refined from the
       iterations, at most a factor 4 per step, kept in [0.005, 5]), allowing
       for the thickness change the new cell diameter brings (about
-      ``cell_diameter ** 0.4``).
+      ``cell_diameter ** 0.4``). With the chord target the ratio follows the
+      coefficient of variation of the pore chords instead
+      (:attr:`foamlib.structure.PoreChords.cv`, start slope -0.35, no cell
+      term: it does not depend on scale), because where walls are thinner
+      than a voxel the mean wall thickness cannot tell a small cell whose
+      walls vanished from a large cell with walls, which have the same mean
+      chord; their chord spreads differ (cv 0.67 against 0.47).
 
     Because both sides are measured with the same tool on binary volumes of
     the same kind, the tools' biases cancel: the local thickness reads thin
@@ -477,21 +487,18 @@ def fit_foam_parameters(
 
     * many interior pores (64^3 voxels, 18-voxel cells, 18-19 interior
       pores, 3 seeds): pore-diameter target +3 % to +10 %, chord target
-      +8 % to +11 %; so ``"auto"`` keeps the pore diameter there;
+      -7 % to -12 %; so ``"auto"`` keeps the pore diameter there;
     * cells as large as the field of view, no interior pore: a 60 x 130 x
       96 crop of a foam with 70-voxel cells (chord standard error about
-      10 %, fitted in a 60 x 64 x 64 box), 2 seeds: +7 % and -4.5 %; a
-      20 x 56 x 48 crop with 20-voxel cells, 4 seeds: -5 % to +15 %.
-
-    Where walls are thinner than a voxel and partly vanish from the binary
-    image, cell size and wall/strut ratio are confounded: a larger cell
-    with more walls left has the same mean chord and mean wall thickness
-    as a smaller cell whose walls are missing, and neither target
-    separates them. On the demo sample ``foam89`` at 64^3 (28-voxel cells,
-    wall/strut ratio 0.04, supersampled, 2-3 interior pores) the fit with
-    ``supersample=3`` gives 31-40 voxels on the truth (pore target) or 45-46
-    (chord target), and 35-43 (pore) or 38 (chord) on its Otsu
-    segmentation. Each evaluation takes about 0.7 s at 64^3 voxels.
+      10 %, fitted in a 60 x 64 x 64 box), 2 seeds: +10 % and -5 %; a
+      20 x 56 x 48 crop with 20-voxel cells, 4 seeds: -15 % to +1 %;
+    * the demo sample ``foam89`` at 64^3 (28-voxel cells, wall/strut ratio
+      0.04, supersampled, so many walls vanish; 2-3 interior pores), fitted
+      with ``supersample=3``: chord target -11 % on the truth and -8.5 % on
+      its Otsu segmentation (the ratio ends at its lower bound); the
+      pore-diameter target gives +12 % to +42 % (truth) and +26 % to +53 %
+      (Otsu), and the chord target with the ratio fitted to the wall
+      thickness gave +60 % and +35 %. Each evaluation takes about 0.7 s at 64^3 voxels.
     """
     if not isinstance(report, StructureReport):
         raise TypeError(f"report must be a StructureReport, got {type(report).__name__}")
@@ -532,7 +539,12 @@ def fit_foam_parameters(
     target_p = float(np.clip(measured["porosity"], *_POROSITY_RANGE))
     cell = (_CELL_PER_PORE if size_target == "pore_diameter" else _CELL_PER_CHORD) * measured[size_key]
     log_ratio = math.log(_START_RATIO)
-    elasticity = _START_ELASTICITY
+    # the wall/strut ratio follows the chord cv in chord fits (the mean wall thickness hardly
+    # tells thin walls from missing ones, which the chord length confounds with the cell size)
+    if size_target == "chord" and measured["pore_chord_cv"] > 0:
+        ratio_key, per_cell, elasticity = "pore_chord_cv", 0.0, _START_CV_ELASTICITY
+    else:
+        ratio_key, per_cell, elasticity = "mean_wall_thickness", _THICKNESS_PER_CELL, _START_ELASTICITY
     previous: tuple[float, float] | None = None  # (log ratio, reduced log thickness)
     p_previous: tuple[float, float] | None = None  # (target porosity, binary porosity)
     p_slope = 1.0
@@ -568,13 +580,14 @@ def fit_foam_parameters(
             cell *= float(np.clip(factor, 1 / _MAX_CELL_STEP, _MAX_CELL_STEP))
         else:
             logger.warning("generated foam (cell diameter %.3g) has no measurable pore; cell diameter kept", cell)
-        # wall/strut ratio: secant step in log space on the mean wall thickness, corrected
-        # for the cell-diameter change of this step (thickness ~ cell_diameter ** 0.4)
-        if generated["mean_wall_thickness"] > 0:
-            error = math.log(generated["mean_wall_thickness"] / measured["mean_wall_thickness"])
-            error += _THICKNESS_PER_CELL * math.log(cell / params.cell_diameter)
-            # thickness reduced to the final cell diameter's scale, for the slope estimate
-            reduced = math.log(generated["mean_wall_thickness"]) - _THICKNESS_PER_CELL * math.log(params.cell_diameter)
+        # wall/strut ratio: secant step in log space on the mean wall thickness (or the chord
+        # coefficient of variation), corrected for the cell-diameter change of this step
+        # (thickness ~ cell_diameter ** 0.4; the chord cv does not depend on scale)
+        if generated[ratio_key] > 0:
+            error = math.log(generated[ratio_key] / measured[ratio_key])
+            error += per_cell * math.log(cell / params.cell_diameter)
+            # statistic reduced to the final cell diameter's scale, for the slope estimate
+            reduced = math.log(generated[ratio_key]) - per_cell * math.log(params.cell_diameter)
             if previous is not None and abs(log_ratio - previous[0]) > _MIN_SECANT_STEP:
                 slope = (reduced - previous[1]) / (log_ratio - previous[0])
                 if slope < 0:  # expected sign; otherwise noise dominates, keep the old slope
@@ -587,9 +600,9 @@ def fit_foam_parameters(
         math.log(params.wall_strut_ratio) - math.log(_RATIO_RANGE[1])
     ) < 1e-9:
         logger.warning(
-            "wall/strut ratio hit its bound %.3g: the measured mean wall thickness %.3g voxels is out of the "
-            "generator's range (last generated %.3g)",
-            params.wall_strut_ratio, measured["mean_wall_thickness"], generated["mean_wall_thickness"],
+            "wall/strut ratio hit its bound %.3g: the measured %s %.3g is out of the generator's range "
+            "(last generated %.3g)",
+            params.wall_strut_ratio, ratio_key.replace("_", " "), measured[ratio_key], generated[ratio_key],
         )
     return FitResult(parameters=params, measured=measured, generated=generated,
                      iterations=iterations, history=tuple(history), size_target=size_target)
@@ -649,6 +662,10 @@ def _measure(params: FoamParameters, shape, seeds, options: dict, min_pores: int
     d = np.concatenate(diameters)
     t = np.concatenate(thickness)
     chord, se = _pooled_chord(chords)
+    n_int = np.array([c.n_interior for c in chords], dtype=np.float64)
+    cvs = np.array([c.cv for c in chords])
+    ok = np.isfinite(cvs)
+    cv = float(np.sum(n_int[ok] * cvs[ok]) / np.sum(n_int[ok])) if ok.any() else math.nan
     return {
         "porosity": float(np.mean(porosities)),
         "n_pores": int(d.size),
@@ -656,6 +673,7 @@ def _measure(params: FoamParameters, shape, seeds, options: dict, min_pores: int
         "mean_pore_diameter": float(np.mean(d)) if d.size else math.nan,
         "mean_pore_chord": chord,
         "pore_chord_se": se,
+        "pore_chord_cv": cv,
         "mean_wall_thickness": float(np.mean(t, dtype=np.float64)),
         "median_wall_thickness": float(np.median(t)),
         "realisations": len(porosities),

@@ -292,7 +292,7 @@ def test_fit_without_interior_pores_targets_the_chord():
     assert report.n_pores == 0 and report.median_pore_diameter_voxels is None
     result = fit_foam_parameters(report, shape=shape, rng=11)
     assert result.size_target == "chord"
-    # measured over crops of seeds 0-3: -5 % to +15 % (the crop's chord has a standard error of about 5 %)
+    # measured over crops of seeds 0-3: -15 % to +1 % (the crop's chord has a standard error of about 5 %)
     assert result.parameters.cell_diameter == pytest.approx(20.0, rel=0.2)
     assert result.generated["mean_pore_chord"] == pytest.approx(report.mean_pore_chord_voxels, rel=0.05)
     assert result.generated["porosity"] == pytest.approx(report.porosity, abs=0.01)

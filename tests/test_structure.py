@@ -372,6 +372,8 @@ def test_pore_chords_of_slabs_along_their_normal():
     t = chords.n_transitions // n_lines
     assert chords.per_axis_voxels[2] == pytest.approx(2 * 0.8 * 39 / t)
     assert chords.porosity == pytest.approx(0.8)
+    # interior chords are all 8 long: 3 per line along x (the last gap touches the border)
+    assert chords.n_interior == 3 * n_lines and chords.cv == 0.0
 
 
 def test_pore_chords_of_balls_is_two_thirds_of_the_diameter():
@@ -381,6 +383,9 @@ def test_pore_chords_of_balls_is_two_thirds_of_the_diameter():
     solid = ~balls((96, 96, 96), centres, [6.0] * len(centres))
     chords = pore_chords(solid)
     assert chords.mean_voxels == pytest.approx(2 / 3 * 13.0, rel=0.08)
+    # chord lengths in a ball of diameter D have density 2 l / D^2: cv = sqrt(1/18) / (2/3) = 0.354
+    assert chords.cv == pytest.approx(math.sqrt(1 / 18) / (2 / 3), abs=0.05)
+    assert chords.n_interior > 1000
     assert 0 < chords.se_voxels < 0.1 * chords.mean_voxels
     assert chords.n_blocks == 4**3
 
