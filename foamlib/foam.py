@@ -873,7 +873,14 @@ def closed_cell_foam(
     Parameters
     ----------
     shape : tuple of 3 int
-        Output shape ``(Z, Y, X)`` in voxels (also the period of the foam).
+        Output shape ``(Z, Y, X)`` in voxels (also the period of the foam),
+        any shape with every axis >= 1. An axis shorter than about two cell
+        diameters makes each cell meet its own periodic image, which cuts
+        it with a wall every period (a foam of 12 x 64 x 48 voxels with
+        16-voxel cells has flattened cells, 12 voxels along z): for a thin
+        field of view generate a box two cells long on that axis and crop
+        it (as :func:`foamlib.fitting.fit_foam_parameters` does). A warning
+        is logged.
     cell_diameter : float
         Mean nominal (equivalent-sphere) cell diameter in voxels, > 0.
     wall_thickness : float
@@ -909,6 +916,11 @@ def closed_cell_foam(
     _check_real("cell_diameter", cell_diameter, low=0.0, low_open=True)
     t0, d0, porosity = _check_sizes(wall_thickness, strut_diameter, porosity)
     supersample = _check_supersample(supersample)
+    if min(shape) < 2.0 * cell_diameter:
+        logger.warning(
+            "box %s is shorter than two cell diameters (%.3g voxels) along an axis: cells meet their own "
+            "periodic images and are flattened; generate a longer box and crop it", shape, cell_diameter,
+        )
     seeds = place_seeds(shape, cell_diameter=cell_diameter, cell_size_cv=cell_size_cv, rng=rng)
     spacing = (float(np.prod(shape)) / len(seeds.positions)) ** (1.0 / 3.0)
     return _build(

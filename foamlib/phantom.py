@@ -286,7 +286,9 @@ def radon(images, angles_deg, *, n_det: int | None = None) -> np.ndarray:
     ----------
     images : array_like, shape (N, S, S) or (S, S)
         Square images (attenuation per pixel); zero outside the inscribed
-        circle unless ``n_det`` covers the diagonal.
+        circle unless ``n_det`` covers the diagonal. Slices of any
+        ``(Y, X)`` shape are scanned by :func:`simulate_ct`, which pads them
+        to the circumscribed square.
     angles_deg : array_like, shape (n_angles,)
         Projection angles in degrees.
     n_det : int, optional
@@ -597,7 +599,7 @@ DEMO_SAMPLES = types.MappingProxyType(
 )
 
 
-def demo_sample(name: str, *, size: int = 128, supersample: int = 3, rng=None) -> DemoSample:
+def demo_sample(name: str, *, size: int | tuple[int, int, int] = 128, supersample: int = 3, rng=None) -> DemoSample:
     """Generate a built-in demo sample: a simulated CT scan of a PU foam and its truth.
 
     The cell size in voxels and the voxel size are fixed by the sample's
@@ -610,8 +612,10 @@ def demo_sample(name: str, *, size: int = 128, supersample: int = 3, rng=None) -
     ----------
     name : str
         One of :data:`DEMO_SAMPLES` (``"foam89"``, ``"foam86"``, ``"foam82"``).
-    size : int, optional
-        Edge length of the cube in voxels (>= 16).
+    size : int or tuple of 3 int, optional
+        Edge length of the cube in voxels, or the box ``(Z, Y, X)`` for a
+        scan of another shape (every edge >= 16: the smallest box that holds
+        a cell of the demo foams with its walls).
     supersample : int, optional
         Sub-points per voxel and axis for the partial-volume fraction.
     rng : int, numpy.random.Generator or None
@@ -629,12 +633,18 @@ def demo_sample(name: str, *, size: int = 128, supersample: int = 3, rng=None) -
     """
     if not isinstance(name, str) or name not in DEMO_SAMPLES:
         raise ValueError(f"unknown demo sample {name!r}; known: {', '.join(DEMO_SAMPLES)}")
-    size = _check_positive_int("size", size, low=16)
+    if isinstance(size, (tuple, list)):
+        if len(size) != 3:
+            raise ValueError(f"size must be an int or a (Z, Y, X) tuple of 3 ints, got {size!r}")
+        shape = tuple(_check_positive_int(f"size[{i}]", n, low=16) for i, n in enumerate(size))
+    else:
+        n = _check_positive_int("size", size, low=16)
+        shape = (n, n, n)
     params = DEMO_SAMPLES[name]
     gen = np.random.default_rng(params.seed if rng is None else rng)
     foam_rng, ct_rng = gen.spawn(2)
     foam = closed_cell_foam(
-        (size, size, size),
+        shape,
         cell_diameter=params.cell_diameter,
         wall_thickness=params.wall_strut_ratio,
         strut_diameter=1.0,

@@ -13,8 +13,17 @@ Conventions
   floats, 0/255 masks) raises :class:`TypeError`: threshold first, e.g. with
   :func:`foamlib.threshold.segment`.
 * Voxels are cubic (squares in 2D) with edge ``voxel_size_um`` micrometres.
-  With the default ``voxel_size_um=1.0`` every length is in voxels, areas in
-  voxel faces and volumes in voxels (fields still carry the ``_um`` suffix).
+  The per-quantity functions (:func:`pore_sizes`, :func:`wall_thickness`,
+  ...) scale with ``voxel_size_um`` (default 1.0: in voxels). The report of
+  :func:`analyze` keeps every length in voxels under ``*_voxels`` names and
+  gives micrometres (``*_um``) only when the voxel size is known, so no
+  number carries a unit it does not have.
+* Volumes of any shape work. Per function: porosity, pore sizes and local
+  thickness need one voxel per axis; the surface area and the pore chords
+  need two (an interface, a pair of neighbours); :func:`analyze` needs
+  :data:`MIN_TRANSITIONS` solid/pore transitions along its lines, which a
+  volume a few walls across along one axis has (a 12 x 64 x 48 slab of a
+  foam with 20-voxel cells has hundreds).
 * The volume's outer boundary is *not* a solid--pore interface: structures are
   assumed to continue beyond the field of view. Distance transforms therefore
   see no pore outside the volume, and surface areas leave out the outer faces.
@@ -35,11 +44,16 @@ from scipy import ndimage as ndi
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MIN_INTERIOR_CHORDS",
+    "MIN_TRANSITIONS",
+    "PoreChords",
     "PoreSizes",
     "StructureReport",
     "Thickness",
+    "UM_KEYS",
     "analyze",
     "local_thickness",
+    "pore_chords",
     "pore_sizes",
     "porosity",
     "specific_surface_area",
@@ -97,7 +111,8 @@ def porosity(solid: np.ndarray, *, mask: np.ndarray | None = None) -> float:
     Parameters
     ----------
     solid : ndarray of bool, shape (Z, Y, X) or (Y, X)
-        ``True`` = solid, ``False`` = pore (0/1 integers are accepted).
+        ``True`` = solid, ``False`` = pore (0/1 integers are accepted). Any
+        shape with at least one voxel per axis.
     mask : ndarray of bool, same shape as `solid`, optional
         Only voxels where `mask` is ``True`` count (e.g. a cylindrical field of
         view).
@@ -239,7 +254,8 @@ def pore_sizes(
     Parameters
     ----------
     solid : ndarray of bool, shape (Z, Y, X) or (Y, X)
-        ``True`` = solid, ``False`` = pore (0/1 integers are accepted).
+        ``True`` = solid, ``False`` = pore (0/1 integers are accepted). Any
+        shape with at least one voxel per axis.
     voxel_size_um : float, default 1.0
         Voxel edge in micrometres; with 1.0 diameters are in voxels and
         volumes in voxels.
@@ -328,6 +344,207 @@ def pore_sizes(
         n_pores=n_pores,
         ndim=ndim,
         voxel_size_um=vs,
+    )
+
+
+# --------------------------------------------------------------------------- pore chords
+
+#: Fewer solid/pore transitions than this (5 pore chords) leave the pore size undefined.
+MIN_TRANSITIONS = 10
+#: Blocks per axis for the jackknife standard error are at least this many voxels long.
+_MIN_BLOCK = 16
+#: At most this many blocks per axis.
+_MAX_BLOCKS = 4
+
+
+@dataclass(frozen=True, eq=False)
+class PoreChords:
+    """Mean chord (intercept) length of the pore phase, from transition counts along the grid lines.
+
+    Attributes
+    ----------
+    mean_voxels : float
+        Mean pore chord length in voxels over the axes pooled,
+        ``2 * porosity / P_L`` with ``P_L`` the solid/pore transitions per
+        voxel of line length.
+    se_voxels : float
+        Standard error of `mean_voxels` in voxels: delete-one-block
+        jackknife over a grid of sub-volumes (blocks of at least 16 voxels,
+        at most 4 per axis); with a single block, the spread of the per-axis
+        values over ``sqrt(ndim)``. NaN where neither is defined.
+    per_axis_voxels : ndarray of float64, shape (ndim,)
+        Mean pore chord along each axis (z, y, x order), in voxels; NaN for an
+        axis without transitions. They differ for anisotropic foams
+        (cells stretched along the rise direction).
+    n_transitions : int
+        Solid/pore transitions counted along all axes (each pore chord that
+        does not touch the border has two).
+    porosity : float
+        Pore fraction of the volume.
+    n_blocks : int
+        Number of blocks of the jackknife.
+    cv : float
+        Coefficient of variation (standard deviation over mean) of the pore
+        chord lengths, from the chords that lie wholly inside the volume,
+        each weighted by ``L / (L - l)`` (``l`` its length, ``L`` the line
+        length; Miles-Lantuejoul), which undoes the selection of short
+        chords by the border. NaN with fewer than :data:`MIN_INTERIOR_CHORDS`
+        such chords. It tells thin walls from thick struts: at fixed cell
+        size and porosity it falls as the wall/strut ratio rises.
+    n_interior : int
+        Number of pore chords that lie wholly inside the volume.
+    """
+
+    mean_voxels: float
+    se_voxels: float
+    per_axis_voxels: np.ndarray
+    n_transitions: int
+    porosity: float
+    n_blocks: int
+    cv: float = math.nan
+    n_interior: int = 0
+
+
+#: Fewer interior chords than this leave the chord coefficient of variation undefined.
+MIN_INTERIOR_CHORDS = 20
+
+
+def _interior_chords(pore: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
+    """Lengths of the pore runs along `axis` that touch neither end of their line, and the line length."""
+    lines = np.moveaxis(pore, axis, -1)
+    length = lines.shape[-1]
+    flat = lines.reshape(-1, length).view(np.int8)
+    d = np.diff(flat, axis=1, prepend=0, append=0)
+    _, starts = np.nonzero(d == 1)
+    _, ends = np.nonzero(d == -1)  # row-major: the i-th end closes the i-th start
+    keep = (starts > 0) & (ends < length)
+    return (ends[keep] - starts[keep]).astype(np.float64), length
+
+
+def _block_edges(n: int) -> np.ndarray:
+    k = max(1, min(_MAX_BLOCKS, n // _MIN_BLOCK))
+    return np.linspace(0, n, k + 1).round().astype(np.int64)
+
+
+def _block_sums(values: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
+    """Sums of `values` over the blocks of a grid (``np.add.reduceat`` along every axis)."""
+    out = values
+    for axis, e in enumerate(edges):
+        out = np.add.reduceat(out, e[:-1], axis=axis)
+    return out
+
+
+def pore_chords(solid: np.ndarray) -> PoreChords:
+    """Mean chord length of the pore phase, which needs no pore to lie inside the volume.
+
+    A pore chord is a maximal run of pore voxels along a grid line. By
+    stereology its mean length is ``2 * porosity / P_L``, with ``P_L`` the
+    number of solid/pore transitions per unit line length (each chord has two
+    ends; Underwood 1970), so counting transitions between neighbouring voxels
+    gives the mean chord without following any chord to its end: pores cut by
+    the field of view count as well as interior ones, and the estimate is
+    unbiased by the border. It is a size of the pore space, not a pore
+    diameter: for isolated balls of diameter ``D`` it is ``2 D / 3``; for
+    the generated foams of :func:`foamlib.foam.closed_cell_foam` about
+    0.6 to 0.7 times the cell diameter.
+
+    Parameters
+    ----------
+    solid : ndarray of bool, shape (Z, Y, X) or (Y, X)
+        ``True`` = solid, ``False`` = pore (0/1 integers are accepted). Any
+        shape with at least 2 voxels along every axis.
+
+    Returns
+    -------
+    PoreChords
+        Mean chord in voxels (multiply by the voxel size for micrometres),
+        its standard error, per-axis values and the counts.
+
+    Raises
+    ------
+    TypeError
+        If `solid` is not binary.
+    ValueError
+        If `solid` is not 2D or 3D, has an axis shorter than 2 voxels, or
+        has fewer than :data:`MIN_TRANSITIONS` solid/pore transitions (all
+        solid, all pore, or a volume too small against its cells: the pore
+        size is then undefined, analyse a volume that crosses several walls).
+
+    Notes
+    -----
+    Digitisation adds transitions on rough or oblique surfaces (a staircase
+    along a grid line), so on thin-walled foams the value is a little low
+    against the continuous chord length; :func:`foamlib.fitting.fit_foam_parameters`
+    measures generated foams the same way, so the bias cancels in the fit.
+    """
+    solid = _as_solid(solid)
+    if min(solid.shape) < 2:
+        raise ValueError(f"pore chords need at least 2 voxels along every axis, got shape {solid.shape}")
+    pore = ~solid
+    edges = [_block_edges(n) for n in solid.shape]
+    pore_blocks = _block_sums(pore.astype(np.int64), edges)
+    voxel_blocks = _block_sums(np.ones(solid.shape, dtype=np.int64), edges)
+    trans_blocks = np.zeros(pore_blocks.shape, dtype=np.int64)
+    pair_blocks = np.zeros(pore_blocks.shape, dtype=np.int64)
+    per_axis = np.full(solid.ndim, np.nan)
+    n_pore = int(np.count_nonzero(pore))
+    phi = n_pore / solid.size
+    total = 0
+    for axis in range(solid.ndim):
+        first = [slice(None)] * solid.ndim
+        second = [slice(None)] * solid.ndim
+        first[axis], second[axis] = slice(0, -1), slice(1, None)
+        change = pore[tuple(first)] != pore[tuple(second)]
+        t = int(np.count_nonzero(change))
+        total += t
+        if t:
+            per_axis[axis] = 2.0 * phi * change.size / t
+        # a pair belongs to the block of its first voxel; pad the last plane with zeros
+        pad = [(0, 0)] * solid.ndim
+        pad[axis] = (0, 1)
+        trans_blocks += _block_sums(np.pad(change, pad).astype(np.int64), edges)
+        pair_blocks += _block_sums(np.pad(np.ones(change.shape, dtype=np.int64), pad), edges)
+    if total < MIN_TRANSITIONS:
+        raise ValueError(
+            f"only {total} solid/pore transitions along the grid lines of a volume of shape {solid.shape} "
+            f"(fewer than {MIN_TRANSITIONS}, i.e. {MIN_TRANSITIONS // 2} pore chords): the pore size is undefined; "
+            "analyse a volume that crosses several cell walls"
+        )
+    sums = np.zeros(3)
+    n_interior = 0
+    for axis in range(solid.ndim):
+        lengths, line = _interior_chords(pore, axis)
+        w = line / (line - lengths)
+        sums += (w.sum(), (w * lengths).sum(), (w * lengths**2).sum())
+        n_interior += lengths.size
+    cv = math.nan
+    if n_interior >= MIN_INTERIOR_CHORDS:
+        m1, m2 = sums[1] / sums[0], sums[2] / sums[0]
+        cv = float(math.sqrt(max(m2 - m1 * m1, 0.0)) / m1)
+    n_pairs = int(pair_blocks.sum())
+    mean = 2.0 * phi * n_pairs / total
+    b = pore_blocks.size
+    se = math.nan
+    if b >= 2:
+        P, V, T, L = (x.ravel().astype(np.float64) for x in (pore_blocks, voxel_blocks, trans_blocks, pair_blocks))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loo = 2.0 * (P.sum() - P) / (V.sum() - V) * (L.sum() - L) / (T.sum() - T)
+        loo = loo[np.isfinite(loo)]
+        if loo.size >= 2:
+            se = float(math.sqrt((loo.size - 1) / loo.size * np.sum((loo - loo.mean()) ** 2)))
+    if not math.isfinite(se):
+        finite = per_axis[np.isfinite(per_axis)]
+        if finite.size >= 2:
+            se = float(np.std(finite, ddof=1) / math.sqrt(finite.size))
+    return PoreChords(
+        mean_voxels=float(mean),
+        se_voxels=se,
+        per_axis_voxels=per_axis,
+        n_transitions=int(total),
+        porosity=float(phi),
+        n_blocks=int(b),
+        cv=cv,
+        n_interior=int(n_interior),
     )
 
 
@@ -716,53 +933,169 @@ def specific_surface_area(solid: np.ndarray, *, voxel_size_um: float = 1.0) -> f
 class StructureReport:
     """Summary of a segmented structure, as printed by ``foamlib analyze`` and fitted in step 1.
 
+    Every length is stored in voxels (fields ``*_voxels``); the properties
+    ``*_um`` give micrometres when `voxel_size_um` is known and ``None``
+    otherwise, so no number is ever labelled with a unit it does not have.
+    :meth:`to_dict` writes the ``*_voxels`` keys always and the ``*_um`` keys
+    only with a known voxel size.
+
     Attributes
     ----------
     porosity : float
         Pore fraction (0.89, not 89).
     n_pores : int
         Number of pores found by the watershed of :func:`pore_sizes` (see
-        `border_pores_excluded` and `min_pore_voxels`).
-    mean_pore_diameter_um, median_pore_diameter_um : float
+        `border_pores_excluded` and `min_pore_voxels`); may be 0 when cells
+        are large against the volume.
+    mean_pore_diameter_voxels, median_pore_diameter_voxels : float or None
         Mean and median equivalent pore diameter (sphere-equivalent in 3D,
-        circle-equivalent in 2D), each pore counted once.
-    mean_wall_thickness_um, median_wall_thickness_um : float
+        circle-equivalent in 2D), each pore counted once, in voxels;
+        ``None`` when no pore was counted (``n_pores == 0``).
+    mean_pore_chord_voxels : float
+        Mean chord length of the pore phase in voxels (:func:`pore_chords`),
+        the border-independent pore size: defined even when no pore lies
+        inside the volume.
+    pore_chord_se_voxels : float
+        Standard error of `mean_pore_chord_voxels` in voxels (NaN where it
+        cannot be estimated, see :class:`PoreChords`).
+    pore_chord_cv : float
+        Coefficient of variation of the pore chord lengths, border-corrected
+        (:attr:`PoreChords.cv`; NaN with too few interior chords).
+    mean_wall_thickness_voxels, median_wall_thickness_voxels : float
         Mean and median local thickness over the solid voxels
-        (:func:`wall_thickness`).
-    specific_surface_area_per_um : float
+        (:func:`wall_thickness`), in voxels.
+    specific_surface_area_per_voxel : float
         Interface area per volume (interface length per area in 2D), see
-        :func:`specific_surface_area`.
+        :func:`specific_surface_area`, in 1/voxel.
     voxel_size_um : float or None
-        Voxel size used; ``None`` if unknown, and then all lengths are in
-        voxels (see `length_unit`).
-    length_unit : str
-        ``"um"`` or ``"voxel"``: the unit of every ``*_um`` field (and the
-        inverse unit of the specific surface area).
+        Voxel edge in micrometres; ``None`` if unknown.
     ndim : int
         2 for a slice, 3 for a volume.
     border_pores_excluded : bool
         Whether pores touching a face of the volume were left out of the pore
-        statistics (`n_pores`, pore diameters).
+        statistics (`n_pores`, pore diameters; not the chords).
     min_pore_voxels : int
         Pores smaller than this were not counted (1: every pore counted).
+    shape : tuple of int
+        Shape of the analysed structure, ``(Z, Y, X)`` or ``(Y, X)``.
     """
 
     porosity: float
     n_pores: int
-    mean_pore_diameter_um: float
-    median_pore_diameter_um: float
-    mean_wall_thickness_um: float
-    median_wall_thickness_um: float
-    specific_surface_area_per_um: float
+    mean_pore_diameter_voxels: float | None
+    median_pore_diameter_voxels: float | None
+    mean_pore_chord_voxels: float
+    pore_chord_se_voxels: float
+    pore_chord_cv: float
+    mean_wall_thickness_voxels: float
+    median_wall_thickness_voxels: float
+    specific_surface_area_per_voxel: float
     voxel_size_um: float | None
-    length_unit: str
     ndim: int
     border_pores_excluded: bool = False
     min_pore_voxels: int = 8
+    shape: tuple = ()
+
+    def _um(self, value: float | None, power: int = 1) -> float | None:
+        if value is None or self.voxel_size_um is None:
+            return None
+        return float(value) * float(self.voxel_size_um) ** power
+
+    @property
+    def mean_pore_diameter_um(self) -> float | None:
+        """Mean pore diameter in micrometres; ``None`` without a voxel size or a pore."""
+        return self._um(self.mean_pore_diameter_voxels)
+
+    @property
+    def median_pore_diameter_um(self) -> float | None:
+        """Median pore diameter in micrometres; ``None`` without a voxel size or a pore."""
+        return self._um(self.median_pore_diameter_voxels)
+
+    @property
+    def mean_pore_chord_um(self) -> float | None:
+        """Mean pore chord in micrometres; ``None`` without a voxel size."""
+        return self._um(self.mean_pore_chord_voxels)
+
+    @property
+    def pore_chord_se_um(self) -> float | None:
+        """Standard error of the mean pore chord in micrometres; ``None`` without a voxel size."""
+        return self._um(self.pore_chord_se_voxels)
+
+    @property
+    def mean_wall_thickness_um(self) -> float | None:
+        """Mean wall thickness in micrometres; ``None`` without a voxel size."""
+        return self._um(self.mean_wall_thickness_voxels)
+
+    @property
+    def median_wall_thickness_um(self) -> float | None:
+        """Median wall thickness in micrometres; ``None`` without a voxel size."""
+        return self._um(self.median_wall_thickness_voxels)
+
+    @property
+    def specific_surface_area_per_um(self) -> float | None:
+        """Specific surface area in 1/um; ``None`` without a voxel size."""
+        return self._um(self.specific_surface_area_per_voxel, power=-1)
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-ready dict of Python ``float``, ``int``, ``str`` and ``None``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """JSON-ready dict of Python ``float``, ``int``, ``bool``, ``str``, ``list`` and ``None``.
+
+        Holds every field (``shape`` as a list) and, only when
+        `voxel_size_um` is known, the micrometre values under the names of
+        :data:`UM_KEYS` (``mean_pore_diameter_um``, ...). A NaN standard
+        error is written as ``None``.
+        """
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            out[f.name] = list(value) if f.name == "shape" else value
+        if self.voxel_size_um is not None:
+            for key in UM_KEYS:
+                value = getattr(self, key)
+                out[key] = None if value is None or not math.isfinite(value) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StructureReport:
+        """Inverse of :meth:`to_dict` (the derived ``*_um`` keys are ignored).
+
+        Raises
+        ------
+        ValueError
+            If `data` lacks a field or has keys that are neither fields nor
+            :data:`UM_KEYS`; e.g. a report written before lengths were
+            stored in voxels (``mean_pore_diameter_um`` without
+            ``mean_pore_diameter_voxels``): run the analysis again.
+        """
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(names) - set(UM_KEYS))
+        required = [f.name for f in fields(cls) if f.name not in ("border_pores_excluded", "min_pore_voxels", "shape")]
+        missing = [k for k in required if k not in data]
+        if unknown or missing:
+            raise ValueError(
+                f"not a StructureReport dict: unknown keys {unknown}, missing keys {missing} "
+                "(reports written before lengths were stored as *_voxels need a new analysis)"
+            )
+        values = {k: data[k] for k in names if k in data}
+        for key in ("pore_chord_se_voxels", "pore_chord_cv"):
+            if values.get(key) is None:
+                values[key] = math.nan
+        if "shape" in values:
+            values["shape"] = tuple(int(n) for n in values["shape"])
+        return cls(**values)
+
+
+#: Micrometre keys :meth:`StructureReport.to_dict` adds when the voxel size is known.
+UM_KEYS = (
+    "mean_pore_diameter_um",
+    "median_pore_diameter_um",
+    "mean_pore_chord_um",
+    "pore_chord_se_um",
+    "mean_wall_thickness_um",
+    "median_wall_thickness_um",
+    "specific_surface_area_per_um",
+)
 
 
 def analyze(
@@ -772,16 +1105,19 @@ def analyze(
     exclude_border_pores: bool = False,
     min_pore_voxels: int = 8,
 ) -> StructureReport:
-    """Porosity, pore sizes, wall thickness and specific surface area of a binary structure.
+    """Porosity, pore sizes, pore chords, wall thickness and specific surface area of a binary structure.
 
     Parameters
     ----------
     solid : ndarray of bool, shape (Z, Y, X) or (Y, X)
         ``True`` = solid, ``False`` = pore (0/1 integers are accepted), e.g.
-        the Otsu segmentation from :func:`foamlib.threshold.segment`.
+        the Otsu segmentation from :func:`foamlib.threshold.segment`. Any
+        shape with at least 2 voxels per axis and :data:`MIN_TRANSITIONS`
+        solid/pore transitions along its grid lines (see Raises).
     voxel_size_um : float, optional
-        Voxel edge in micrometres. ``None`` (default): lengths are reported
-        in voxels and ``length_unit`` is ``"voxel"``.
+        Voxel edge in micrometres. ``None`` (default): unknown; the report
+        then has lengths in voxels only (its ``*_um`` properties are
+        ``None``).
     exclude_border_pores : bool, default False
         Count only pores that do not touch a face of the volume
         (``exclude_border`` of :func:`pore_sizes`). Pores cut by the field of
@@ -789,8 +1125,9 @@ def analyze(
         (96^3 voxels, cells of 30 voxels, porosity 0.79, expected pore
         diameter 27.7 voxels) all pores give a mean diameter of 19.1 voxels,
         interior pores 27.2. Interior pores need a volume several cells
-        across; where no pore is interior (e.g. slabs spanning the volume) a
-        ValueError is raised.
+        across; where none is inside (cells as large as the field of view),
+        ``n_pores`` is 0, the pore diameters are ``None`` and the pore size
+        is still given by the mean pore chord, which uses the cut pores too.
     min_pore_voxels : int, default 8
         Pores of fewer voxels (pixels in 2D) are not counted (``min_voxels``
         of :func:`pore_sizes`); they stay pore for the porosity. Such specks,
@@ -803,48 +1140,55 @@ def analyze(
     Returns
     -------
     StructureReport
-        See its attributes. Pores from :func:`pore_sizes` with its default
-        watershed settings; thickness as :func:`wall_thickness`; porosity,
-        thickness and surface area use the whole volume.
+        Lengths in voxels (``*_voxels``), micrometres via its ``*_um``
+        properties when `voxel_size_um` is given. Pores from
+        :func:`pore_sizes` with its default watershed settings; chords from
+        :func:`pore_chords`; thickness as :func:`wall_thickness`; porosity,
+        chords, thickness and surface area use the whole volume.
 
     Raises
     ------
     TypeError
         If `solid` is not binary.
     ValueError
-        If `solid` is not 2D or 3D, is all solid or all pore (pore size and
-        wall thickness are then undefined), has an axis shorter than 2, or
-        no pore is left to measure (every pore touches the border, or is
-        smaller than `min_pore_voxels`).
+        If `solid` is not 2D or 3D, has an axis shorter than 2, is all solid
+        or all pore (pore size and wall thickness are then undefined), or has
+        fewer than :data:`MIN_TRANSITIONS` solid/pore transitions along its
+        grid lines (too small against its cells to say anything about the
+        pore size). These are checked before the costly steps.
     """
     solid = _as_solid(solid)
-    vs = 1.0 if voxel_size_um is None else _check_voxel_size(voxel_size_um)
+    vs = None if voxel_size_um is None else _check_voxel_size(voxel_size_um)
+    if min(solid.shape) < 2:
+        raise ValueError(f"every axis needs at least 2 voxels, got shape {solid.shape}")
     n_solid = np.count_nonzero(solid)
     if n_solid == solid.size:
         raise ValueError("the structure is all solid: pore size and wall thickness are undefined")
     if n_solid == 0:
         raise ValueError("the structure has no solid voxel: pore size and wall thickness are undefined")
-    pores = pore_sizes(
-        solid, voxel_size_um=vs, exclude_border=bool(exclude_border_pores), min_voxels=min_pore_voxels
-    )
+    chords = pore_chords(solid)  # raises at once where the volume is too small for any pore size
+    pores = pore_sizes(solid, exclude_border=bool(exclude_border_pores), min_voxels=min_pore_voxels)
     if pores.n_pores == 0:
-        what = "lies inside the volume" if exclude_border_pores else "is left"
-        raise ValueError(
-            f"no pore {what} (with min_pore_voxels={min_pore_voxels}): pore size is undefined; "
-            "analyse a larger volume or pass exclude_border_pores=False"
+        log.info(
+            "no pore %s (min_pore_voxels=%d): pore diameters undefined, mean pore chord %.3g voxels",
+            "lies inside the volume" if exclude_border_pores else "is left", min_pore_voxels, chords.mean_voxels,
         )
-    walls = wall_thickness(solid, voxel_size_um=vs)
+    walls = wall_thickness(solid)
+    has_pores = pores.n_pores > 0
     return StructureReport(
         porosity=porosity(solid),
         n_pores=int(pores.n_pores),
-        mean_pore_diameter_um=float(np.mean(pores.diameters_um)),
-        median_pore_diameter_um=float(np.median(pores.diameters_um)),
-        mean_wall_thickness_um=walls.mean_um,
-        median_wall_thickness_um=walls.median_um,
-        specific_surface_area_per_um=specific_surface_area(solid, voxel_size_um=vs),
-        voxel_size_um=None if voxel_size_um is None else vs,
-        length_unit="voxel" if voxel_size_um is None else "um",
+        mean_pore_diameter_voxels=float(np.mean(pores.diameters_um)) if has_pores else None,
+        median_pore_diameter_voxels=float(np.median(pores.diameters_um)) if has_pores else None,
+        mean_pore_chord_voxels=chords.mean_voxels,
+        pore_chord_se_voxels=chords.se_voxels,
+        pore_chord_cv=chords.cv,
+        mean_wall_thickness_voxels=walls.mean_um,
+        median_wall_thickness_voxels=walls.median_um,
+        specific_surface_area_per_voxel=specific_surface_area(solid),
+        voxel_size_um=vs,
         ndim=int(solid.ndim),
         border_pores_excluded=bool(exclude_border_pores),
         min_pore_voxels=int(min_pore_voxels),
+        shape=tuple(int(n) for n in solid.shape),
     )

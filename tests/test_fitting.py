@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from foamlib.fitting import (
     generate_foams,
     vary_parameters,
 )
-from foamlib.structure import StructureReport, analyze
+from foamlib.structure import analyze
 
 SHAPE = (64, 64, 64)
 SMALL = (48, 48, 48)
@@ -89,12 +90,12 @@ def test_fit_recovers_known_generator(known_fit):
     # the fitted parameters, measured again the same way on a new realisation
     refit = analyze(result.parameters.generate(SHAPE, rng=11).solid, exclude_border_pores=True)
     assert refit.porosity == pytest.approx(report.porosity, abs=0.01)
-    assert refit.median_pore_diameter_um == pytest.approx(report.median_pore_diameter_um, rel=0.15)
-    assert refit.mean_wall_thickness_um == pytest.approx(report.mean_wall_thickness_um, rel=0.2)
+    assert refit.median_pore_diameter_voxels == pytest.approx(report.median_pore_diameter_voxels, rel=0.15)
+    assert refit.mean_wall_thickness_voxels == pytest.approx(report.mean_wall_thickness_voxels, rel=0.2)
     # and the fit's own final evaluation
     assert result.generated["porosity"] == pytest.approx(report.porosity, abs=0.01)
-    assert result.generated["median_pore_diameter"] == pytest.approx(report.median_pore_diameter_um, rel=0.15)
-    assert result.generated["mean_wall_thickness"] == pytest.approx(report.mean_wall_thickness_um, rel=0.1)
+    assert result.generated["median_pore_diameter"] == pytest.approx(report.median_pore_diameter_voxels, rel=0.15)
+    assert result.generated["mean_wall_thickness"] == pytest.approx(report.mean_wall_thickness_voxels, rel=0.1)
     # generator parameters near the true ones
     assert result.parameters.porosity == pytest.approx(TRUE.porosity, abs=0.01)
     assert result.parameters.cell_diameter == pytest.approx(TRUE.cell_diameter, rel=0.2)
@@ -104,7 +105,7 @@ def test_fit_result_tables(known_fit):
     report, result = known_fit
     assert set(STATISTICS) <= set(result.measured) and set(STATISTICS) <= set(result.generated)
     assert result.measured["porosity"] == report.porosity
-    assert result.measured["median_pore_diameter"] == report.median_pore_diameter_um
+    assert result.measured["median_pore_diameter"] == report.median_pore_diameter_voxels
     table = result.table()
     assert list(table) == list(STATISTICS)
     assert table["porosity"] == {"measured": result.measured["porosity"], "generated": result.generated["porosity"]}
@@ -113,12 +114,12 @@ def test_fit_result_tables(known_fit):
     assert len(d["history"]) == 5
     # start values: 1.15 x median pore diameter, ratio 0.2, default cv
     first = result.history[0]["parameters"]
-    assert first["cell_diameter"] == pytest.approx(1.15 * report.median_pore_diameter_um)
+    assert first["cell_diameter"] == pytest.approx(1.15 * report.median_pore_diameter_voxels)
     assert first["wall_strut_ratio"] == pytest.approx(0.2)
     assert first["cell_size_cv"] == 0.25
 
 
-def test_fit_converts_micrometres_and_is_deterministic():
+def test_fit_ignores_the_voxel_size_and_is_deterministic():
     foam = TRUE.generate(SMALL, rng=2)
     report_vox = analyze(foam.solid)
     report_um = analyze(foam.solid, voxel_size_um=10.0)
@@ -154,9 +155,9 @@ def test_fit_start_cv_and_iterations_zero():
 
 def test_fit_warns_on_few_pores(caplog):
     report = analyze(TRUE.generate(SMALL, rng=2).solid)
-    few = StructureReport(**{**report.to_dict(), "n_pores": 2})
+    few = replace(report, n_pores=2)
     with caplog.at_level(logging.WARNING, logger="foamlib.fitting"):
-        fit_foam_parameters(few, shape=SMALL, iterations=0, rng=0)
+        fit_foam_parameters(few, shape=SMALL, iterations=0, size_target="pore_diameter", rng=0)
     assert any("only 2 pores" in rec.getMessage() for rec in caplog.records)
 
 
@@ -165,11 +166,11 @@ def test_fit_rejects_bad_input():
     with pytest.raises(TypeError, match="StructureReport"):
         fit_foam_parameters(report.to_dict())
     with pytest.raises(ValueError, match="3D"):
-        fit_foam_parameters(StructureReport(**{**report.to_dict(), "ndim": 2}))
+        fit_foam_parameters(replace(report, ndim=2))
     with pytest.raises(ValueError, match="median_pore_diameter"):
-        fit_foam_parameters(StructureReport(**{**report.to_dict(), "median_pore_diameter_um": math.nan}))
+        fit_foam_parameters(replace(report, median_pore_diameter_voxels=math.nan))
     with pytest.raises(ValueError, match="mean_wall_thickness"):
-        fit_foam_parameters(StructureReport(**{**report.to_dict(), "mean_wall_thickness_um": 0.0}))
+        fit_foam_parameters(replace(report, mean_wall_thickness_voxels=0.0))
     with pytest.raises(ValueError, match="iterations"):
         fit_foam_parameters(report, iterations=-1)
     with pytest.raises(ValueError, match="shape"):
@@ -277,3 +278,56 @@ def test_foam_sets_round_trip_and_replace_older_sets(tmp_path):
         assert record["parameters"] == params.to_dict()
     save_foam_set(tmp_path, foams[:1], sets[:1])
     assert len(load_foam_set(tmp_path)) == 1 and not (tmp_path / "foam_001.npz").exists()
+
+
+# --------------------------------------------------------------------------- cells as large as the volume
+
+
+def test_fit_without_interior_pores_targets_the_chord():
+    # cells about as large as the short axis (20 voxels): no pore lies wholly inside the volume,
+    # a crop of a larger foam like a scan's field of view
+    true = FoamParameters(porosity=0.88, cell_diameter=20.0, cell_size_cv=0.25, wall_strut_ratio=0.1)
+    shape = (20, 56, 48)
+    report = analyze(true.generate((48, 56, 48), rng=1).solid[:20], exclude_border_pores=True)
+    assert report.n_pores == 0 and report.median_pore_diameter_voxels is None
+    result = fit_foam_parameters(report, shape=shape, rng=11)
+    assert result.size_target == "chord"
+    # measured over crops of seeds 0-3: -15 % to +1 % (the crop's chord has a standard error of about 5 %)
+    assert result.parameters.cell_diameter == pytest.approx(20.0, rel=0.2)
+    assert result.generated["mean_pore_chord"] == pytest.approx(report.mean_pore_chord_voxels, rel=0.05)
+    assert result.generated["porosity"] == pytest.approx(report.porosity, abs=0.01)
+    assert math.isnan(result.measured["median_pore_diameter"])
+    first = result.history[0]["parameters"]
+    assert first["cell_diameter"] == pytest.approx(1.55 * report.mean_pore_chord_voxels)
+    # the uncertainty: the crop's chord has a relative standard error of a few per cent
+    assert 0.01 * 20.0 < result.cell_diameter_se < 0.15 * 20.0
+    assert abs(result.parameters.cell_diameter - 20.0) < 4 * result.cell_diameter_se
+    json.dumps(result.to_dict())
+
+
+def test_fit_size_target_choice_and_validation(known_fit):
+    report, result = known_fit
+    assert report.n_pores >= 10 and result.size_target == "pore_diameter"  # auto keeps the pore diameter
+    assert math.isnan(result.cell_diameter_se)
+    few = replace(report, n_pores=9)
+    assert fit_foam_parameters(few, shape=SMALL, iterations=0, rng=0).size_target == "chord"
+    forced = fit_foam_parameters(report, shape=SMALL, iterations=0, size_target="chord", rng=0)
+    assert forced.size_target == "chord" and forced.history[0]["generated"]["mean_pore_chord"] > 0
+    with pytest.raises(ValueError, match="size_target"):
+        fit_foam_parameters(report, size_target="diameter")
+    with pytest.raises(ValueError, match="mean_pore_chord"):
+        fit_foam_parameters(replace(report, mean_pore_chord_voxels=math.nan), size_target="chord")
+    with pytest.raises(ValueError, match="median_pore_diameter"):
+        fit_foam_parameters(replace(report, median_pore_diameter_voxels=None), size_target="pore_diameter")
+
+
+def test_chord_fit_with_sub_voxel_walls():
+    # walls 0.04 of the struts, supersampled: many vanish from the binary image, so a larger cell
+    # with its walls would match the mean chord and wall thickness as well; the chord spread tells
+    true = FoamParameters(porosity=0.89, cell_diameter=20.0, cell_size_cv=0.25, wall_strut_ratio=0.04, supersample=2)
+    report = analyze(true.generate((48, 48, 48), rng=0).solid[:24], exclude_border_pores=True)
+    result = fit_foam_parameters(report, shape=(24, 48, 48), supersample=2, rng=3)
+    assert result.size_target == "chord"
+    assert result.parameters.cell_diameter == pytest.approx(20.0, rel=0.15)  # measured: +7 %
+    assert result.parameters.wall_strut_ratio < 0.08  # measured: 0.033
+    assert result.generated["pore_chord_cv"] == pytest.approx(report.pore_chord_cv, abs=0.05)

@@ -11,10 +11,12 @@ from scipy import ndimage as ndi
 
 from foamlib.structure import (
     PoreSizes,
+    UM_KEYS,
     StructureReport,
     Thickness,
     analyze,
     local_thickness,
+    pore_chords,
     pore_sizes,
     porosity,
     specific_surface_area,
@@ -262,7 +264,7 @@ def test_analyze_sphere_lattice():
     solid = sphere_lattice(n_cells=3, cell=16, radius=5.0)
     report = analyze(solid, voxel_size_um=3.0)
     assert isinstance(report, StructureReport)
-    assert report.length_unit == "um" and report.voxel_size_um == 3.0 and report.ndim == 3
+    assert report.voxel_size_um == 3.0 and report.ndim == 3 and report.shape == solid.shape
     assert report.n_pores == 27
     assert report.porosity == pytest.approx(porosity(solid))
     assert report.mean_pore_diameter_um == pytest.approx(3.0 * 10, rel=0.1)
@@ -271,18 +273,27 @@ def test_analyze_sphere_lattice():
     assert report.specific_surface_area_per_um == pytest.approx(
         27 * 4 * math.pi * 5.0**2 / (47**3 * 3.0), rel=0.1
     )
+    assert report.mean_pore_diameter_um == pytest.approx(3.0 * report.mean_pore_diameter_voxels)
+    assert report.specific_surface_area_per_um == pytest.approx(report.specific_surface_area_per_voxel / 3.0)
     data = report.to_dict()
     assert json.loads(json.dumps(data)) == data
-    assert set(data) >= {"porosity", "n_pores", "mean_wall_thickness_um", "length_unit"}
+    assert set(data) >= {"porosity", "n_pores", "mean_wall_thickness_voxels", "mean_wall_thickness_um", *UM_KEYS}
+    assert data["median_pore_diameter_um"] == pytest.approx(3.0 * data["median_pore_diameter_voxels"])
+    assert StructureReport.from_dict(data) == report
 
 
 def test_analyze_2d_slice_in_voxels():
     solid = sphere_lattice(n_cells=3, cell=16, radius=5.0)[8]  # through the pore centres
     report = analyze(solid)
-    assert report.length_unit == "voxel" and report.voxel_size_um is None and report.ndim == 2
+    assert report.voxel_size_um is None and report.ndim == 2
     assert report.n_pores == 9
-    assert report.mean_pore_diameter_um == pytest.approx(10, rel=0.1)
-    json.dumps(report.to_dict())
+    assert report.mean_pore_diameter_voxels == pytest.approx(10, rel=0.1)
+    # no voxel size: no number under a micrometre name (issue 15)
+    assert report.mean_pore_diameter_um is None and report.specific_surface_area_per_um is None
+    data = report.to_dict()
+    assert [key for key in data if key.endswith("_um")] == ["voxel_size_um"] and data["voxel_size_um"] is None
+    assert data["mean_wall_thickness_voxels"] == report.mean_wall_thickness_voxels
+    assert StructureReport.from_dict(json.loads(json.dumps(data))) == report
 
 
 def test_analyze_foam_with_thin_walls():
@@ -316,10 +327,84 @@ def test_analyze_fiberform(shared_data):
     json.dumps(report.to_dict())
 
 
-def test_analyze_without_interior_pores_explains():
+def test_analyze_without_interior_pores_reports_chords():
     solid = np.ones((20, 20, 20), dtype=bool)
     solid[:, 5:15, :8] = False  # one pore, cut by the face x = 0
-    with pytest.raises(ValueError, match="exclude_border_pores=False"):
-        analyze(solid, exclude_border_pores=True)
+    inside = analyze(solid, exclude_border_pores=True)
+    assert inside.n_pores == 0 and inside.mean_pore_diameter_voxels is None and inside.border_pores_excluded
+    # chords: 10 voxels along y (20 x 8 lines), 8 along x with one end at the border (20 x 10 lines)
+    assert inside.mean_pore_chord_voxels == pytest.approx(
+        2 * porosity(solid) * (3 * 20 * 20 * 19) / (2 * 20 * 8 + 20 * 10)
+    )
     report = analyze(solid)
     assert report.n_pores == 1 and report.min_pore_voxels == 8 and not report.border_pores_excluded
+    assert report.mean_pore_chord_voxels == inside.mean_pore_chord_voxels
+    json.dumps(inside.to_dict())
+
+
+def test_analyze_too_small_to_say_anything_raises_at_once():
+    one = np.ones((20, 20, 20), dtype=bool)
+    one[9:11, 10, 10] = False  # a pore of 2 voxels: 10 transitions, the minimum, is enough
+    assert analyze(one, min_pore_voxels=1).mean_pore_chord_voxels == pytest.approx(
+        2 * 2 / 8000 * 3 * 20 * 20 * 19 / 10)
+    one[9, 10, 10] = True  # a single pore voxel: 6 transitions
+    with pytest.raises(ValueError, match="only 6 solid/pore transitions.*several cell walls"):
+        analyze(one)
+    with pytest.raises(ValueError, match="at least 2 voxels"):
+        analyze(np.zeros((1, 20, 20), dtype=bool) | (np.arange(20) % 4 == 0))
+
+
+def test_report_from_dict_rejects_old_reports():
+    with pytest.raises(ValueError, match="_voxels"):
+        StructureReport.from_dict({"porosity": 0.9, "n_pores": 3, "mean_pore_diameter_um": 12.0})
+
+
+# --------------------------------------------------------------------------- pore chords
+
+
+def test_pore_chords_of_slabs_along_their_normal():
+    # pore gaps of 8 voxels between 2-voxel slabs, across x: chords along x are 8 (two cut by the border)
+    solid = slab_stack((10, 12, 40), 2, 10)
+    chords = pore_chords(solid)
+    assert np.isnan(chords.per_axis_voxels[:2]).all()  # no transition along z and y
+    n_lines = 10 * 12
+    # transitions per line along x: 2 per slab that is not at the border
+    t = chords.n_transitions // n_lines
+    assert chords.per_axis_voxels[2] == pytest.approx(2 * 0.8 * 39 / t)
+    assert chords.porosity == pytest.approx(0.8)
+    # interior chords are all 8 long: 3 per line along x (the last gap touches the border)
+    assert chords.n_interior == 3 * n_lines and chords.cv == 0.0
+
+
+def test_pore_chords_of_balls_is_two_thirds_of_the_diameter():
+    # isolated pore balls of diameter 2 r + 1 in a solid: mean chord 2 D / 3 (digitised, within 8 %)
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(8, 88, size=(40, 3))
+    solid = ~balls((96, 96, 96), centres, [6.0] * len(centres))
+    chords = pore_chords(solid)
+    assert chords.mean_voxels == pytest.approx(2 / 3 * 13.0, rel=0.08)
+    # chord lengths in a ball of diameter D have density 2 l / D^2: cv = sqrt(1/18) / (2/3) = 0.354
+    assert chords.cv == pytest.approx(math.sqrt(1 / 18) / (2 / 3), abs=0.05)
+    assert chords.n_interior > 1000
+    assert 0 < chords.se_voxels < 0.1 * chords.mean_voxels
+    assert chords.n_blocks == 4**3
+
+
+def test_pore_chords_do_not_depend_on_the_border():
+    from foamlib.foam import closed_cell_foam
+
+    foam = closed_cell_foam((48, 96, 96), cell_diameter=24.0, wall_thickness=0.2, strut_diameter=1.0,
+                            porosity=0.9, rng=3).solid
+    whole = pore_chords(foam)
+    crop = pore_chords(foam[:, :40, :40])  # 2 cells across: few pores inside, the same chords
+    assert crop.mean_voxels == pytest.approx(whole.mean_voxels, abs=3 * crop.se_voxels)
+    assert 0.55 * 24 < whole.mean_voxels < 0.75 * 24
+
+
+def test_pore_chords_validation():
+    with pytest.raises(ValueError, match="at least 2 voxels"):
+        pore_chords(np.zeros((1, 8, 8), dtype=bool))
+    with pytest.raises(ValueError, match="pore size is undefined"):
+        pore_chords(np.ones((8, 8, 8), dtype=bool))
+    with pytest.raises(TypeError, match="binary"):
+        pore_chords(np.full((8, 8), 0.5))
