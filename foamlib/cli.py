@@ -69,11 +69,19 @@ def _cmd_analyze(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        unit = "um" if scan.voxel_size_um is not None else "voxels"
+        known = scan.voxel_size_um is not None
+        unit = "um" if known else "voxels"
+        pore = report.mean_pore_diameter_um if known else report.mean_pore_diameter_voxels
+        chord = report.mean_pore_chord_um if known else report.mean_pore_chord_voxels
+        wall = report.mean_wall_thickness_um if known else report.mean_wall_thickness_voxels
         print(f"{args.scan}: {' x '.join(map(str, volume.shape))} voxels, threshold ({args.method}) {level:.4g}")
         print(f"porosity             {report.porosity:.4f} ({100 * report.porosity:.2f} %)")
-        print(f"mean pore diameter   {report.mean_pore_diameter_um:.3g} {unit} ({report.n_pores} pores)")
-        print(f"mean wall thickness  {report.mean_wall_thickness_um:.3g} {unit}")
+        if pore is None:
+            print("mean pore diameter   undefined: no pore lies wholly inside the scan")
+        else:
+            print(f"mean pore diameter   {pore:.3g} {unit} ({report.n_pores} pores)")
+        print(f"mean pore chord      {chord:.3g} {unit} (from every pore, cut ones too)")
+        print(f"mean wall thickness  {wall:.3g} {unit}")
     return 0
 
 

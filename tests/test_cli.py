@@ -38,7 +38,16 @@ def test_analyze_json(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["porosity"] == pytest.approx(0.75)
     assert data["threshold_method"] == "otsu" and data["shape"] == [24, 48, 48]
-    assert data["mean_wall_thickness_um"] == pytest.approx(2.0, abs=0.5)
+    assert data["mean_wall_thickness_voxels"] == pytest.approx(2.0, abs=0.5)
+    assert "mean_wall_thickness_um" not in data  # no voxel size: no number under a micrometre name
+
+
+def test_analyze_text_without_voxel_size_says_voxels(tmp_path, capsys):
+    path = tmp_path / "slabs.npy"
+    np.save(path, _two_phase_volume())
+    assert main(["analyze", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "mean wall thickness  2" in out and "voxels" in out and " um" not in out
 
 
 def test_analyze_one_slice(tmp_path, capsys):
