@@ -11,7 +11,9 @@ series and measures them:
   differs in strength;
 * :func:`fid_degradation_curve` -- a tidy table of FID (and KID) between one
   half of the real crops and the degraded other half, per kind and level,
-  beside the real-vs-real floor; run it for several encoders and compare.
+  beside the real-vs-real floor; run it for several encoders and compare;
+* :func:`plot_degradation_curves` -- one panel per kind, FID over its floor
+  against the level, one line per encoder.
 
 Kinds of degradation (images are grey values in [0, 1]; ``level = 0`` always
 leaves the images unchanged):
@@ -49,9 +51,11 @@ from scipy import ndimage as ndi
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
     from torch import nn
 
-__all__ = ["KINDS", "DEFAULT_LEVELS", "degrade", "degradation_series", "fid_degradation_curve"]
+__all__ = ["KINDS", "DEFAULT_LEVELS", "degrade", "degradation_series", "fid_degradation_curve",
+           "plot_degradation_curves"]
 
 logger = logging.getLogger(__name__)
 
@@ -295,3 +299,50 @@ def fid_degradation_curve(
             })
         logger.info("%s: %s done", name, kind)
     return pd.DataFrame(rows)
+
+
+_LEVEL_UNITS = {"noise": "noise sd (grey value)", "blur": "blur sigma (px)", "contrast": "contrast lost (fraction)",
+                "ring": "ring amplitude (grey value)", "opening": "opening radius (px)"}
+_CURVE_COLUMNS = ("encoder", "kind", "level", "fid_ratio")
+
+
+def plot_degradation_curves(table: pd.DataFrame, *, log_y: bool = True) -> Figure:
+    """FID over the real-vs-real floor against the degradation level: one panel per kind, one line per encoder.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`fid_degradation_curve`, or several concatenated (one
+        per encoder); needs the columns ``encoder``, ``kind``, ``level`` and
+        ``fid_ratio``.
+    log_y : bool, optional
+        Logarithmic ratio axis (default), so that encoders whose FIDs differ by
+        orders of magnitude fit in one panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Panels in the order the kinds first appear; a dotted line marks the
+        floor (ratio 1). An encoder fit for FID rises above it, monotonically.
+    """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table must be a pandas DataFrame, got {type(table).__name__}")
+    missing = [c for c in _CURVE_COLUMNS if c not in table.columns]
+    if missing or table.empty:
+        raise ValueError(f"table must be non-empty with columns {list(_CURVE_COLUMNS)}; missing {missing}")
+    kinds = list(dict.fromkeys(table["kind"]))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(2.6 * len(kinds), 2.8), layout="constrained", squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        part = table[table["kind"] == kind]
+        for encoder, group in part.groupby("encoder", sort=False):
+            group = group.sort_values("level")
+            ax.plot(group["level"], group["fid_ratio"], marker="o", label=str(encoder))
+        ax.axhline(1.0, color="0.5", ls=":")
+        ax.set(title=kind, xlabel=_LEVEL_UNITS.get(kind, "level"), yscale="log" if log_y else "linear")
+    axes[0, 0].set_ylabel("FID / real-vs-real FID")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=max(1, len(labels)), fontsize="small")
+    return fig

@@ -133,6 +133,28 @@ def test_fid_degradation_curve_table_and_floor():
         G.fid_degradation_curve(_Stats(), crops, [0, 1])  # type: ignore[arg-type]
 
 
+def test_plot_degradation_curves_one_panel_per_kind_one_line_per_encoder():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    crops = _smooth_images(n=8, size=16, seed=1)
+    levels = {"noise": (0.0, 0.1), "contrast": (0.0, 0.5), "opening": (0, 1)}
+    first = G.fid_degradation_curve(_Stats(), crops, levels, rng=0, device="cpu")
+    second = first.assign(encoder="other", fid_ratio=first["fid_ratio"] * 2)
+    fig = G.plot_degradation_curves(pd.concat([first, second]))
+    assert [ax.get_title() for ax in fig.axes] == ["noise", "contrast", "opening"]
+    assert all(len(ax.get_lines()) == 3 for ax in fig.axes)  # two encoders and the floor
+    assert fig.axes[0].get_yscale() == "log"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="fid_ratio"):
+        G.plot_degradation_curves(first.drop(columns="fid_ratio"))
+    with pytest.raises(TypeError, match="DataFrame"):
+        G.plot_degradation_curves({"kind": []})  # type: ignore[arg-type]
+
+
 @pytest.mark.shared_data
 @pytest.mark.usefixtures("torch_one_thread")
 def test_trained_encoder_fid_rises_with_every_degradation_on_a_real_scan(shared_data):
