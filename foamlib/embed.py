@@ -1,7 +1,9 @@
 """Two-dimensional maps of image features: do real and synthetic slices mix?
 
 Griem et al. (Fig. 10) show t-SNE and UMAP maps of the ResNet50 features (see
-:mod:`foamlib.features`) of real CT slices and of synthetic slices: where the
+:mod:`foamlib.features`; offline, the ImageNet-trained EfficientNet-Lite0
+features stand in, and the encoder's ``name`` belongs in every map's
+caption) of real CT slices and of synthetic slices: where the
 sets overlap, the synthetic images look real to the encoder; where they form
 islands, they do not. FID (:mod:`foamlib.fid`) gives one number per pair of
 sets; these maps show *which* images stand apart.
@@ -20,8 +22,9 @@ This module provides
 Design choices
 --------------
 Metric
-    The paper uses the cosine distance. ResNet features are non-negative
-    (ReLU, then average pooling), so all cosine distances lie in [0, 1]; the
+    The paper uses the cosine distance. ResNet50 and EfficientNet-Lite0
+    features are non-negative (ReLU or ReLU6, then average pooling), so all
+    cosine distances lie in [0, 1]; the
     directions of the feature vectors, not their lengths, are compared. Rows of
     zero norm have no direction and are rejected. ``standardize=True`` z-scores
     every feature first (constant features become 0), which lets the cosine
@@ -193,8 +196,8 @@ def embed(
     Parameters
     ----------
     features : array_like
-        ``(N, D)`` numeric, finite, ``N >= 3`` (e.g. the ``(N, 2048)`` output of
-        :func:`foamlib.features.extract_features`). For ``metric="cosine"`` no
+        ``(N, D)`` numeric, finite, ``N >= 3`` (e.g. the ``(N, 2048)`` or
+        ``(N, 1280)`` output of :func:`foamlib.features.extract_features`). For ``metric="cosine"`` no
         row may be all zeros (after standardising, if asked).
     method : {"tsne", "umap"}, optional
         scikit-learn's Barnes-Hut t-SNE or umap-learn's UMAP.

@@ -84,14 +84,15 @@ class KID:
 
 @dataclass(frozen=True)
 class Interval:
-    """A bootstrap confidence interval for FID or KID.
+    """A resampling confidence interval for FID or KID (see :func:`bootstrap`).
 
     Attributes
     ----------
     estimate : float
         The metric on the full feature sets.
     low, high : float
-        Percentile bootstrap bounds at ``confidence``.
+        Bounds at ``confidence``; ``low <= estimate <= high`` for the default
+        ``"subsample"`` method.
     n_a, n_b : int
         Number of images (feature rows) in each set; FIDs are only comparable at
         equal ``N``.
@@ -101,6 +102,9 @@ class Interval:
         Bootstrap resamples.
     metric : str
         ``"fid"`` or ``"kid"``.
+    method : str
+        ``"subsample"`` (without replacement, rescaled, centred on the
+        estimate) or ``"percentile"`` (plain bootstrap).
     """
 
     estimate: float
@@ -111,6 +115,7 @@ class Interval:
     confidence: float
     n_boot: int
     metric: str
+    method: str = "subsample"
 
 
 def _as_features(features: object, name: str = "features", *, min_rows: int = 2, shape: str = "(N, d)") -> np.ndarray:
@@ -378,33 +383,71 @@ def kid(
     return _kid_arrays(a, b, subset_size, n_subsets, np.random.default_rng(rng))
 
 
+_INTERVAL_METHODS = ("subsample", "percentile")
+
+
 def bootstrap(
     features_a: object,
     features_b: object,
     *,
     metric: Literal["fid", "kid"] = "fid",
+    method: Literal["subsample", "percentile"] = "subsample",
     n_boot: int = 200,
     confidence: float = 0.95,
+    fraction: float = 0.5,
     rng: np.random.Generator | int | None = None,
     subset_size: int = 1000,
     n_subsets: int = 10,
     progress: bool = False,
 ) -> Interval:
-    """Percentile bootstrap interval of FID or KID.
+    """Resampling interval of FID or KID that brackets the estimate.
 
-    Each resample draws ``N_a`` rows of ``features_a`` and ``N_b`` rows of
-    ``features_b`` with replacement and recomputes the metric.
+    ``method="subsample"`` (default): each of ``n_boot`` draws takes
+    ``m_a = round(fraction * N_a)`` rows of ``features_a`` and
+    ``m_b = round(fraction * N_b)`` rows of ``features_b`` *without*
+    replacement (at least 2 each) and recomputes the metric, giving values
+    :math:`\\theta^*_i`. The spread of :math:`\\theta^*` around its median
+    :math:`\\tilde\\theta^*`, shrunk by :math:`s = \\sqrt{(m_a + m_b) / (N_a + N_b)}`
+    (the :math:`1/\\sqrt{N}` rate; subsampling as in Politis & Romano, *Ann.
+    Stat.* 22, 2031, 1994), is put around the estimate :math:`\\hat\\theta`:
+
+    .. math::
+
+        [\\hat\\theta + s\\,(q_{\\alpha/2} - \\tilde\\theta^*),\\;
+         \\hat\\theta + s\\,(q_{1-\\alpha/2} - \\tilde\\theta^*)],
+
+    with :math:`q` the quantiles of :math:`\\theta^*`. Since
+    :math:`q_{\\alpha/2} \\le \\tilde\\theta^* \\le q_{1-\\alpha/2}`, the interval
+    always contains the estimate. Centring on the median removes the upward
+    shift of FID computed from fewer images; the interval therefore describes
+    how much the FID of another draw of ``N_a`` and ``N_b`` images would vary,
+    not where the FID of infinitely many images lies (that is larger or
+    smaller by FID's finite-``N`` bias: compare against the FID between two
+    draws of the reference set at the same ``N``). On Gaussian test sets
+    (``d`` = 8 to 64, ``N`` = 60 to 100) its 68 % half-width came out at 0.6 to
+    1.1 times the standard deviation of FID over independent draws, the
+    with-replacement bootstrap's at 0.9 to 1.9 times.
+
+    ``method="percentile"``: the plain percentile bootstrap (``N_a`` and
+    ``N_b`` rows drawn with replacement, bounds = quantiles of the resampled
+    values). Kept for reference: duplicated rows lower the effective sample
+    size, and FID grows as ``N`` shrinks, so for similar sets the interval can
+    lie wholly above the estimate.
 
     Parameters
     ----------
     features_a, features_b : array_like
-        ``(N_a, d)``, ``(N_b, d)``.
+        ``(N_a, d)``, ``(N_b, d)``; for ``"subsample"`` at least 3 rows each.
     metric : {"fid", "kid"}, optional
         Which distance; for ``"kid"`` the KID mean is used.
+    method : {"subsample", "percentile"}, optional
+        Resampling scheme, see above.
     n_boot : int, optional
         Number of resamples.
     confidence : float, optional
         Two-sided coverage in (0, 1).
+    fraction : float, optional
+        Share of each set in a subsample, in (0, 1) (``"subsample"`` only).
     rng : numpy.random.Generator or int, optional
         Random source (or seed) for resampling (and KID subsets).
     subset_size, n_subsets : int, optional
@@ -415,26 +458,21 @@ def bootstrap(
     Returns
     -------
     Interval
-        ``estimate`` on the full sets, percentile bounds ``low``/``high``, and
-        ``n_a``, ``n_b``.
-
-    Notes
-    -----
-    Duplicated rows lower the effective sample size, and FID grows as ``N``
-    shrinks, so bootstrap FIDs are biased upward. When the two sets differ
-    clearly, the interval brackets the estimate; for two samples of one
-    distribution it can lie wholly above it, so do not use ``low`` as a test of
-    equality -- compare against the FID between two samples of the reference
-    set at the same ``N`` instead.
+        ``estimate`` on the full sets, bounds ``low``/``high``, ``n_a``,
+        ``n_b`` and the ``method``.
     """
     a = _as_features(features_a, "features_a")
     b = _as_features(features_b, "features_b")
     _check_pair(a, b)
     if metric not in ("fid", "kid"):
         raise ValueError(f"metric must be 'fid' or 'kid', got {metric!r}")
+    if method not in _INTERVAL_METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _INTERVAL_METHODS))}, got {method!r}")
     n_boot = _check_positive_int(n_boot, "n_boot", 2)
     if not (isinstance(confidence, (float, int)) and 0.0 < float(confidence) < 1.0):
         raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    if isinstance(fraction, bool) or not isinstance(fraction, (float, int)) or not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction!r}")
     gen = np.random.default_rng(rng)
     if metric == "kid":
         subset_size = _check_positive_int(subset_size, "subset_size", 2)
@@ -448,13 +486,26 @@ def bootstrap(
         def stat(x: np.ndarray, y: np.ndarray) -> float:
             return _fid_arrays(x, y)
 
-    estimate = stat(a, b)
     n_a, n_b = a.shape[0], b.shape[0]
+    if method == "subsample":
+        m_a, m_b = max(2, round(fraction * n_a)), max(2, round(fraction * n_b))
+        if m_a >= n_a or m_b >= n_b:
+            raise ValueError(f"subsampling needs at least 3 rows per set and a fraction that leaves some out, got N_a={n_a}, "
+                             f"N_b={n_b}, fraction={fraction!r}")
+    estimate = stat(a, b)
     values = np.empty(n_boot)
-    for i in tqdm(range(n_boot), desc=f"bootstrap {metric}", disable=not progress):
-        values[i] = stat(a[gen.integers(0, n_a, n_a)], b[gen.integers(0, n_b, n_b)])
+    for i in tqdm(range(n_boot), desc=f"{method} {metric}", disable=not progress):
+        if method == "subsample":
+            values[i] = stat(a[gen.permutation(n_a)[:m_a]], b[gen.permutation(n_b)[:m_b]])
+        else:
+            values[i] = stat(a[gen.integers(0, n_a, n_a)], b[gen.integers(0, n_b, n_b)])
     alpha = 1.0 - float(confidence)
-    low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
+    q_low, q_mid, q_high = np.quantile(values, [alpha / 2.0, 0.5, 1.0 - alpha / 2.0])
+    if method == "subsample":
+        scale = np.sqrt((m_a + m_b) / (n_a + n_b))
+        low, high = estimate + scale * (q_low - q_mid), estimate + scale * (q_high - q_mid)
+    else:
+        low, high = q_low, q_high
     return Interval(
         estimate=float(estimate),
         low=float(low),
@@ -464,6 +515,7 @@ def bootstrap(
         confidence=float(confidence),
         n_boot=n_boot,
         metric=metric,
+        method=method,
     )
 
 
@@ -477,7 +529,7 @@ def compare_sets(
     n_subsets: int = 10,
     rng: np.random.Generator | int | None = 0,
 ) -> pd.DataFrame:
-    """FID and KID of several feature sets against one reference, with bootstrap intervals.
+    """FID and KID of several feature sets against one reference, with intervals that bracket them.
 
     The rows of the paper's Table 1: every synthetic (or other real) image set
     against one real sample.
@@ -489,7 +541,8 @@ def compare_sets(
     sets : mapping of str to array_like
         Name and ``(N_i, d)`` features of each compared set.
     n_boot : int, optional
-        Bootstrap resamples per interval; 0 skips the intervals (NaN bounds).
+        Resamples per interval (half-samples without replacement, see
+        :func:`bootstrap`); 0 skips the intervals (NaN bounds).
     confidence : float, optional
         Two-sided coverage of the intervals.
     subset_size, n_subsets : int, optional
@@ -502,7 +555,10 @@ def compare_sets(
     pandas.DataFrame
         Index: the set names. Columns ``n`` (images in the set),
         ``n_reference``, ``fid``, ``fid_low``, ``fid_high``, ``kid``,
-        ``kid_low``, ``kid_high``. Compare FIDs only at equal ``n``.
+        ``kid_low``, ``kid_high``. The intervals contain their estimates
+        (``fid_low <= fid <= fid_high``) and show how much the metric would
+        vary with another draw of as many images; compare FIDs only at equal
+        ``n``, against the real-vs-real floor at that ``n``.
     """
     import pandas as pd
 
@@ -519,6 +575,8 @@ def compare_sets(
             for metric in ("fid", "kid"):
                 interval = bootstrap(ref, feats, metric=metric, n_boot=n_boot, confidence=confidence, rng=gen,
                                      subset_size=subset_size, n_subsets=n_subsets)
-                row[f"{metric}_low"], row[f"{metric}_high"] = interval.low, interval.high
+                # centred on the reported value (KID's own random subsets differ from the interval's)
+                row[f"{metric}_low"] = row[metric] + (interval.low - interval.estimate)
+                row[f"{metric}_high"] = row[metric] + (interval.high - interval.estimate)
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index")

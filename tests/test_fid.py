@@ -221,6 +221,38 @@ def test_bootstrap_contains_estimate_and_narrows_with_n():
     assert widths[1] < 0.5 * widths[0]  # ~ 1/sqrt(N): expect about a quarter
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("metric", ["fid", "kid"])
+def test_interval_brackets_the_estimate_on_two_gaussian_sets(shift, metric):
+    rng = np.random.default_rng(21)
+    a, b = rng.normal(size=(120, 8)), rng.normal(shift, 1.0, size=(100, 8))
+    interval = D.bootstrap(a, b, metric=metric, n_boot=60, rng=3, subset_size=50, n_subsets=4)
+    assert interval.method == "subsample"
+    assert interval.low <= interval.estimate <= interval.high
+    assert interval.low < interval.high
+
+
+def test_percentile_bootstrap_can_miss_the_estimate_subsample_does_not():
+    """Why the default changed: for two samples of one distribution, resampled FIDs all lie above the estimate."""
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(100, 8)), rng.normal(size=(100, 8))
+    old = D.bootstrap(a, b, method="percentile", n_boot=100, rng=0)
+    new = D.bootstrap(a, b, n_boot=100, rng=0)
+    assert old.method == "percentile" and old.low > old.estimate
+    assert new.low <= new.estimate <= new.high
+
+
+def test_subsample_interval_width_matches_spread_over_independent_draws():
+    """Seeded statistical bound: the 68 % half-width is within a factor 2 of the FID's sd over fresh draws."""
+    rng = np.random.default_rng(8)
+    d, n, shift = 16, 100, 0.3
+    draws = [D.fid(rng.normal(size=(n, d)), rng.normal(shift, 1.0, size=(n, d))) for _ in range(60)]
+    a, b = rng.normal(size=(n, d)), rng.normal(shift, 1.0, size=(n, d))
+    interval = D.bootstrap(a, b, n_boot=100, confidence=0.6827, rng=1)
+    ratio = 0.5 * (interval.high - interval.low) / np.std(draws)
+    assert 0.5 < ratio < 2.0  # 0.64-1.09 over seeds 0-7
+
+
 def test_bootstrap_kid_and_reproducibility():
     rng = np.random.default_rng(13)
     a, b = rng.normal(size=(80, 6)), rng.normal(size=(60, 6)) + 0.7
@@ -239,6 +271,12 @@ def test_bootstrap_rejects_bad_arguments():
         D.bootstrap(x, x, confidence=1.5)
     with pytest.raises(ValueError, match="n_boot"):
         D.bootstrap(x, x, n_boot=1)
+    with pytest.raises(ValueError, match="method"):
+        D.bootstrap(x, x, method="bca")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fraction"):
+        D.bootstrap(x, x, fraction=1.0)
+    with pytest.raises(ValueError, match="at least 3 rows"):
+        D.bootstrap(x[:2], x[:2])
 
 
 def test_compare_sets_ranks_a_shifted_set_above_a_resample_of_the_reference():
@@ -253,5 +291,7 @@ def test_compare_sets_ranks_a_shifted_set_above_a_resample_of_the_reference():
     assert table.loc["shifted", "fid"] == pytest.approx(8.0, rel=0.25)  # |mu1 - mu2|^2 = 8
     assert table.loc["shifted", "kid"] > table.loc["same", "kid"]
     assert (table["fid_low"] <= table["fid_high"]).all() and (table["n"] == 300).all()
+    for metric in ("fid", "kid"):
+        assert (table[f"{metric}_low"] <= table[metric]).all() and (table[metric] <= table[f"{metric}_high"]).all()
     no_intervals = compare_sets(ref, {"same": ref}, n_boot=0)
     assert np.isnan(no_intervals.loc["same", "fid_low"]) and abs(no_intervals.loc["same", "fid"]) < 1e-8
