@@ -190,6 +190,9 @@ class SearchResult:
         trial; NaN for failed trials), ``state`` (``COMPLETE``, ``PRUNED``,
         ``FAIL``), ``epochs`` (epochs trained), ``seconds`` (wall time), then one
         column per hyperparameter.
+    resumed_trials : int
+        How many of :attr:`trials` were found finished in the storage and not
+        run by this call (0 without a storage or for a new one).
     """
 
     best_config: dict[str, Any]
@@ -197,6 +200,7 @@ class SearchResult:
     best_value: float
     best_stage: str
     trials: pd.DataFrame
+    resumed_trials: int = 0
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write :attr:`trials` as CSV, atomically; returns ``path``."""
@@ -320,7 +324,8 @@ def _storage_path(storage: Any) -> Path | None:
 def _rdb(path: Path) -> optuna.storages.RDBStorage:
     # A writer waits up to a minute for a lock (a reader, a slow disk) rather than fail at once.
     try:
-        return optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}})
+        url = f"sqlite:///{path.resolve()}"
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     except Exception as exc:  # SQLAlchemy's and Optuna's errors for a file that is no Optuna database
         raise ValueError(f"storage {path} is not an Optuna SQLite database ({exc})") from exc
 
@@ -441,7 +446,7 @@ def search(
         What to choose from. Default: the paper's ranges.
     hyperband_trials : int, optional
         Trials of stage 1 (random sampling, Hyperband pruning), >= 1;
-        pruned trials count. Default 30.
+        pruned and failed trials count. Default 30.
     bayes_trials : int, optional
         Trials of stage 2 (TPE, median pruning), >= 0. Default 20.
     max_epochs : int, optional
@@ -467,7 +472,8 @@ def search(
         run again, a trial that an interruption (a killed process, Ctrl-C)
         left running runs again under its own number, and only the missing
         trials run. The result is chosen over all stored trials. One process
-        at a time may use a storage. Default None: in memory, as before.
+        at a time may use a storage (the study runner's run-folder lock sees
+        to that). Default None: in memory, nothing is written.
     on_mismatch : {"error", "restart"}, optional
         What to do when ``storage`` holds a search with other settings
         (space, trial counts, ``max_epochs``, ``seed``, ``train_config``) or
@@ -522,9 +528,10 @@ def search(
     and end times) of the re-run trial, and, should the storage ever refuse
     to put an interrupted trial back in the queue, that trial is failed and
     counts as tried, like one that raised: the search then goes on with the
-    next point, and the trials after it differ from an uninterrupted search. TPE keeps no state between trials here
-    (a fresh sampler per trial), so there is no sampler state to lose.
-    Completed trials are never run again in any case.
+    next point, and the trials after it differ from an uninterrupted search.
+    TPE keeps no state between trials here (a fresh sampler per trial), so
+    there is no sampler state to lose. Completed trials are never run again
+    in any case.
     """
     hyperband_trials = _check_count("hyperband_trials", hyperband_trials, 1)
     bayes_trials = _check_count("bayes_trials", bayes_trials, 0)
@@ -593,7 +600,7 @@ def search(
     rdb = _open_storage(path, names, settings, on_mismatch) if path is not None else None
     try:
         with _quiet_optuna():
-            stage1, stage2 = _run_stages(
+            stage1, stage2, resumed = _run_stages(
                 rdb, names, settings, objective, hyperband_trials, bayes_trials, max_epochs, seed, progress, path
             )
     except _Interrupted as exc:
@@ -619,16 +626,20 @@ def search(
         best_value=float(best.value),
         best_stage=best_stage,
         trials=table,
+        resumed_trials=resumed,
     )
 
 
 def _run_stages(
     rdb: optuna.storages.BaseStorage | None, names: tuple[str, str], settings: dict[str, Any], objective: Callable,
     hyperband_trials: int, bayes_trials: int, max_epochs: int, seed: int, progress: bool, path: Path | None,
-) -> tuple[list[optuna.trial.FrozenTrial], list[optuna.trial.FrozenTrial]]:  # fmt: skip
-    """Run the missing trials of both stages; returns each stage's own finished trials."""
-    first, requeued1 = _open_study(rdb, names[0], settings, optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs))
-    first.sampler = _SlotSeededSampler(lambda s: optuna.samplers.RandomSampler(seed=s), seed=seed, stage=1, name="hyperband")
+) -> tuple[list[optuna.trial.FrozenTrial], list[optuna.trial.FrozenTrial], int]:  # fmt: skip
+    """Run the missing trials of both stages; returns each stage's own finished trials and how many were stored."""
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
+    first, requeued1 = _open_study(rdb, names[0], settings, pruner)
+    first.sampler = _SlotSeededSampler(
+        lambda s: optuna.samplers.RandomSampler(seed=s), seed=seed, stage=1, name="hyperband"
+    )
     done1 = len(_own_trials(first, "hyperband"))
     todo1 = max(0, hyperband_trials - done1)
     second = requeued2 = done2 = None
@@ -653,11 +664,11 @@ def _run_stages(
             first.optimize(objective("hyperband", bar), n_trials=todo1, catch=())
         stage1 = _own_trials(first, "hyperband")
         if second is None:
-            return stage1, []
+            return stage1, [], done1
         _warm_start(second, stage1)
         if todo2:
             second.optimize(objective("bayes", bar), n_trials=todo2, catch=())
-        return stage1, _own_trials(second, "bayes")
+        return stage1, _own_trials(second, "bayes"), done1 + done2
 
 
 def _row(stage: str, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Tests of foamlib.hpo: the two-stage (Hyperband, then TPE) architecture search."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -127,11 +128,12 @@ def test_search_killed_between_trials_resumes_to_the_uninterrupted_result(data, 
         search(*data, **RESULT_ARGS, storage=db)
     calls = _counting_train(monkeypatch)
     resumed = search(*data, **RESULT_ARGS, storage=db)
-    assert len(calls) == 6 - done  # only the missing trials ran
+    assert len(calls) == 6 - done and resumed.resumed_trials == done  # only the missing trials ran
     _same_trials(resumed, result)
+    assert result.resumed_trials == 0
     # A finished search in storage runs nothing and gives the same answer.
     again = search(*data, **RESULT_ARGS, storage=db)
-    assert len(calls) == 6 - done
+    assert len(calls) == 6 - done and again.resumed_trials == 6
     pd.testing.assert_frame_equal(again.trials, resumed.trials)
 
 
@@ -157,7 +159,8 @@ def test_trial_cut_short_runs_again_under_its_number(data, tmp_path, monkeypatch
 def test_trial_that_raises_is_stored_failed_and_the_search_goes_on(data, tmp_path, monkeypatch):
     train, val = data
     small = ((train[0][:8], train[1][:8]), (val[0][:4], val[1][:4]))
-    kwargs = dict(space=TINY_SPACE, hyperband_trials=3, bayes_trials=0, max_epochs=1, train_config=FAST, storage=tmp_path / "hpo.db")
+    kwargs = dict(space=TINY_SPACE, hyperband_trials=3, bayes_trials=0, max_epochs=1, train_config=FAST)
+    kwargs["storage"] = tmp_path / "hpo.db"
     _counting_train(monkeypatch, kill_at=2, exc=RuntimeError("out of memory"))
     with pytest.raises(RuntimeError, match="out of memory"):
         search(*small, **kwargs)
@@ -189,7 +192,7 @@ def test_storage_from_other_settings_or_data_is_refused_or_restarted(data, tmp_p
     with pytest.raises(ValueError, match="hyperband_trials: 1 -> 2"):
         search(*small, **{**kwargs, "hyperband_trials": 2})
     with pytest.raises(ValueError, match=r"space.kernel_size: \[3, 4\] -> \[3\]"):
-        search(*small, **{**kwargs, "space": SearchSpace(levels=(2,), convs_per_level=(1, 2), kernel_size=(3,), base_channels=(4,), learning_rate=(1e-3, 1e-2))})
+        search(*small, **{**kwargs, "space": dataclasses.replace(TINY_SPACE, kernel_size=(3,))})
     with pytest.raises(ValueError, match="train_config.batch_size: 8 -> 4"):
         search(*small, **{**kwargs, "train_config": TrainConfig(batch_size=4, noise_sigma=0.0)})
     other = ((train[0][8:16], train[1][8:16]), small[1])
