@@ -25,6 +25,27 @@ only in their hyperparameters. The samplers are seeded from ``seed`` too, so on
 the CPU (with a fixed thread count) two searches with the same data and
 arguments try the same hyperparameters and get the same values. No global RNG is
 read or changed.
+
+Resuming
+--------
+With ``storage`` (the path of an SQLite file) both studies live in that file
+and every trial is committed to it as it finishes, so a search that was
+interrupted (killed, Ctrl-C, a crash) continues where it stopped when it is
+called again with the same arguments. Each trial's hyperparameters are drawn
+by a sampler seeded from ``seed``, the stage and the trial's *slot* (how many
+trials of its stage had finished before it), not from one sampler whose state
+would be lost with the process, and a trial that the interruption cut short
+runs again under its own number; so a resumed search gives the same trials and
+best configuration as one that was never interrupted (details and limits in
+:func:`search`).
+
+SQLite (:class:`optuna.storages.RDBStorage`) rather than Optuna's journal file:
+every write is an SQLite transaction, so a process killed in the middle of one
+leaves the file as it was before it, and its locks die with it. A journal file
+killed in the middle of an append keeps a torn last line that breaks the next
+read after another append, and its lock file outlives the process. SQLite's
+locking is unreliable on network file systems (NFS): keep the run folder on a
+local disk while a search writes to it.
 """
 
 from __future__ import annotations
@@ -34,7 +55,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +69,7 @@ import torch
 from tqdm import tqdm
 
 from .runs import atomic_path
+from .torchfiles import ON_MISMATCH, data_fingerprint
 from .training import TrainConfig, train_unet
 from .unet import build_unet
 
@@ -58,6 +81,10 @@ logger = logging.getLogger(__name__)
 ARCHITECTURE_PARAMS = ("levels", "convs_per_level", "kernel_size", "pooling", "base_channels")
 
 _STAGES = ("hyperband", "bayes")
+#: Prefix of the studies :func:`search` writes; the rest of a name is the key of the search's settings.
+_STUDY_PREFIX = "foamlib-search"
+#: Bumped when a stored search can no longer be resumed by this code (part of the settings key).
+_SEARCH_FORMAT = 2
 _TABLE_COLUMNS = ["stage", "number", "params", "value", "state", "epochs", "seconds", *ARCHITECTURE_PARAMS, "learning_rate"]
 
 
@@ -163,6 +190,9 @@ class SearchResult:
         trial; NaN for failed trials), ``state`` (``COMPLETE``, ``PRUNED``,
         ``FAIL``), ``epochs`` (epochs trained), ``seconds`` (wall time), then one
         column per hyperparameter.
+    resumed_trials : int
+        How many of :attr:`trials` were found finished in the storage and not
+        run by this call (0 without a storage or for a new one).
     """
 
     best_config: dict[str, Any]
@@ -170,6 +200,7 @@ class SearchResult:
     best_value: float
     best_stage: str
     trials: pd.DataFrame
+    resumed_trials: int = 0
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write :attr:`trials` as CSV, atomically; returns ``path``."""
@@ -196,32 +227,198 @@ def _check_count(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def _sampler_seed(seed: int, stage: int, n_existing: int) -> int:
-    """Seed of a stage's sampler; depends on the trials already stored so a resumed search draws new points."""
-    return int(np.random.SeedSequence([seed, stage, n_existing]).generate_state(1)[0])
+def _sampler_seed(seed: int, stage: int, slot: int) -> int:
+    """Seed of the sampler that draws the trial in ``slot`` of ``stage`` (1 or 2) of a search seeded with ``seed``."""
+    return int(np.random.SeedSequence([seed, stage, slot]).generate_state(1)[0])
 
 
-def _open_study(
-    storage: str | None, name: str, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner
-) -> optuna.Study:
-    study = optuna.create_study(
-        storage=storage, study_name=name, sampler=sampler, pruner=pruner, direction="maximize", load_if_exists=True
-    )
-    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-        raise ValueError(f"study {name!r} in {storage} does not maximise; use another storage or study_name")
-    # Trials left RUNNING by an interrupted search can never finish; mark them failed.
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-    return study
+class _SlotSeededSampler(optuna.samplers.BaseSampler):
+    """A sampler made afresh for every trial, seeded from the trial's slot in its stage.
+
+    The slot is the number of trials of the stage that finished (complete,
+    pruned or failed) before this one. A search that is resumed in a new process thus
+    draws the same points as one that never stopped, as far as the sampler
+    depends only on its seed and the finished trials (true of
+    :class:`~optuna.samplers.RandomSampler` and of the independent
+    :class:`~optuna.samplers.TPESampler`). A trial that an interruption left
+    running has not finished: run again, it draws the same point.
+    """
+
+    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], *, seed: int, stage: int, name: str) -> None:
+        self._make, self._seed, self._stage, self._name = make, seed, stage, name
+        self._inner = make(_sampler_seed(seed, stage, 0))
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        slot = len(_own_trials(study, self._name))
+        self._inner = self._make(_sampler_seed(self._seed, self._stage, slot))
+        self._inner.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):  # noqa: D102 (delegates)
+        return self._inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):  # noqa: D102
+        return self._inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # noqa: D102
+        return self._inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values):  # noqa: D102
+        self._inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:  # noqa: D102
+        self._inner.reseed_rng()
 
 
 def _own_trials(study: optuna.Study, stage: str) -> list[optuna.trial.FrozenTrial]:
-    """Finished trials that this stage ran itself (not warm-start copies)."""
+    """Finished trials (complete, pruned or failed) that this stage ran itself (not warm-start copies)."""
     return [
         t
         for t in study.get_trials(deepcopy=False)
-        if t.user_attrs.get("stage") == stage and t.state.is_finished()
+        if t.user_attrs.get("stage") == stage and "copied_from" not in t.user_attrs and t.state.is_finished()
     ]
+
+
+class _Interrupted(BaseException):
+    """Carries a KeyboardInterrupt out of a trial past Optuna, which would store the trial as failed."""
+
+
+def _check_pair(pair: Any, name: str) -> list[np.ndarray]:
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"{name} must be a pair (images, labels) of arrays, got {type(pair).__name__}")
+    return [np.asarray(a) for a in pair]
+
+
+def _settings(
+    space: SearchSpace, hyperband_trials: int, bayes_trials: int, max_epochs: int, base: TrainConfig, seed: int,
+    fingerprint: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Everything that decides a search's trials, as plain JSON values (stored with its studies)."""
+    config = {**dataclasses.asdict(base), "epochs": max_epochs, "seed": seed, "patience": None}
+    for name in ("learning_rate", "num_workers", "eval_batch_size"):  # set per trial, or values do not depend on it
+        config.pop(name, None)
+    return json.loads(json.dumps({
+        "format": _SEARCH_FORMAT, "space": dataclasses.asdict(space), "hyperband_trials": hyperband_trials,
+        "bayes_trials": bayes_trials, "max_epochs": max_epochs, "seed": seed, "train_config": config,
+        "data_fingerprint": fingerprint,
+    }, sort_keys=True))  # fmt: skip
+
+
+def _settings_key(settings: dict[str, Any]) -> str:
+    return data_fingerprint(np.frombuffer(json.dumps(settings, sort_keys=True).encode(), dtype=np.uint8))[:16]
+
+
+def _storage_path(storage: Any) -> Path | None:
+    if storage is None:
+        return None
+    if not isinstance(storage, (str, os.PathLike)):
+        raise ValueError(f"storage must be the path of an SQLite file, got {type(storage).__name__}")
+    text = os.fspath(storage)
+    if "://" in text:
+        raise ValueError(f"storage must be the path of an SQLite file (e.g. run_dir/step1/hpo.db), not a URL: {text!r}")
+    path = Path(text)
+    if path.is_dir():
+        raise ValueError(f"storage {path} is a folder; pass the path of an SQLite file such as {path / 'hpo.db'}")
+    return path
+
+
+def _rdb(path: Path) -> optuna.storages.RDBStorage:
+    # A writer waits up to a minute for a lock (a reader, a slow disk) rather than fail at once.
+    try:
+        url = f"sqlite:///{path.resolve()}"
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    except Exception as exc:  # SQLAlchemy's and Optuna's errors for a file that is no Optuna database
+        raise ValueError(f"storage {path} is not an Optuna SQLite database ({exc})") from exc
+
+
+def _close(storage: optuna.storages.BaseStorage | None) -> None:
+    if isinstance(storage, optuna.storages.RDBStorage):
+        storage.remove_session()
+        storage.engine.dispose()
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _diff(stored: dict[str, Any], current: dict[str, Any]) -> str:
+    """What differs between two searches' settings, as ``name: stored -> current``."""
+    stored, current = _flat(stored), _flat(current)
+    keys = sorted(set(stored) | set(current))
+    changed = [f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in keys if stored.get(k) != current.get(k)]
+    return ", ".join(changed) or "settings unknown"
+
+
+def _open_storage(path: Path, names: tuple[str, str], settings: dict[str, Any], on_mismatch: str):
+    """The RDB storage in ``path``, after checking that it holds no other search (moved aside or refused)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    storage = _rdb(path)
+    try:
+        studies = optuna.study.get_all_study_names(storage)
+        foreign = [n for n in studies if n.startswith(_STUDY_PREFIX) and n not in names]
+        if not foreign:
+            return storage
+        stored = storage.get_study_user_attrs(storage.get_study_id_from_name(foreign[0])).get("settings", {})
+    except BaseException:
+        _close(storage)
+        raise
+    _close(storage)
+    message = (
+        f"storage {path} holds another search (study {foreign[0]!r}; {_diff(stored, settings)}); "
+        "cannot resume it with these settings or data"
+    )
+    if on_mismatch == "error":
+        raise ValueError(message + "; delete it, pass another storage or on_mismatch='restart'")
+    stale = path.with_name(f"{path.stem}.stale-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6}{path.suffix}")
+    for suffix in ("-journal", "-wal", "-shm"):  # SQLite's side files travel with the database
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, stale.with_name(stale.name + suffix))
+    os.replace(path, stale)
+    logger.warning("%s; moved it to %s and started afresh", message, stale.name)
+    return _rdb(path)
+
+
+def _open_study(
+    storage: optuna.storages.BaseStorage | None, name: str, settings: dict[str, Any],
+    pruner: optuna.pruners.BasePruner,
+) -> tuple[optuna.Study, int]:  # fmt: skip
+    """Create or load a stage's study; returns it and the number of interrupted trials queued to run again."""
+    study = optuna.create_study(
+        storage=storage, study_name=name, sampler=optuna.samplers.RandomSampler(seed=0), pruner=pruner,
+        direction="maximize", load_if_exists=True,
+    )  # fmt: skip
+    if "settings" not in study.user_attrs:
+        study.set_user_attr("settings", settings)
+    stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    if stale:
+        study_id = storage.get_study_id_from_name(name)
+    for trial in stale:
+        # One process runs a search at a time, so a RUNNING trial was left by one that was killed. Put it back
+        # in the queue: the next trial then takes its number, its point and its reported epochs, and the search
+        # goes on as if never interrupted. Should the storage refuse, fail it (it then counts as tried).
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        if not storage.set_trial_state_values(trial_id, optuna.trial.TrialState.WAITING):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return study, len(stale)
+
+
+def _warm_start(second: optuna.Study, stage1: list[optuna.trial.FrozenTrial]) -> None:
+    """Copy the completed stage-1 trials into stage 2 (those not copied yet: a copy may have been interrupted)."""
+    copied = {t.user_attrs.get("copied_from") for t in second.get_trials(deepcopy=False)}
+    for t in stage1:
+        if t.state == optuna.trial.TrialState.COMPLETE and t.number not in copied:
+            second.add_trial(
+                optuna.trial.create_trial(
+                    params=t.params, distributions=t.distributions, value=t.value,
+                    intermediate_values=t.intermediate_values, user_attrs={**t.user_attrs, "copied_from": t.number},
+                )
+            )  # fmt: skip
 
 
 def search(
@@ -236,8 +433,8 @@ def search(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = False,
-    storage: str | None = None,
-    study_name: str = "foamlib-search",
+    storage: str | os.PathLike | None = None,
+    on_mismatch: str = "error",
 ) -> SearchResult:
     """Search architecture and learning rate: Hyperband, then Bayesian (TPE).
 
@@ -249,7 +446,7 @@ def search(
         What to choose from. Default: the paper's ranges.
     hyperband_trials : int, optional
         Trials of stage 1 (random sampling, Hyperband pruning), >= 1;
-        pruned trials count. Default 30.
+        pruned and failed trials count. Default 30.
     bayes_trials : int, optional
         Trials of stage 2 (TPE, median pruning), >= 0. Default 20.
     max_epochs : int, optional
@@ -267,18 +464,25 @@ def search(
         See :func:`foamlib.device.pick_device`.
     progress : bool, optional
         Show a progress bar over the trials. Default False.
-    storage : str, optional
-        An Optuna storage URL, e.g. ``"sqlite:///runs/x/hpo.db"``. Trials are
-        stored there as they finish, and a search started again with the same
-        storage and ``study_name`` continues: finished trials are kept and only
-        the missing ones run (trials an interruption left running are marked
-        failed and count). A resumed search draws new points from samplers
-        seeded with ``seed`` and the number of stored trials, so it is
-        reproducible but not identical to an uninterrupted one. Not for
-        several processes sharing one study. Default None: in memory.
-    study_name : str, optional
-        Prefix of the two studies' names (``<name>-hyperband`` and
-        ``<name>-bayes``) in ``storage``. Default ``"foamlib-search"``.
+    storage : path-like, optional
+        An SQLite file (e.g. ``run_dir/step1/hpo.db``; its folder is created)
+        that keeps both stages' studies. Every trial is committed to it as it
+        finishes, and a search called again with the same storage and the
+        same arguments and data continues: finished trials are kept and never
+        run again, a trial that an interruption (a killed process, Ctrl-C)
+        left running runs again under its own number, and only the missing
+        trials run. The result is chosen over all stored trials. One process
+        at a time may use a storage (the study runner's run-folder lock sees
+        to that). Default None: in memory, nothing is written.
+    on_mismatch : {"error", "restart"}, optional
+        What to do when ``storage`` holds a search with other settings
+        (space, trial counts, ``max_epochs``, ``seed``, ``train_config``) or
+        other data (:func:`foamlib.torchfiles.data_fingerprint` of ``train``
+        and ``val``): raise a ValueError that says what differs (default), or
+        move the file aside as ``<name>.stale-<time>.db`` (nothing is deleted),
+        log a warning and search afresh, as
+        :func:`foamlib.training.train_unet` does with a checkpoint. A larger
+        budget is another search too: it restarts rather than extends.
 
     Returns
     -------
@@ -288,7 +492,9 @@ def search(
     Raises
     ------
     ValueError
-        If a budget, the seed, ``train_config`` or the data are invalid.
+        If a budget, the seed, ``train_config``, ``storage`` or ``on_mismatch``
+        are invalid, or ``storage`` holds another search and ``on_mismatch`` is
+        ``"error"``.
     RuntimeError
         If no trial completed.
 
@@ -297,7 +503,35 @@ def search(
     Optuna's per-trial log messages are silenced through
     :func:`optuna.logging.set_verbosity` for the duration of the call and its
     previous verbosity restored; foamlib logs one INFO line per trial instead.
-    An exception raised by a trial (other than pruning) ends the search.
+    An exception raised by a trial (other than pruning) ends the search; that
+    trial is stored as ``FAIL`` and counts as tried, so a resumed search goes
+    on with the next point rather than failing on the same one again. Ctrl-C
+    (KeyboardInterrupt) is not such an exception: it leaves the trial
+    running, for the next call to run again.
+
+    The two studies are named ``foamlib-search-<key>-hyperband`` and
+    ``foamlib-search-<key>-bayes``, where ``<key>`` hashes the settings and the
+    data fingerprint (stored in full as the studies' user attribute
+    ``settings``); the names are the same in memory, so Hyperband assigns the
+    same brackets (it hashes the study name and trial number) with or without
+    a storage.
+
+    What a resumed search reproduces, given deterministic training (on the
+    CPU with a fixed thread count; on a GPU only as far as its kernels are
+    deterministic): every trial's hyperparameters depend only on ``seed``,
+    its stage and its slot, and the samplers see the same finished trials,
+    so the trials, their values and the best configuration are those of an
+    uninterrupted search. A trial cut short is trained again from its first
+    epoch (epochs inside a trial are not resumed: that time is lost); the
+    epochs it had reported are not reported again, so the pruners decide as
+    they would have. What differs: the ``seconds`` column (and Optuna's start
+    and end times) of the re-run trial, and, should the storage ever refuse
+    to put an interrupted trial back in the queue, that trial is failed and
+    counts as tried, like one that raised: the search then goes on with the
+    next point, and the trials after it differ from an uninterrupted search.
+    TPE keeps no state between trials here (a fresh sampler per trial), so
+    there is no sampler state to lose. Completed trials are never run again
+    in any case.
     """
     hyperband_trials = _check_count("hyperband_trials", hyperband_trials, 1)
     bayes_trials = _check_count("bayes_trials", bayes_trials, 0)
@@ -308,12 +542,27 @@ def search(
     base = TrainConfig() if train_config is None else train_config
     if not isinstance(base, TrainConfig):
         raise ValueError(f"train_config must be a TrainConfig, got {type(base).__name__}")
-    if storage is not None and not isinstance(storage, str):
-        raise ValueError(f"storage must be an Optuna storage URL (str), got {type(storage).__name__}")
+    if on_mismatch not in ON_MISMATCH:
+        raise ValueError(f"on_mismatch must be one of {', '.join(map(repr, ON_MISMATCH))}, got {on_mismatch!r}")
+    path = _storage_path(storage)
+    fingerprint = data_fingerprint(*_check_pair(train, "train"), *_check_pair(val, "val"))
+    settings = _settings(space, hyperband_trials, bayes_trials, max_epochs, base, seed, fingerprint)
+    key = _settings_key(settings)
+    names = (f"{_STUDY_PREFIX}-{key}-hyperband", f"{_STUDY_PREFIX}-{key}-bayes")
 
     def objective(stage: str, bar) -> Any:
         def run(trial: optuna.Trial) -> float:
             trial.set_user_attr("stage", stage)
+            # A trial interrupted by a killed process runs again from the first epoch (same point, same
+            # seed, so the same values): the epochs it reported before are not reported again, and the
+            # pruner is asked again only from the last of them on.
+            reported = {
+                step
+                for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                if t.number == trial.number
+                for step in t.intermediate_values
+            }  # fmt: skip
+            last_reported = max(reported, default=0)
             config, learning_rate = space.suggest(trial)
             model = build_unet(config, seed)
             trial_config = dataclasses.replace(
@@ -321,9 +570,10 @@ def search(
             )
 
             def report(epoch: int, row: dict[str, Any]) -> None:
-                trial.report(float(row["val_dice"]), epoch)
+                if epoch not in reported:
+                    trial.report(float(row["val_dice"]), epoch)
                 trial.set_user_attr("epochs", epoch)
-                if trial.should_prune():
+                if epoch >= last_reported and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {epoch} (val Dice {row['val_dice']:.4f})")
 
             try:
@@ -338,41 +588,25 @@ def search(
             )  # fmt: skip
             return result.best_val_dice
 
-        return run
+        def run_or_leave_running(trial: optuna.Trial) -> float:
+            try:
+                return run(trial)
+            except KeyboardInterrupt as exc:
+                # Leave the trial RUNNING, as a killed process would: a resumed search runs it again.
+                raise _Interrupted from exc
 
-    with _quiet_optuna():
-        # Stage 1: random sampling, Hyperband pruning.
-        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
-        first = _open_study(storage, f"{study_name}-hyperband", optuna.samplers.RandomSampler(seed=0), pruner)
-        done1 = len(_own_trials(first, "hyperband"))
-        first.sampler = optuna.samplers.RandomSampler(seed=_sampler_seed(seed, 1, done1))
-        todo1 = max(0, hyperband_trials - done1)
+        return run_or_leave_running
 
-        # Stage 2 study is opened now so that the progress bar knows the whole budget.
-        second = _open_study(
-            storage,
-            f"{study_name}-bayes",
-            optuna.samplers.RandomSampler(seed=0),
-            optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
-        )
-        done2 = len(_own_trials(second, "bayes"))
-        todo2 = max(0, bayes_trials - done2)
-        with tqdm(total=todo1 + todo2, desc="search", unit="trial", disable=not progress) as bar:
-            if todo1:
-                first.optimize(objective("hyperband", bar), n_trials=todo1, catch=())
-            stage1 = _own_trials(first, "hyperband")
-            if bayes_trials > 0:
-                if not second.get_trials(deepcopy=False):
-                    complete = [t for t in stage1 if t.state == optuna.trial.TrialState.COMPLETE]
-                    second.add_trials(complete)
-                n_existing = len(second.get_trials(deepcopy=False))
-                # The warm-start trials are TPE's startup: it models from the first stage-2 trial on.
-                second.sampler = optuna.samplers.TPESampler(
-                    seed=_sampler_seed(seed, 2, n_existing), n_startup_trials=1
-                )
-                if todo2:
-                    second.optimize(objective("bayes", bar), n_trials=todo2, catch=())
-            stage2 = _own_trials(second, "bayes") if bayes_trials > 0 else []
+    rdb = _open_storage(path, names, settings, on_mismatch) if path is not None else None
+    try:
+        with _quiet_optuna():
+            stage1, stage2, resumed = _run_stages(
+                rdb, names, settings, objective, hyperband_trials, bayes_trials, max_epochs, seed, progress, path
+            )
+    except _Interrupted as exc:
+        raise exc.__cause__ from None  # the KeyboardInterrupt itself, with its traceback
+    finally:
+        _close(rdb)
 
     rows = [_row(stage, t) for stage, trials in (("hyperband", stage1), ("bayes", stage2)) for t in trials]
     table = pd.DataFrame(rows, columns=_TABLE_COLUMNS)
@@ -392,7 +626,49 @@ def search(
         best_value=float(best.value),
         best_stage=best_stage,
         trials=table,
+        resumed_trials=resumed,
     )
+
+
+def _run_stages(
+    rdb: optuna.storages.BaseStorage | None, names: tuple[str, str], settings: dict[str, Any], objective: Callable,
+    hyperband_trials: int, bayes_trials: int, max_epochs: int, seed: int, progress: bool, path: Path | None,
+) -> tuple[list[optuna.trial.FrozenTrial], list[optuna.trial.FrozenTrial], int]:  # fmt: skip
+    """Run the missing trials of both stages; returns each stage's own finished trials and how many were stored."""
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
+    first, requeued1 = _open_study(rdb, names[0], settings, pruner)
+    first.sampler = _SlotSeededSampler(
+        lambda s: optuna.samplers.RandomSampler(seed=s), seed=seed, stage=1, name="hyperband"
+    )
+    done1 = len(_own_trials(first, "hyperband"))
+    todo1 = max(0, hyperband_trials - done1)
+    second = requeued2 = done2 = None
+    if bayes_trials > 0:
+        # Opened now so that the progress bar knows the whole budget.
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+        second, requeued2 = _open_study(rdb, names[1], settings, pruner)
+        # The warm-start trials are TPE's startup: it models from the first stage-2 trial on.
+        second.sampler = _SlotSeededSampler(
+            lambda s: optuna.samplers.TPESampler(seed=s, n_startup_trials=1), seed=seed, stage=2, name="bayes"
+        )
+        done2 = len(_own_trials(second, "bayes"))
+    todo2 = max(0, bayes_trials - (done2 or 0))
+    if path is not None and (done1 or done2 or requeued1 or requeued2):
+        logger.info(
+            "resuming the search in %s: %d of %d Hyperband and %d of %d Bayesian trials done; "
+            "%d trial(s) cut short by the interruption run again",
+            path, done1, hyperband_trials, done2 or 0, bayes_trials, requeued1 + (requeued2 or 0),
+        )  # fmt: skip
+    with tqdm(total=todo1 + todo2, desc="search", unit="trial", disable=not progress) as bar:
+        if todo1:
+            first.optimize(objective("hyperband", bar), n_trials=todo1, catch=())
+        stage1 = _own_trials(first, "hyperband")
+        if second is None:
+            return stage1, [], done1
+        _warm_start(second, stage1)
+        if todo2:
+            second.optimize(objective("bayes", bar), n_trials=todo2, catch=())
+        return stage1, _own_trials(second, "bayes"), done1 + done2
 
 
 def _row(stage: str, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
