@@ -646,7 +646,12 @@ def _measure(params: FoamParameters, shape, seeds, options: dict, min_pores: int
     for seed in seeds:
         solid = params.generate(box, rng=seed).solid[crop]
         if solid.all() or not solid.any():
-            raise ValueError(f"generated foam is all {'solid' if solid.any() else 'pore'} for {params}")
+            raise ValueError(
+                f"a generated foam is all {'solid' if solid.any() else 'pore'} in a box of "
+                f"{' x '.join(map(str, shape))} voxels (cells of {params.cell_diameter:.0f} voxels, porosity "
+                f"{params.porosity:.3f}): the foam generator cannot reproduce this structure in so small a box; "
+                "fit in a larger box (fit_size) or use a generator made for this material"
+            )
         porosities.append(porosity(solid))
         pores = pore_sizes(solid, exclude_border=options["exclude_border_pores"],
                            min_voxels=options["min_pore_voxels"])

@@ -14,7 +14,7 @@ stage                     artefact                               accessor
 02 foam generation        ``step1/foams/``                       ``step1_foams``
 03 rendering              ``step1/data/``                        ``step1_data``
 04 step-1 U-Net           ``models/step1.pt``, ``step1/hpo.csv``,  ``model("step1")``, ``step1_hpo``,
-                          ``step1/checkpoint.pt``                ``step1_checkpoint``
+                          ``step1/hpo.db``, ``step1/checkpoint.pt``  ``step1_hpo_storage``, ``step1_checkpoint``
 05 step-1 segmentation    ``step1/seg.tif``                      ``step1_seg``
 06 GAN                    ``step2/gan/``, ``models/gan.pt``      ``gan_dir``, ``gan_real_patches``,
                                                                  ``gan_generated``, ``model("gan")``
@@ -148,6 +148,11 @@ class RunFolder:
     def step1_hpo(self) -> Path:
         """Trials of the step-1 architecture search (CSV)."""
         return self.path / "step1" / "hpo.csv"
+
+    @property
+    def step1_hpo_storage(self) -> Path:
+        """SQLite storage of the step-1 architecture search, so an interrupted search resumes."""
+        return self.path / "step1" / "hpo.db"
 
     @property
     def step1_checkpoint(self) -> Path:
