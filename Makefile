@@ -10,7 +10,7 @@ SAMPLES ?= demo
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: all install study book test benchmark clean-book
+.PHONY: all install study book test benchmark benchmark-scan clean-book
 
 all: book
 
@@ -37,6 +37,11 @@ benchmark: $(STAMP)
 	$(PY) -m pip install --quiet "torchmetrics==1.9.0"
 	$(PY) benchmarks/bench_foundation.py
 	$(PY) benchmarks/bench_fid.py
+	$(PY) benchmarks/bench_load.py
+
+# The study on a real, non-cubic scan from ../shared/data on the demo profile (about half an hour on 2 cores).
+benchmark-scan: $(STAMP)
+	$(PY) benchmarks/bench_study_scan.py --profile demo
 
 clean-book:
 	rm -rf _build
