@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from .runs import _to_jsonable, atomic_path, read_json, write_json
+from .runs import to_jsonable, atomic_path, read_json, write_json
 
 __all__ = [
     "FORMAT",
@@ -283,7 +283,7 @@ def write_dataset(
         manifest = {}
     if not isinstance(manifest, Mapping):
         raise TypeError(f"manifest must be a mapping of generation parameters, got {type(manifest).__name__}")
-    params = _to_jsonable(manifest)
+    params = to_jsonable(manifest)
     try:
         json.dumps(params)
     except (TypeError, ValueError) as exc:

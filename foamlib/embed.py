@@ -71,7 +71,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from .fid import _as_features as _fid_features
+from .fid import as_features as _fid_features
 
 if TYPE_CHECKING:  # matplotlib is imported by plot_embedding only
     from matplotlib.axes import Axes

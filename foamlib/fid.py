@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "as_features",
     "KID",
     "Interval",
     "feature_statistics",
@@ -118,7 +119,7 @@ class Interval:
     method: str = "subsample"
 
 
-def _as_features(features: object, name: str = "features", *, min_rows: int = 2, shape: str = "(N, d)") -> np.ndarray:
+def as_features(features: object, name: str = "features", *, min_rows: int = 2, shape: str = "(N, d)") -> np.ndarray:
     """Validate a numeric ``(N, d)`` array of finite values with ``N >= min_rows``; return it as float64.
 
     ``shape`` is how error messages spell the expected shape (:mod:`foamlib.embed` says ``(N, D)``).
@@ -159,7 +160,7 @@ def feature_statistics(features: object) -> tuple[np.ndarray, np.ndarray]:
         ``(d, d)`` float64 unbiased covariance (``ddof=1``, as ``np.cov`` and
         pytorch-fid).
     """
-    x = _as_features(features)
+    x = as_features(features)
     mu = x.mean(axis=0)
     sigma = np.atleast_2d(np.cov(x, rowvar=False))
     return mu, sigma
@@ -310,8 +311,8 @@ def fid(features_a: object, features_b: object) -> float:
         FID in squared feature units (see the module notes on small
         negative values).
     """
-    a = _as_features(features_a, "features_a")
-    b = _as_features(features_b, "features_b")
+    a = as_features(features_a, "features_a")
+    b = as_features(features_b, "features_b")
     _check_pair(a, b)
     return _fid_arrays(a, b)
 
@@ -375,8 +376,8 @@ def kid(
         Mean and standard deviation over subsets. Unbiased: close to 0 (may be
         negative) for two samples of one distribution.
     """
-    a = _as_features(features_a, "features_a")
-    b = _as_features(features_b, "features_b")
+    a = as_features(features_a, "features_a")
+    b = as_features(features_b, "features_b")
     _check_pair(a, b)
     subset_size = _check_positive_int(subset_size, "subset_size", 2)
     n_subsets = _check_positive_int(n_subsets, "n_subsets")
@@ -461,8 +462,8 @@ def bootstrap(
         ``estimate`` on the full sets, bounds ``low``/``high``, ``n_a``,
         ``n_b`` and the ``method``.
     """
-    a = _as_features(features_a, "features_a")
-    b = _as_features(features_b, "features_b")
+    a = as_features(features_a, "features_a")
+    b = as_features(features_b, "features_b")
     _check_pair(a, b)
     if metric not in ("fid", "kid"):
         raise ValueError(f"metric must be 'fid' or 'kid', got {metric!r}")
@@ -563,10 +564,10 @@ def compare_sets(
     import pandas as pd
 
     gen = np.random.default_rng(rng)
-    ref = _as_features(reference, "reference")
+    ref = as_features(reference, "reference")
     rows = {}
     for name, features in sets.items():
-        feats = _as_features(features, f"sets[{name!r}]")
+        feats = as_features(features, f"sets[{name!r}]")
         _check_pair(ref, feats)
         k = kid(ref, feats, subset_size=subset_size, n_subsets=n_subsets, rng=gen)
         row = {"n": len(feats), "n_reference": len(ref), "fid": fid(ref, feats), "fid_low": np.nan, "fid_high": np.nan,

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "to_jsonable",
     "atomic_path",
     "write_json",
     "read_json",
@@ -99,16 +100,16 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
         tmp_path.unlink(missing_ok=True)
 
 
-def _to_jsonable(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
     """Convert numpy scalars/arrays and paths to plain JSON types; NaN/inf to None."""
     if isinstance(value, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_to_jsonable(v) for v in value]
+        return [to_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _to_jsonable(value.tolist())
+        return to_jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return _to_jsonable(value.item())
+        return to_jsonable(value.item())
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, float) and not math.isfinite(value):
@@ -133,7 +134,7 @@ def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> Path:
         The path written.
     """
     path = Path(path)
-    text = json.dumps(_to_jsonable(data), indent=2, sort_keys=False) + "\n"
+    text = json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path

@@ -44,6 +44,8 @@ from scipy import ndimage as ndi
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "as_solid",
+    "watershed_markers",
     "MIN_INTERIOR_CHORDS",
     "MIN_TRANSITIONS",
     "PoreChords",
@@ -69,8 +71,25 @@ _SURFACE_MARGIN = 0.15
 # --------------------------------------------------------------------------- validation
 
 
-def _as_solid(solid: Any, *, name: str = "solid") -> np.ndarray:
-    """Validate a binary structure and return it as a boolean array (no copy for bool input)."""
+def as_solid(solid: Any, *, name: str = "solid") -> np.ndarray:
+    """Validate a binary structure and return it as a boolean array (no copy for bool input).
+
+    Parameters
+    ----------
+    solid : (Y, X) or (Z, Y, X) array-like
+        bool, or integers 0/1 (or 0/255), True = solid.
+    name : str, optional
+        How error messages name the argument.
+
+    Returns
+    -------
+    ndarray of bool
+
+    Raises
+    ------
+    ValueError
+        If the array is not 2D or 3D, is empty, or holds other values.
+    """
     arr = np.asarray(solid)
     if arr.ndim not in (2, 3):
         raise ValueError(f"{name} must be a 2D (Y, X) slice or a 3D (Z, Y, X) volume, got shape {arr.shape}")
@@ -131,7 +150,7 @@ def porosity(solid: np.ndarray, *, mask: np.ndarray | None = None) -> float:
         If `solid` is not 2D or 3D, `mask` has another shape, or `mask`
         selects no voxel.
     """
-    solid = _as_solid(solid)
+    solid = as_solid(solid)
     if mask is None:
         n_total = solid.size
         n_solid = np.count_nonzero(solid)
@@ -203,8 +222,12 @@ def _touching_border(labels: np.ndarray) -> np.ndarray:
 _PLATEAU_TOLERANCE = 1e-3
 
 
-def _watershed_markers(smooth: np.ndarray, pore: np.ndarray, min_distance: int) -> tuple[np.ndarray, int]:
-    """One marker per maximum of the smoothed distance map; a flat maximum (plateau) gives one marker.
+def watershed_markers(smooth: np.ndarray, pore: np.ndarray, min_distance: int) -> tuple[np.ndarray, int]:
+    """Label image of watershed markers: one per maximum of the smoothed distance map, one per plateau.
+
+    Used by :func:`pore_sizes` and :func:`foamlib.walls.watershed_walls`, so that pores are found the
+    same way where they are measured and where walls are drawn between them. Returns the markers
+    (int labels, 0 = none, the shape of ``smooth``) and their number.
 
     :func:`skimage.feature.peak_local_max` returns several peaks on a plateau
     longer than ``min_distance`` (e.g. the distance map of a pore cut by the
@@ -290,7 +313,7 @@ def pore_sizes(
     """
     from skimage.segmentation import relabel_sequential, watershed
 
-    solid = _as_solid(solid)
+    solid = as_solid(solid)
     vs = _check_voxel_size(voxel_size_um)
     if sigma < 0:
         raise ValueError(f"sigma must be >= 0, got {sigma}")
@@ -308,7 +331,7 @@ def pore_sizes(
     dist = ndi.distance_transform_edt(pore).astype(np.float32)
     smooth = ndi.gaussian_filter(dist, sigma) if sigma > 0 else dist.copy()
     smooth[solid] = 0.0
-    markers, n_markers = _watershed_markers(smooth, pore, int(min_distance))
+    markers, n_markers = watershed_markers(smooth, pore, int(min_distance))
     del smooth
     labels = watershed(-dist, markers, mask=pore).astype(np.int32, copy=False)
     del dist, markers
@@ -477,7 +500,7 @@ def pore_chords(solid: np.ndarray) -> PoreChords:
     against the continuous chord length; :func:`foamlib.fitting.fit_foam_parameters`
     measures generated foams the same way, so the bias cancels in the fit.
     """
-    solid = _as_solid(solid)
+    solid = as_solid(solid)
     if min(solid.shape) < 2:
         raise ValueError(f"pore chords need at least 2 voxels along every axis, got shape {solid.shape}")
     pore = ~solid
@@ -773,7 +796,7 @@ def local_thickness(solid: np.ndarray, *, voxel_size_um: float = 1.0) -> np.ndar
     model-independent assessment of thickness in three-dimensional images.
     Journal of Microscopy 185(1), 67-75.
     """
-    solid = _as_solid(solid)
+    solid = as_solid(solid)
     vs = _check_voxel_size(voxel_size_um)
     n_solid = np.count_nonzero(solid)
     if n_solid == solid.size:
@@ -831,7 +854,7 @@ def wall_thickness(solid: np.ndarray, *, voxel_size_um: float = 1.0) -> Thicknes
         If `solid` is not 2D or 3D, or is all solid or all pore (thickness
         undefined).
     """
-    solid = _as_solid(solid)
+    solid = as_solid(solid)
     if not solid.any():
         raise ValueError("the structure has no solid voxel: wall thickness is undefined")
     lt = local_thickness(solid, voxel_size_um=voxel_size_um)
@@ -906,7 +929,7 @@ def specific_surface_area(solid: np.ndarray, *, voxel_size_um: float = 1.0) -> f
     """
     from skimage import measure
 
-    solid = _as_solid(solid)
+    solid = as_solid(solid)
     vs = _check_voxel_size(voxel_size_um)
     if min(solid.shape) < 2:
         raise ValueError(f"every axis needs at least 2 voxels for an interface, got shape {solid.shape}")
@@ -1157,7 +1180,7 @@ def analyze(
         grid lines (too small against its cells to say anything about the
         pore size). These are checked before the costly steps.
     """
-    solid = _as_solid(solid)
+    solid = as_solid(solid)
     vs = None if voxel_size_um is None else _check_voxel_size(voxel_size_um)
     if min(solid.shape) < 2:
         raise ValueError(f"every axis needs at least 2 voxels, got shape {solid.shape}")

@@ -11,7 +11,7 @@ pores meet become thin solid walls.
 Design choices
 --------------
 * **Markers and flooding as in** :func:`foamlib.structure.pore_sizes` (and
-  its helper ``_watershed_markers``, reused): the Euclidean distance
+  its helper ``watershed_markers``, reused): the Euclidean distance
   transform (EDT) of the pore space is smoothed with a Gaussian of ``sigma``
   pixels, its local maxima at least ``min_distance`` apart are the markers,
   and maxima joined by a plateau are merged into one marker. The pore space
@@ -111,7 +111,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from tqdm import tqdm
 
-from .structure import _as_solid, _watershed_markers
+from .structure import as_solid, watershed_markers
 
 __all__ = ["add_walls", "wall_statistics", "watershed_walls"]
 
@@ -241,7 +241,7 @@ def watershed_walls(
     """
     from skimage.segmentation import watershed
 
-    solid = _as_solid(solid)
+    solid = as_solid(solid)
     wall_width, sigma, min_distance, min_wall_length, speck_size = _check_params(
         wall_width=wall_width, sigma=sigma, min_distance=min_distance, min_wall_length=min_wall_length,
         speck_size=speck_size,
@@ -269,7 +269,7 @@ def watershed_walls(
     marker_dist = dist if barrier is solid else ndi.distance_transform_edt(~barrier).astype(np.float32)
     smooth = ndi.gaussian_filter(marker_dist, sigma) if sigma > 0 else marker_dist.copy()
     smooth[barrier] = 0.0
-    markers, n_markers = _watershed_markers(smooth, ~barrier, min_distance)
+    markers, n_markers = watershed_markers(smooth, ~barrier, min_distance)
     del smooth, marker_dist
     if n_markers < 2:
         return out
@@ -392,7 +392,7 @@ def add_walls(
         if arr.dtype != bool and not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(f"images must be binary (bool or integers 0/1), got dtype {arr.dtype}")
         return np.zeros(arr.shape, dtype=bool), np.zeros(0, dtype=bool)
-    solid = _as_solid(arr, name="images")
+    solid = as_solid(arr, name="images")
 
     n_treat = round(float(fraction) * n)
     order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,))).permutation(n)
@@ -465,8 +465,8 @@ def wall_statistics(
         If they are not 2D or 3D, their shapes differ, `connectivity` is not 1
         or 2, or `min_pore_pixels` < 1.
     """
-    b = _as_solid(before, name="before")
-    a = _as_solid(after, name="after")
+    b = as_solid(before, name="before")
+    a = as_solid(after, name="after")
     if a.shape != b.shape:
         raise ValueError(f"after shape {a.shape} does not match before shape {b.shape}")
     connectivity = _check_int("connectivity", connectivity, low=1)
