@@ -6,7 +6,8 @@ import json
 import nbformat
 import numpy as np
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from fake_notebooks import write_notebook
+from nbformat.v4 import new_markdown_cell
 
 from foamlib.runs import read_json
 from foamlib.device import cpu_threads
@@ -18,11 +19,7 @@ pytestmark = pytest.mark.slow  # each stage starts a Jupyter kernel (about a sec
 
 
 def _notebook(path, body: str, params: str) -> None:
-    cell = new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=[new_markdown_cell("# Title"), cell, new_code_cell(body)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
+    write_notebook(path, params, body)
 
 
 @pytest.fixture

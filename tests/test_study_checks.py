@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 import tifffile
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from fake_notebooks import write_notebook
 
 from foamlib.cli import main
 from foamlib.runs import RunFolderBusy, run_lock
@@ -19,21 +18,13 @@ from foamlib.study import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _notebook(path, params: str, body: str = "raise RuntimeError('no kernel may start in these tests')") -> None:
-    cell = new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=[new_markdown_cell("# Title"), cell, new_code_cell(body)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-
-
 @pytest.fixture
 def notebooks(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    _notebook(folder / "00_first.ipynb", "run_dir = 'x'\nsample = 's'\nscan_path = None\nsize = 64\nepochs = 2\n"
+    write_notebook(folder / "00_first.ipynb", "run_dir = 'x'\nsample = 's'\nscan_path = None\nsize = 64\nepochs = 2\n"
               "rate = 0.5\nname = 'z'\nsearch_space = {'levels': [2, 3]}\nflag = False\nanything = None")
-    _notebook(folder / "01_second.ipynb", "run_dir = 'x'\ngan_patch_size = 32\ncyclegan_crop = 16\ncyclegan_levels = 3")
+    write_notebook(folder / "01_second.ipynb", "run_dir = 'x'\ngan_patch_size = 32\ncyclegan_crop = 16\ncyclegan_levels = 3")
     return folder
 
 
