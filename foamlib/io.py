@@ -15,10 +15,12 @@ and arrays are never modified.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -496,6 +498,18 @@ def _check_finite(data: np.ndarray, source: str) -> None:
 
 def _read_any(path: Path, *, shape: Any, dtype: Any, byte_order: str) -> tuple[np.ndarray, float | None]:
     """Dispatch on the kind of ``path``; return the data as stored and the file's voxel size."""
+    kind = _scan_kind(path, shape=shape, dtype=dtype)
+    if kind == "folder":
+        return _read_folder(path)
+    if kind == "raw":
+        return _read_raw(path, shape=shape, dtype=dtype, byte_order=byte_order), None
+    if kind == "npy":
+        return _read_npy(path), None
+    return _read_image(path)
+
+
+def _scan_kind(path: Path, *, shape: Any, dtype: Any) -> str:
+    """'folder', 'raw', 'npy', 'tiff' or 'png'; ScanError for a missing path, unknown suffix or misplaced shape/dtype."""
     if not path.exists():
         raise ScanError(f"{path} does not exist")
     suffix = path.suffix.lower()
@@ -506,12 +520,12 @@ def _read_any(path: Path, *, shape: Any, dtype: Any, byte_order: str) -> tuple[n
     if not is_raw and (shape is not None or dtype is not None):
         raise ScanError(f"{path}: shape and dtype apply only to raw files ({', '.join(_RAW_SUFFIXES)}); leave them out")
     if path.is_dir():
-        return _read_folder(path)
+        return "folder"
     if is_raw:
-        return _read_raw(path, shape=shape, dtype=dtype, byte_order=byte_order), None
+        return "raw"
     if suffix in _NPY_SUFFIXES:
-        return _read_npy(path), None
-    return _read_image(path)
+        return "npy"
+    return "tiff" if suffix in _TIFF_SUFFIXES else "png"
 
 
 def _read_image(path: Path) -> tuple[np.ndarray, float | None]:
@@ -532,24 +546,36 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
-    # tifffile reads what it can of a truncated or damaged file (e.g. only the first slice
-    # of a cut-off stack) and only logs an error; a silently shortened scan is worse than none.
+@contextlib.contextmanager
+def _tifffile_errors() -> Iterator[_Collect]:
+    """Collect the errors tifffile logs (instead of raising) while the body reads a file."""
     collect = _Collect()
     tifffile_log = logging.getLogger("tifffile")
     saved = tifffile_log.level, tifffile_log.propagate
     tifffile_log.addHandler(collect)
     tifffile_log.setLevel(logging.ERROR)  # whatever the caller's logging set-up
-    tifffile_log.propagate = False  # the ScanError below carries the message
+    tifffile_log.propagate = False  # the ScanError of _raise_collected carries the message
     try:
-        data, voxel, n_series, axes = _read_tiff_file(path)
+        yield collect
     finally:
         tifffile_log.removeHandler(collect)
         tifffile_log.setLevel(saved[0])
         tifffile_log.propagate = saved[1]
+
+
+def _raise_collected(collect: _Collect, path: Path, shape: tuple[int, ...]) -> None:
+    """ScanError naming ``path`` if tifffile logged an error while reading it."""
     if collect.messages:
         problem = collect.messages[-1].replace(f"<tifffile.TiffFile {path.name!r}> ", "")
-        raise ScanError(f"{path} is truncated or corrupt ({problem}); read {data.shape} of it, refusing a partial scan")
+        raise ScanError(f"{path} is truncated or corrupt ({problem}); read {shape} of it, refusing a partial scan")
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
+    # tifffile reads what it can of a truncated or damaged file (e.g. only the first slice
+    # of a cut-off stack) and only logs an error; a silently shortened scan is worse than none.
+    with _tifffile_errors() as collect:
+        data, voxel, n_series, axes = _read_tiff_file(path)
+    _raise_collected(collect, path, data.shape)
     if n_series > 1:
         logger.warning("%s holds %d image series; reading only the first, of shape %s", path, n_series, data.shape)
     if "C" in axes:
@@ -708,6 +734,17 @@ def _natural_key(path: Path) -> tuple[list[str | int], str]:
 
 def _read_folder(folder: Path) -> tuple[np.ndarray, float | None]:
     """Stack the 2D TIFF or PNG slices in ``folder`` along z, in natural order."""
+    files, first, voxel = _folder_slices(folder)
+    stack = np.empty((len(files), *first.shape), dtype=first.dtype)
+    stack[0] = first
+    for index, file in enumerate(files[1:], start=1):
+        stack[index] = _read_slice(folder, file, first, files[0])
+    logger.info("%s: stacked %d slices of shape %s", folder, len(files), first.shape)
+    return stack, voxel
+
+
+def _folder_slices(folder: Path) -> tuple[list[Path], np.ndarray, float | None]:
+    """The slice files of ``folder`` in natural order, the first slice and its voxel size."""
     slice_suffixes = _TIFF_SUFFIXES + _PNG_SUFFIXES
     files = [
         p
@@ -722,18 +759,18 @@ def _read_folder(folder: Path) -> tuple[np.ndarray, float | None]:
     first, voxel = _read_image(files[0])
     if first.ndim != 2:
         raise ScanError(f"{folder}: slice {files[0].name} is not a 2D image (shape {first.shape})")
-    stack = np.empty((len(files), *first.shape), dtype=first.dtype)
-    stack[0] = first
-    for index, file in enumerate(files[1:], start=1):
-        image, _ = _read_image(file)
-        if image.shape != first.shape or image.dtype != first.dtype:
-            raise ScanError(
-                f"{folder}: slice {file.name} has shape {image.shape} and dtype {image.dtype}, but "
-                f"{files[0].name} has shape {first.shape} and dtype {first.dtype}; all slices must match"
-            )
-        stack[index] = image
-    logger.info("%s: stacked %d slices of shape %s", folder, len(files), first.shape)
-    return stack, voxel
+    return files, first, voxel
+
+
+def _read_slice(folder: Path, file: Path, first: np.ndarray, first_file: Path) -> np.ndarray:
+    """One slice of a folder, refused unless its shape and dtype match the first slice's."""
+    image, _ = _read_image(file)
+    if image.shape != first.shape or image.dtype != first.dtype:
+        raise ScanError(
+            f"{folder}: slice {file.name} has shape {image.shape} and dtype {image.dtype}, but "
+            f"{first_file.name} has shape {first.shape} and dtype {first.dtype}; all slices must match"
+        )
+    return image
 
 
 def _read_raw(path: Path, *, shape: Any, dtype: Any, byte_order: str) -> np.ndarray:
