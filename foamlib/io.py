@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ __all__ = [
     "read_scan",
     "scan_from_array",
     "write_tiff",
+    "TiffSlabWriter",
+    "tiff_slab_writer",
     "check_tiff_output",
     "same_path",
     "path_inside",
@@ -278,6 +281,130 @@ def write_tiff(
     _atomic_imagej_write(path, data, voxel)
     logger.debug("wrote %s: shape %s, dtype %s, voxel size %s um", path, data.shape, data.dtype, voxel)
     return path
+
+
+class TiffSlabWriter:
+    """Writes a uint8 ImageJ stack slab by slab; made by :func:`tiff_slab_writer`.
+
+    Attributes
+    ----------
+    shape : tuple of (int, int, int)
+        ``(Z, Y, X)`` of the whole stack.
+    """
+
+    def __init__(self, handle: Any, offset: int, shape: tuple[int, int, int], path: Path) -> None:
+        self._handle = handle
+        self._offset = offset
+        self.shape = shape
+        self._path = path
+        self._done = np.zeros(shape[0], dtype=bool)
+
+    def write(self, z0: int, slab: np.ndarray) -> None:
+        """Write ``slab`` as slices ``z0 .. z0 + len(slab) - 1``.
+
+        Parameters
+        ----------
+        z0 : int
+            First slice, >= 0.
+        slab : ndarray, shape (n, Y, X)
+            bool (False -> 0, True -> 255) or uint8.
+
+        Raises
+        ------
+        ValueError
+            If the slab does not fit the stack or has another dtype.
+        """
+        data = np.asarray(slab)
+        if data.dtype == np.bool_:
+            data = np.where(data, np.uint8(255), np.uint8(0))
+        if data.dtype != np.uint8 or data.ndim != 3 or data.shape[1:] != self.shape[1:]:
+            raise ValueError(f"{self._path}: a slab must be bool or uint8 of shape (n, {self.shape[1]}, {self.shape[2]}), "
+                             f"got {data.dtype} {data.shape}")  # fmt: skip
+        if isinstance(z0, bool) or not isinstance(z0, (int, np.integer)) or z0 < 0 or z0 + data.shape[0] > self.shape[0]:
+            raise ValueError(f"{self._path}: slab at z {z0} of {data.shape[0]} slices lies outside {self.shape[0]} slices")
+        self._handle.seek(self._offset + z0 * self.shape[1] * self.shape[2])
+        self._handle.write(np.ascontiguousarray(data).data)
+        self._done[z0 : z0 + data.shape[0]] = True
+
+    @property
+    def complete(self) -> bool:
+        """Whether every slice has been written."""
+        return bool(self._done.all())
+
+
+@contextlib.contextmanager
+def tiff_slab_writer(
+    path: str | os.PathLike[str],
+    shape: tuple[int, int, int],
+    *,
+    voxel_size_um: float | None = None,
+    overwrite: bool = False,
+) -> Iterator[TiffSlabWriter]:
+    """Write a uint8 ImageJ TIFF stack slab by slab, atomically, in bounded memory.
+
+    The file has the layout and metadata of :func:`write_tiff` (ImageJ
+    hyperstack, image data uncompressed and contiguous after the header,
+    voxel size as resolution and ``spacing`` in ``um``), so Fiji, tifffile and
+    :func:`read_scan` / :func:`foamlib.lazy.open_scan` read it. Stacks above
+    4 GB are written as ImageJ itself writes them: a classic TIFF whose first
+    image file directory describes the stack (``images=Z`` in its description)
+    followed by all the data; tifffile and ImageJ read them, some other
+    readers see only the first slice (BigTIFF is not used, as ImageJ's own
+    reader does not take it).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output ``.tif``/``.tiff``; missing parent folders are created.
+    shape : tuple of (int, int, int)
+        ``(Z, Y, X)`` of the stack, voxels.
+    voxel_size_um : float, optional
+        Voxel size in micrometres.
+    overwrite : bool, optional
+        Replace an existing file. Default False.
+
+    Yields
+    ------
+    TiffSlabWriter
+        Call :meth:`TiffSlabWriter.write` for every slab, in any order.
+
+    Raises
+    ------
+    FileExistsError, IsADirectoryError, ValueError
+        As :func:`check_tiff_output`, and for a bad shape or voxel size.
+    RuntimeError
+        If the body returns without writing every slice (nothing is kept).
+
+    Notes
+    -----
+    The data go to a temporary file beside ``path`` (created sparse, so
+    unwritten slices take no disk space) that replaces ``path`` only when the
+    body has written every slice; on an error it is removed and ``path`` is
+    left as it was.
+    """
+    path = check_tiff_output(path, overwrite=overwrite)
+    voxel = _check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
+    if len(shape) != 3 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in shape):
+        raise ValueError(f"{path}: shape must be three positive integers (z, y, x), got {shape!r}")
+    shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+    metadata: dict[str, Any] = {"axes": "ZYX"}
+    options: dict[str, Any] = {}
+    if voxel is not None:
+        metadata.update(unit="um", spacing=voxel)
+        options["resolution"] = (1.0 / voxel, 1.0 / voxel)
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            # above 4 GB tifffile writes one IFD for the stack, as ImageJ does, and says so
+            warnings.filterwarnings("ignore", message=".*truncating ImageJ file", category=UserWarning)
+            offset, _ = tifffile.imwrite(tmp, shape=shape, dtype=np.uint8, imagej=True, metadata=metadata,
+                                         returnoffset=True, **options)  # fmt: skip
+        with open(tmp, "r+b") as handle:
+            writer = TiffSlabWriter(handle, int(offset), shape, path)
+            yield writer
+            if not writer.complete:
+                missing = int(np.count_nonzero(~writer._done))
+                raise RuntimeError(f"{path}: {missing} of {shape[0]} slices were never written; nothing kept")
+    logger.debug("wrote %s slab by slab: shape %s, voxel size %s um", path, shape, voxel)
 
 
 def check_tiff_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from . import io as _io
 from .io import ScanError
 
-__all__ = ["LazyScan", "open_scan", "slab_starts", "STATS_SLAB_BYTES"]
+__all__ = ["LazyScan", "open_scan", "slab_starts", "STATS_SLAB_BYTES", "MAP_CHUNK_BYTES"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +51,17 @@ logger = logging.getLogger(__name__)
 #: and :meth:`LazyScan.count_outside` (64 MiB).
 STATS_SLAB_BYTES = 64 * 2**20
 
+#: Most bytes of a memory-mapped scan kept mapped at once by a read (64 MiB).
+MAP_CHUNK_BYTES = 64 * 2**20
+
 
 @dataclass(frozen=True)
 class _Source:
     """How a LazyScan gets its voxels: a memory-mappable array, TIFF pages, slice files or an array in memory."""
 
-    kind: str  # "array", "tiff-pages", "folder"
-    array: Any = None  # ndarray or memmap, (Z, Y, X) or (Z, Y, X, S)
+    kind: str  # "array", "memmap", "tiff-pages", "folder"
+    array: Any = None  # an ndarray in memory, (Z, Y, X) or (Z, Y, X, S)
+    mmap: tuple[Any, ...] = ()  # (path, dtype, offset, shape, order) of a memory map, opened per read
     files: tuple[Path, ...] = ()
     first: np.ndarray | None = None  # first slice of a folder (its reference shape and dtype)
     samples: bool = False  # a trailing samples axis (grey stored as RGB(A)) to reduce
@@ -91,10 +95,7 @@ class LazyScan:
         self.dtype = dtype
         self.voxel_size_um = voxel_size_um
         self._range: tuple[float, float] | None = None
-        if source.kind == "array":
-            self.source = "memory" if not isinstance(source.array, np.memmap) else "memmap"
-        else:
-            self.source = source.kind
+        self.source = "memory" if source.kind == "array" else source.kind
 
     def __repr__(self) -> str:
         return (f"LazyScan({str(self.path)!r}, shape={self.shape}, dtype={self.dtype.name}, "
@@ -168,8 +169,23 @@ class LazyScan:
         indices = [zs] if single else list(zs)
         probe = np.empty(self.shape[1:], dtype=bool)[plane]
         out = np.empty((len(indices), *probe.shape), dtype=self.dtype)
-        for n, z in enumerate(indices):
-            out[n] = self._page(z)[plane]
+        if src.kind == "memmap":
+            # A memory map is opened per chunk of at most MAP_CHUNK_BYTES of whole slices and closed
+            # after it, so a slab across all z (scan[:, y0:y1]) never keeps more than one chunk of the
+            # file mapped (and counted in the resident memory).
+            chunk = max(1, MAP_CHUNK_BYTES // max(1, self.slice_nbytes * (3 if src.samples else 1)))
+            for n0 in range(0, len(indices), chunk):
+                part = indices[n0 : n0 + chunk]
+                array = _open_memmap(src.mmap)
+                step = part[1] - part[0] if len(part) > 1 else 1
+                data = array[slice(part[0], part[-1] + 1, step) if step > 0 else part][(slice(None), *plane)]
+                if src.samples:
+                    data = _io._to_grey(np.asarray(data), self.path)
+                out[n0 : n0 + len(part)] = data
+                del data, array
+        else:
+            for n, z in enumerate(indices):
+                out[n] = self._page(z)[plane]
         return out[0] if single else out
 
     def _page(self, z: int) -> np.ndarray:
@@ -331,10 +347,10 @@ def open_scan(
         data_shape, data_dtype = (len(files), *first.shape), first.dtype
     elif kind == "raw":
         array = _io._read_raw(path, shape=shape, dtype=dtype, byte_order=byte_order)
-        source, data_shape, data_dtype = _Source("array", array=array), array.shape, array.dtype
+        source, data_shape, data_dtype = _memmap_source(array), array.shape, array.dtype
     elif kind == "npy":
         array = _io._read_npy(path)
-        source, data_shape, data_dtype = _Source("array", array=array), array.shape, array.dtype
+        source, data_shape, data_dtype = _memmap_source(array), array.shape, array.dtype
     elif kind == "tiff":
         source, data_shape, data_dtype, voxel = _open_tiff(path)
     else:  # a 2D PNG: small, read at once
@@ -352,12 +368,28 @@ def open_scan(
         data_shape = (1, *data_shape)
         if source.kind == "array":
             source = _Source("array", array=source.array[np.newaxis], samples=source.samples)
+        elif source.kind == "memmap":
+            source = _Source("memmap", mmap=(*source.mmap[:3], (1, *source.mmap[3]), source.mmap[4]),
+                             samples=source.samples)  # fmt: skip
     scan = LazyScan(
         path, source, tuple(int(n) for n in data_shape), np.dtype(data_dtype).newbyteorder("="),
         override if override is not None else voxel,
     )  # fmt: skip
     logger.debug("opened %r", scan)
     return scan
+
+
+def _memmap_source(array: np.ndarray, *, samples: bool = False) -> _Source:
+    """The recipe to re-open ``array`` (a numpy.memmap) per read; the map itself is dropped."""
+    if not isinstance(array, np.memmap):  # np.load of a tiny or odd file may give an array in memory
+        return _Source("array", array=np.asarray(array), samples=samples)
+    order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+    return _Source("memmap", mmap=(array.filename, array.dtype, array.offset, array.shape, order), samples=samples)
+
+
+def _open_memmap(spec: tuple[Any, ...]) -> np.memmap:
+    path, dtype, offset, shape, order = spec
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
 
 
 def _open_tiff(path: Path) -> tuple[_Source, tuple[int, ...], np.dtype, float | None]:
@@ -403,7 +435,7 @@ def _open_tiff(path: Path) -> tuple[_Source, tuple[int, ...], np.dtype, float | 
             )
         array = tifffile.memmap(path, mode="r", series=0)
         logger.debug("%s: memory-mapped at byte %d", path, offset)
-        return _Source("array", array=array, samples=samples), grey_shape, dtype, voxel
+        return _memmap_source(array, samples=samples), grey_shape, dtype, voxel
     if len(grey_shape) == 3 and pages_per_z != grey_shape[0]:
         raise ScanError(f"{path}: its {pages_per_z} pages do not match its {grey_shape[0]} slices (axes {axes!r}); "
                         "re-save it as a plain stack")  # fmt: skip
