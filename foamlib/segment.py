@@ -1092,9 +1092,6 @@ def _warn_voxel_size(model_um: Any, scan_um: float | None, *, model_path: Path, 
 
 # --------------------------------------------------------------------------- streaming (scans larger than memory)
 
-#: Memory-mapped bytes a read of the scan or of the probability file keeps at once (foamlib.lazy.MAP_CHUNK_BYTES).
-_MAP_CHUNK_BYTES = 64 * 2**20
-
 #: Bytes per voxel of a plane's tiling weights (float64 sum, float32 scale, float32 windows with overlap).
 _TILING_BYTES = 24
 
@@ -1232,7 +1229,10 @@ def plan_stream(
     budget = int(memory_gb * 1e9)
     network = batch_size * min(tile, max(y, z)) * min(tile, max(x, y)) * 4 * (8 * int(base_channels) + 4)
     # memory-mapped chunks in flight: one of the scan, and (xyz) one of the probability file
-    maps = min(_MAP_CHUNK_BYTES, b * z * y * x) + (min(_MAP_CHUNK_BYTES, 4 * z * y * x) if axes == "xyz" else 0)
+    from . import lazy
+
+    chunk = lazy.MAP_CHUNK_BYTES
+    maps = min(chunk, b * z * y * x) + (min(chunk, 4 * z * y * x) if axes == "xyz" else 0)
     passes = [("z", z, y * x, y, x, b + 4 + (2 if axes == "z" else 0))]
     if axes == "xyz":
         passes += [("y", y, z * x, z, x, b + 4), ("x", x, z * y, z, y, b + 4)]
@@ -1341,14 +1341,14 @@ def _probability_region(path: Path, shape: tuple[int, int, int], key: tuple[slic
     Each chunk of at most :data:`foamlib.lazy.MAP_CHUNK_BYTES` of whole slices is mapped and unmapped
     in turn, so the pages touched do not accumulate in the resident memory.
     """
-    from .lazy import MAP_CHUNK_BYTES
+    from . import lazy
 
     z, y, x = shape
     plane = key[1:]
     reading = values is None
     if reading:
         values = np.empty((z, *np.empty((y, x), dtype=bool)[plane].shape), dtype=np.float32)
-    chunk = max(1, MAP_CHUNK_BYTES // (4 * y * x))
+    chunk = max(1, lazy.MAP_CHUNK_BYTES // (4 * y * x))
     for z0 in range(0, z, chunk):
         z1 = min(z, z0 + chunk)
         mapped = np.memmap(path, dtype=np.float32, mode="r" if reading else "r+", offset=4 * z0 * y * x,
