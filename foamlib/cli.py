@@ -88,6 +88,8 @@ def _cmd_analyze(args) -> int:
 def _cmd_segment(args) -> int:
     from .segment import segment_file
 
+    # the plan (slab depths, estimated peak memory and time) is logged at INFO before the run starts
+    logging.getLogger("foamlib.segment").setLevel(logging.DEBUG if args.debug else logging.INFO)
     result = segment_file(
         args.scan,
         args.model,
@@ -99,6 +101,7 @@ def _cmd_segment(args) -> int:
         batch_size=args.batch_size,
         intensity_range=tuple(args.intensity_range) if args.intensity_range else None,
         overwrite=args.overwrite,
+        memory_gb=args.memory,
         device=args.device,
         progress=True,  # tqdm writes to stderr; stdout keeps only the result
         shape=tuple(args.shape) if args.shape else None,
@@ -233,7 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the solid probability and write a uint8 TIFF stack (255 = solid) with the scan's voxel size; prints the "
         "porosity. Grey values are scaled per scan with the model's normalisation (robust percentiles of the scan) "
         "unless --intensity-range is given; warnings name a range that clips many voxels, a voxel size far from the "
-        "model's, and thin tile overlaps.",
+        "model's, and thin tile overlaps. Memory: the scan is read and segmented slab by slab, never whole, so a "
+        "scan of any size runs within --memory GB (default 2) plus about 0.4 GB for Python and torch; the slab "
+        "depths, the estimated peak memory and the estimated time are printed before the run starts. "
+        "--axes xyz also needs 4 bytes per voxel of temporary disk space beside the output (a 1024^3 scan: 4.3 GB).",
     )
     _add_scan_options(p)
     p.add_argument("--model", type=Path, required=True, help="model file (.pt) written by foamlib")
@@ -249,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256; at least the model's minimum)")
     p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
     p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default 8)")
+    p.add_argument(
+        "--memory",
+        type=float,
+        default=2.0,
+        metavar="GB",
+        help="memory budget in GB for slabs, probabilities and the network's activations (default 2); "
+        "the slab depths follow from it",
+    )
     p.add_argument("--threshold", type=float, default=0.5, help="solid probability threshold (default 0.5)")
     p.add_argument("--device", help="auto (default: the first CUDA GPU, else the CPU), cpu, cuda or cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")

@@ -1,10 +1,11 @@
-"""Segmenting whole CT volumes with a trained 2D U-Net, slice by slice.
+"""Segmenting whole CT volumes with a trained 2D U-Net, slice by slice, in bounded memory.
 
 :func:`segment_volume` runs the network on every slice of a ``(Z, Y, X)``
 volume, either along z only (``axes="z"``, as Griem et al. did) or along all
 three axes with the three probability volumes averaged (``axes="xyz"``), which
 smooths the slice-to-slice jitter of a 2D network at three times the cost.
-:func:`segment_file` reads a scan, segments it and writes a bool TIFF stack.
+:func:`segment_file` segments a scan file slab by slab within a memory budget
+and writes a bool TIFF stack.
 
 Tiling
 ------
@@ -61,6 +62,34 @@ for files written before ``"task"`` existed, ``"stage"`` ``"step1"`` or
 ``"voxel_size_um"`` is compared with the scan's; a ratio beyond
 :data:`VOXEL_SIZE_WARN_FACTOR` either way is reported with a warning.
 
+Scans larger than memory
+------------------------
+:func:`segment_file` never holds the scan or its probabilities whole. It opens
+the scan with :func:`foamlib.lazy.open_scan` (memory-mapped TIFF, raw and
+``.npy``; page by page or file by file otherwise), checks it in one streamed
+pass (NaN, infinities, a constant scan) and derives its grey-value range from
+the strided grid ``scan[::s, ::s, ::s]`` of at most
+:attr:`IntensityNormalisation.max_samples` voxels (deterministic, every
+``s``-th slice read; the exact minimum and maximum, where the normalisation
+asks for them, come from the streamed pass). Then:
+
+- ``axes="z"``: slabs of whole z slices are read, segmented, thresholded and
+  written to the output TIFF (:func:`foamlib.io.tiff_slab_writer`);
+- ``axes="xyz"``: a z pass writes its share of the probabilities to a
+  temporary float32 file beside the output (4 bytes per voxel of disk); a y
+  pass over slabs of whole xz slices (``scan[:, y0:y1, :]``) and an x pass
+  over slabs of whole yz slices add theirs; a last pass thresholds the file
+  slab by slab into the output. Each direction's slices are whole, so no halo
+  is needed: a halo wide enough to make 3D blocks exact would be a whole tile
+  (the tiling of the long axes must stay the same), i.e. most of each block.
+
+:func:`plan_stream` derives the slab depths from the budget ``memory_gb`` and
+rounds them to whole batches of tiles, so every slice is tiled as by
+:func:`segment_volume`, the network sees the same batches (a CPU or GPU
+convolution can differ in the last bit between batch sizes), and the
+probabilities are summed per voxel in the same order: the result equals the
+in-memory one bit for bit, whatever the budget.
+
 Tile limits
 -----------
 :func:`tiling_limits` derives from a U-Net's configuration the smallest tile
@@ -110,6 +139,9 @@ __all__ = [
     "clipped_fraction",
     "segment_volume",
     "segment_file",
+    "StreamPlan",
+    "plan_stream",
+    "DEFAULT_MEMORY_GB",
     "infer_intensity_range",
     "scale_intensity",
 ]
@@ -1006,17 +1038,6 @@ def segment_file(
     if axes == "xyz":
         _check_disk(out_path, plan.temp_disk_bytes + scan.size)
     _warn_voxel_size(metadata.get("voxel_size_um"), scan.voxel_size_um, model_path=model_path, scan_path=scan_path)
-    scan.value_range(progress=progress)  # one streamed pass: NaN, infinities, a constant scan
-    low, high = intensity_range if intensity_range is not None else normalisation.range_for(scan)
-    clipped = scan.count_outside(low, high, progress=progress) / scan.size
-    if clipped > CLIP_WARN_FRACTION:
-        source = "the given intensity_range" if intensity_range is not None else "the range derived from the scan"
-        logger.warning(
-            "%s: %.1f %% of the voxels lie outside %s (%g, %g) and are clipped (more than %g %%); "
-            "the segmentation of those voxels is unreliable",
-            scan_path, 100 * clipped, source, low, high, 100 * CLIP_WARN_FRACTION,
-        )  # fmt: skip
-
     _check_tiling(model, scan.shape, (0,) if axes == "z" else (0, 1, 2), tile=tile, overlap=overlap)
     dev = pick_device(device)
     was_training = model.training
@@ -1024,9 +1045,20 @@ def segment_file(
     try:
         per_batch = _seconds_per_batch(model, scan.shape, tile=tile, batch_size=batch_size, device=dev)
         logger.info(
-            "%s: %s; about %s on %s (%.3g s per batch measured)",
+            "%s: %s; about %s on %s (%.3g s per batch measured), plus two reads of the scan to check it and "
+            "derive its grey-value range",
             scan_path, plan.describe(), _duration(per_batch * plan.n_batches), dev, per_batch,
         )  # fmt: skip
+        scan.value_range(progress=progress)  # one streamed pass: NaN, infinities, a constant scan
+        low, high = intensity_range if intensity_range is not None else normalisation.range_for(scan)
+        clipped = scan.count_outside(low, high, progress=progress) / scan.size
+        if clipped > CLIP_WARN_FRACTION:
+            source = "the given intensity_range" if intensity_range is not None else "the range derived from the scan"
+            logger.warning(
+                "%s: %.1f %% of the voxels lie outside %s (%g, %g) and are clipped (more than %g %%); "
+                "the segmentation of those voxels is unreliable",
+                scan_path, 100 * clipped, source, low, high, 100 * CLIP_WARN_FRACTION,
+            )  # fmt: skip
         temp_path = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp.f32") if axes == "xyz" else None
         try:
             with torch.inference_mode(), tiff_slab_writer(out_path, scan.shape, voxel_size_um=scan.voxel_size_um,

@@ -280,3 +280,27 @@ def test_phantom_checks_every_output_before_writing_any(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "foam.tif: demo sample foam89" in text and "truth.tif" in text
     assert tifffile.imread(out).shape == (16, 16, 16) and set(np.unique(tifffile.imread(truth))) <= {0, 255}
+
+
+# --------------------------------------------------------------------------- issue 12: scans larger than memory
+
+
+def test_segment_prints_its_plan_and_takes_a_memory_budget(seg_files, tmp_path, capsys, caplog):
+    scan, model = seg_files
+    out = tmp_path / "s.tif"
+    args = ["segment", str(scan), "--model", str(model), "--out", str(out), "--tile", "16", "--overlap", "4"]
+    assert main(args + ["--memory", "0.01", "--json"]) == 0
+    plan = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and r.name == "foamlib.segment"]
+    assert len(plan) == 1 and "peak memory about" in plan[0] and "budget 10.00 MB" in plan[0]
+    assert "s per batch" in plan[0]
+    assert json.loads(capsys.readouterr().out)["memory_estimate_bytes"] <= 10**7
+    assert main(args + ["--memory", "0.00001", "--overwrite"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("foamlib: error: a memory budget of 0.01 MB is too small") and "--memory" in lines[-1]
+
+
+def test_segment_help_says_how_much_memory_it_needs(capsys):
+    with pytest.raises(SystemExit):
+        main(["segment", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--memory GB" in text and "slab by slab" in text and "temporary disk space" in text
