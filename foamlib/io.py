@@ -292,10 +292,11 @@ class TiffSlabWriter:
         ``(Z, Y, X)`` of the whole stack.
     """
 
-    def __init__(self, handle: Any, offset: int, shape: tuple[int, int, int], path: Path) -> None:
+    def __init__(self, handle: Any, offset: int, shape: tuple[int, int, int], dtype: np.dtype, path: Path) -> None:
         self._handle = handle
         self._offset = offset
         self.shape = shape
+        self.dtype = dtype
         self._path = path
         self._done = np.zeros(shape[0], dtype=bool)
 
@@ -307,7 +308,8 @@ class TiffSlabWriter:
         z0 : int
             First slice, >= 0.
         slab : ndarray, shape (n, Y, X)
-            bool (False -> 0, True -> 255) or uint8.
+            Of the writer's :attr:`dtype`; for uint8 also bool (False -> 0,
+            True -> 255).
 
         Raises
         ------
@@ -315,15 +317,15 @@ class TiffSlabWriter:
             If the slab does not fit the stack or has another dtype.
         """
         data = np.asarray(slab)
-        if data.dtype == np.bool_:
+        if data.dtype == np.bool_ and self.dtype == np.uint8:
             data = np.where(data, np.uint8(255), np.uint8(0))
-        if data.dtype != np.uint8 or data.ndim != 3 or data.shape[1:] != self.shape[1:]:
-            raise ValueError(f"{self._path}: a slab must be bool or uint8 of shape (n, {self.shape[1]}, {self.shape[2]}), "
+        if data.dtype.newbyteorder("=") != self.dtype or data.ndim != 3 or data.shape[1:] != self.shape[1:]:
+            raise ValueError(f"{self._path}: a slab must be {self.dtype} of shape (n, {self.shape[1]}, {self.shape[2]}), "
                              f"got {data.dtype} {data.shape}")  # fmt: skip
         if isinstance(z0, bool) or not isinstance(z0, (int, np.integer)) or z0 < 0 or z0 + data.shape[0] > self.shape[0]:
             raise ValueError(f"{self._path}: slab at z {z0} of {data.shape[0]} slices lies outside {self.shape[0]} slices")
-        self._handle.seek(self._offset + z0 * self.shape[1] * self.shape[2])
-        self._handle.write(np.ascontiguousarray(data).data)
+        self._handle.seek(self._offset + z0 * self.shape[1] * self.shape[2] * self.dtype.itemsize)
+        self._handle.write(np.ascontiguousarray(data, dtype=self.dtype).data)
         self._done[z0 : z0 + data.shape[0]] = True
 
     @property
@@ -338,9 +340,10 @@ def tiff_slab_writer(
     shape: tuple[int, int, int],
     *,
     voxel_size_um: float | None = None,
+    dtype: Any = np.uint8,
     overwrite: bool = False,
 ) -> Iterator[TiffSlabWriter]:
-    """Write a uint8 ImageJ TIFF stack slab by slab, atomically, in bounded memory.
+    """Write an ImageJ TIFF stack slab by slab, atomically, in bounded memory.
 
     The file has the layout and metadata of :func:`write_tiff` (ImageJ
     hyperstack, image data uncompressed and contiguous after the header,
@@ -360,6 +363,9 @@ def tiff_slab_writer(
         ``(Z, Y, X)`` of the stack, voxels.
     voxel_size_um : float, optional
         Voxel size in micrometres.
+    dtype : {uint8, uint16, float32}, optional
+        dtype of the stack (ImageJ's). Default uint8 (a segmentation, 255 =
+        solid).
     overwrite : bool, optional
         Replace an existing file. Default False.
 
@@ -387,6 +393,12 @@ def tiff_slab_writer(
     if len(shape) != 3 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in shape):
         raise ValueError(f"{path}: shape must be three positive integers (z, y, x), got {shape!r}")
     shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+    try:
+        dt = np.dtype(dtype).newbyteorder("=")
+    except TypeError as exc:
+        raise TypeError(f"{path}: dtype {dtype!r} is not a numpy dtype") from exc
+    if dt not in _TIFF_DTYPES:
+        raise TypeError(f"{path}: an ImageJ stack holds uint8, uint16 or float32, not {dt}")
     metadata: dict[str, Any] = {"axes": "ZYX"}
     options: dict[str, Any] = {}
     if voxel is not None:
@@ -396,10 +408,10 @@ def tiff_slab_writer(
         with warnings.catch_warnings():
             # above 4 GB tifffile writes one IFD for the stack, as ImageJ does, and says so
             warnings.filterwarnings("ignore", message=".*truncating ImageJ file", category=UserWarning)
-            offset, _ = tifffile.imwrite(tmp, shape=shape, dtype=np.uint8, imagej=True, metadata=metadata,
+            offset, _ = tifffile.imwrite(tmp, shape=shape, dtype=dt, imagej=True, metadata=metadata,
                                          returnoffset=True, **options)  # fmt: skip
         with open(tmp, "r+b") as handle:
-            writer = TiffSlabWriter(handle, int(offset), shape, path)
+            writer = TiffSlabWriter(handle, int(offset), shape, dt, path)
             yield writer
             if not writer.complete:
                 missing = int(np.count_nonzero(~writer._done))

@@ -156,3 +156,18 @@ def test_slab_writer_refuses_missing_slices_and_leaves_nothing(tmp_path):
     with pytest.raises(FileExistsError):
         with tiff_slab_writer(out, (3, 4, 5)):
             pass
+
+
+def test_slab_writer_writes_uint16_and_float32_stacks(tmp_path):
+    volume = (np.arange(60).reshape(3, 4, 5) * 1000).astype(np.uint16)
+    with tiff_slab_writer(tmp_path / "grey.tif", volume.shape, dtype=np.uint16, voxel_size_um=1.5) as writer:
+        writer.write(0, volume[:2])
+        writer.write(2, volume[2:].astype(">u2"))
+        with pytest.raises(ValueError, match="uint16"):
+            writer.write(0, volume[:1].astype(np.uint8))
+    scan = open_scan(tmp_path / "grey.tif")
+    np.testing.assert_array_equal(scan.read(0, 3), volume)
+    assert scan.voxel_size_um == pytest.approx(1.5)
+    with pytest.raises(TypeError, match="uint8, uint16 or float32"):
+        with tiff_slab_writer(tmp_path / "f.tif", (3, 4, 5), dtype=np.float64):
+            pass
