@@ -165,3 +165,19 @@ def test_count_outside_and_grid_sample(tmp_path):
     assert scan.count_outside(100, 900) == int(np.count_nonzero((volume < 100) | (volume > 900)))
     np.testing.assert_array_equal(scan.grid_sample(10**9), volume)
     np.testing.assert_array_equal(scan.grid_sample(100), volume[::3, ::3, ::3])  # 3 * 3 * 4 = 36 <= 100 < 4 * 5 * 6
+
+
+def test_real_scans_read_lazily_as_in_memory(shared_data):
+    cases = [
+        (shared_data / "cement" / "cement_128x128x128.tif", {}),
+        (shared_data / "bone" / "bone_128x128x128.tif", {}),
+        (shared_data / "fiberform" / "100_fiberform.tif", {}),
+        (shared_data / "sand" / "sand_200x200x100_uint8.raw", {"shape": (100, 200, 200), "dtype": "uint8"}),
+        (shared_data / "polymer_foam_slice" / "mousse_250x250x250_uint8_slice100.png", {}),
+    ]
+    for path, kwargs in cases:
+        scan, whole = open_scan(path, **kwargs), read_scan(path, **kwargs)
+        assert scan.shape == whole.volume.shape and scan.voxel_size_um == whole.voxel_size_um, path
+        slabs = [scan.read(z0, z1) for z0, z1 in scan.slabs(7)]
+        np.testing.assert_array_equal(np.concatenate(slabs).astype(np.float32), whole.volume)
+        assert scan.value_range() == whole.original_range
