@@ -11,7 +11,9 @@ only what it returns:
   and contiguously (what ImageJ, Fiji and :func:`foamlib.io.write_tiff` write)
   are memory-mapped with :func:`tifffile.memmap`;
 - other TIFF files (compressed, tiled, scattered strips) are read page by page,
-  one z slice at a time;
+  one z slice at a time (so a slab across z, ``scan[:, y0:y1]``, decodes every
+  page: convert such a scan once with :func:`foamlib.io.tiff_slab_writer` if it
+  is to be read that way often, e.g. by ``segment_file(axes="xyz")``);
 - folders of slices are read one file per z slice;
 - raw files are memory-mapped with :class:`numpy.memmap`, ``.npy`` files with
   ``numpy.load(mmap_mode="r")``;
@@ -183,26 +185,27 @@ class LazyScan:
                     data = _io._to_grey(np.asarray(data), self.path)
                 out[n0 : n0 + len(part)] = data
                 del data, array
-        else:
+        elif src.kind == "folder":
             for n, z in enumerate(indices):
-                out[n] = self._page(z)[plane]
+                out[n] = _io._read_slice(self.path, src.files[z], src.first, src.files[0])[plane]
+        else:  # TIFF pages: the file is opened (and its pages indexed) once per read
+            with _io._tifffile_errors() as collect:
+                try:
+                    with tifffile.TiffFile(self.path) as tif:
+                        for n, z in enumerate(indices):
+                            out[n] = self._tiff_page(tif, z)[plane]
+                except (ScanError, MemoryError):
+                    raise
+                except Exception as exc:  # tifffile raises many exception types for damaged files
+                    raise ScanError(f"{self.path}: slices {indices[0]}-{indices[-1]} could not be read "
+                                    f"({type(exc).__name__}: {exc})") from exc  # fmt: skip
+            _io._raise_collected(collect, self.path, out.shape)
         return out[0] if single else out
 
-    def _page(self, z: int) -> np.ndarray:
-        """Slice ``z`` of a page-by-page source, (Y, X) in :attr:`dtype`."""
-        src = self._source
-        if src.kind == "folder":
-            return _io._read_slice(self.path, src.files[z], src.first, src.files[0])
-        with _io._tifffile_errors() as collect:
-            try:
-                with tifffile.TiffFile(self.path) as tif:
-                    page = tif.asarray(key=z, series=0)
-            except MemoryError:
-                raise
-            except Exception as exc:  # tifffile raises many exception types for damaged files
-                raise ScanError(f"{self.path}: slice {z} could not be read ({type(exc).__name__}: {exc})") from exc
-        _io._raise_collected(collect, self.path, (z,) + page.shape)
-        if src.samples:
+    def _tiff_page(self, tif: tifffile.TiffFile, z: int) -> np.ndarray:
+        """Slice ``z`` of a page-by-page TIFF, (Y, X) in :attr:`dtype`."""
+        page = tif.asarray(key=z, series=0)
+        if self._source.samples:
             page = _io._to_grey(page, self.path)
         if page.shape != self.shape[1:]:
             raise ScanError(f"{self.path}: slice {z} has shape {page.shape}, expected {self.shape[1:]}")

@@ -1098,7 +1098,9 @@ def _duration(seconds: float) -> str:
 
 def _check_disk(out_path: Path, needed: int) -> None:
     """ValueError naming the folder if it lacks ``needed`` bytes of free space."""
-    folder = out_path.parent if out_path.parent.exists() else Path(".")
+    folder = out_path.absolute().parent
+    while not folder.exists():  # the output's folder is created later; its nearest existing parent has the disk
+        folder = folder.parent
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise ValueError(

@@ -42,8 +42,11 @@ def setup(tmp_path_factory):
     volume.tofile(raw)
     npy = folder / "scan.npy"
     np.save(npy, volume)
+    zlib = folder / "zlib.tif"
+    tifffile.imwrite(zlib, volume, compression="zlib")  # not memory-mappable: read page by page
     inputs = {
         "tiff": (tiff, {}),
+        "zlib": (zlib, {"voxel_size_um": 3.0}),
         "raw": (raw, {"shape": SHAPE, "dtype": "uint16", "voxel_size_um": 3.0}),
         "npy": (npy, {"voxel_size_um": 3.0}),
     }
@@ -66,7 +69,7 @@ def in_memory(setup):
 
 
 @pytest.mark.parametrize("axes", ["z", "xyz"])
-@pytest.mark.parametrize("fmt", ["tiff", "raw", "npy"])
+@pytest.mark.parametrize("fmt", ["tiff", "raw", "npy", "zlib"])
 def test_streamed_segmentation_equals_the_in_memory_one(setup, in_memory, tmp_path, monkeypatch, axes, fmt):
     model, model_path, volume, inputs = setup
     monkeypatch.setattr(lazy, "MAP_CHUNK_BYTES", 4 * 64 * 64 * 2)  # memory maps of four slices at a time
@@ -171,3 +174,14 @@ def test_slab_writer_writes_uint16_and_float32_stacks(tmp_path):
     with pytest.raises(TypeError, match="uint8, uint16 or float32"):
         with tiff_slab_writer(tmp_path / "f.tif", (3, 4, 5), dtype=np.float64):
             pass
+
+
+def test_xyz_checks_the_disk_space_for_its_temporary_file(setup, tmp_path, monkeypatch):
+    import shutil
+
+    model, model_path, volume, inputs = setup
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    out = tmp_path / "new" / "solid.tif"
+    with pytest.raises(ValueError, match=f"{tmp_path} has 0.00 MB free, but segmenting with axes='xyz' needs"):
+        segment_file(inputs["tiff"][0], model_path, out, axes="xyz", **OPTIONS)
+    segment_file(inputs["tiff"][0], model_path, out, axes="z", **OPTIONS)  # z needs no temporary file
