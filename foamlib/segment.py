@@ -1279,7 +1279,7 @@ def plan_stream(
         fixed = network + _TILING_BYTES * area + maps
         per = per_voxel * area
         fits = (budget - fixed) // per if budget > fixed else 0
-        depth = min(n, (fits // unit) * unit)
+        depth = n if fits >= n else (fits // unit) * unit  # whole batches, except in the last slab
         if depth < min(n, unit):
             need = fixed + per * min(n, unit)
             raise ValueError(

@@ -133,6 +133,8 @@ def test_plan_depths_fill_whole_batches_and_shrink_with_the_budget():
     assert small.temp_disk_bytes == 4 * 100 * 512 * 512
     assert plan_stream((100, 512, 512), np.uint16, axes="z").temp_disk_bytes == 0
     assert "peak memory" in small.describe() and "temporary disk" in small.describe()
+    # fewer slices than fill a batch: one slab of all of them, where it fits
+    assert plan_stream((3, 512, 512), np.uint16, memory_gb=0.295, batch_size=8).z_depth == 3  # 3 fit, 8 would not
 
 
 def test_memory_maps_are_read_in_chunks(setup, monkeypatch):
