@@ -115,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(REPO))
     import tifffile
-    import torch
 
     from foamlib.segment import DEFAULT_NORMALISATION, plan_stream
     from foamlib.training import save_model
