@@ -9,17 +9,27 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from . import __version__
 
 log = logging.getLogger("foamlib")
 
+#: Peak bytes per voxel of the in-memory analysis: the float32 scan plus about 60 for the structure statistics.
+_ANALYZE_BYTES_PER_VOXEL = 64
+
 _MEMORY_NOTE = (
-    "Memory: the scan is held as float32 (4 bytes per voxel) plus about 60 bytes per voxel at peak for the "
-    "structure analysis, so a 512^3 scan needs about 8.5 GB; analyse a sub-volume of larger scans."
+    "Memory: in memory the scan is held as float32 (4 bytes per voxel) plus about 60 bytes per voxel at peak for "
+    "the structure analysis, so a 512^3 scan needs about 8.5 GB. A scan that needs more than --memory GB "
+    "(default 2) is analysed slab by slab instead: the Otsu threshold comes from a histogram of every voxel "
+    "(exact for integer grey values) and the porosity from int64 counts, both equal to the in-memory results; "
+    "pore size and wall thickness then need --crop, a sub-volume that fits the budget, segmented with the "
+    "whole scan's threshold."
 )
 
 
@@ -44,10 +54,28 @@ def _read(args):
     )
 
 
+def _open(args):
+    from .lazy import open_scan
+
+    return open_scan(
+        args.scan,
+        shape=tuple(args.shape) if args.shape else None,
+        dtype=args.dtype,
+        byte_order=args.byte_order,
+        voxel_size_um=args.voxel_size,
+    )
+
+
 def _cmd_analyze(args) -> int:
     from .structure import analyze
     from .threshold import segment, threshold_value
 
+    if args.memory is not None and not args.memory > 0:
+        raise ValueError(f"--memory must be a positive number of GB, got {args.memory}")
+    lazy = _open(args)
+    need = lazy.size * _ANALYZE_BYTES_PER_VOXEL
+    if args.crop is not None or (need > args.memory * 1e9 and args.slice is None and lazy.shape[0] > 1):
+        return _analyze_streamed(args, lazy, need)
     scan = _read(args)
     volume = scan.volume
     if volume.shape[0] == 1:  # a single image: analyse it as a 2D slice
@@ -85,9 +113,84 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
+def _analyze_streamed(args, lazy, need: int) -> int:
+    """analyze for a scan above the memory budget (or with --crop): streamed threshold and porosity."""
+    from .structure import analyze
+    from .threshold import count_above, threshold_scan
+
+    if args.slice is not None:
+        raise ValueError("--slice and --crop exclude each other; give one")
+    level = threshold_scan(lazy, method=args.method, progress=True)
+    solid_voxels = count_above(lazy, level, progress=True)
+    total = lazy.size
+    porosity = float(np.int64(total - solid_voxels) / np.int64(total))
+    report = None
+    note = None
+    if args.crop is not None:
+        box = _crop_box(args.crop, lazy.shape)
+        crop_need = math.prod(b.stop - b.start for b in box) * _ANALYZE_BYTES_PER_VOXEL
+        if crop_need > args.memory * 1e9:
+            raise ValueError(f"--crop of {' x '.join(str(b.stop - b.start) for b in box)} voxels needs about "
+                             f"{crop_need / 1e9:.2f} GB, above --memory {args.memory:g}; crop less or raise --memory")  # fmt: skip
+        report = analyze(lazy[box].astype(np.float32) > level, voxel_size_um=lazy.voxel_size_um)
+    else:
+        note = (f"pore size and wall thickness not computed: they need the segmented scan in memory, about "
+                f"{need / 1e9:.1f} GB for {total} voxels, above --memory {args.memory:g}; give --crop Z0 Z1 Y0 Y1 X0 X1 "
+                "to measure them on a sub-volume (with the whole scan's threshold), or raise --memory")  # fmt: skip
+    result = {
+        "scan": str(args.scan),
+        "shape": list(lazy.shape),
+        "threshold_method": args.method,
+        "threshold": float(level),
+        "porosity": porosity,
+        "solid_voxels": solid_voxels,
+        "total_voxels": total,
+        "streamed": True,
+        "crop": args.crop,
+        "crop_structure": report.to_dict() if report is not None else None,
+        "note": note,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.scan}: {' x '.join(map(str, lazy.shape))} voxels, threshold ({args.method}, whole scan, streamed) "
+          f"{level:.4g}")  # fmt: skip
+    print(f"porosity             {porosity:.4f} ({100 * porosity:.2f} %) of the whole scan")
+    if report is None:
+        print(note)
+        return 0
+    known = lazy.voxel_size_um is not None
+    unit = "um" if known else "voxels"
+    pore = report.mean_pore_diameter_um if known else report.mean_pore_diameter_voxels
+    chord = report.mean_pore_chord_um if known else report.mean_pore_chord_voxels
+    wall = report.mean_wall_thickness_um if known else report.mean_wall_thickness_voxels
+    print(f"in the crop {args.crop} (z0 z1 y0 y1 x0 x1):")
+    print(f"porosity             {report.porosity:.4f} ({100 * report.porosity:.2f} %) of the crop")
+    if pore is None:
+        print("mean pore diameter   undefined: no pore lies wholly inside the crop")
+    else:
+        print(f"mean pore diameter   {pore:.3g} {unit} ({report.n_pores} pores)")
+    print(f"mean pore chord      {chord:.3g} {unit} (from every pore, cut ones too)")
+    print(f"mean wall thickness  {wall:.3g} {unit}")
+    return 0
+
+
+def _crop_box(crop: list[int], shape: tuple[int, int, int]) -> tuple[slice, slice, slice]:
+    """The --crop Z0 Z1 Y0 Y1 X0 X1 box as slices; ValueError unless inside the scan and at least 2 voxels a side."""
+    box = []
+    for axis, (start, stop), n in zip("zyx", zip(crop[::2], crop[1::2]), shape):
+        if not 0 <= start < stop <= n or stop - start < 2:
+            raise ValueError(f"--crop {axis}: [{start}, {stop}) must lie within the scan's {n} voxels along {axis} "
+                             "and span at least 2")  # fmt: skip
+        box.append(slice(start, stop))
+    return tuple(box)
+
+
 def _cmd_segment(args) -> int:
     from .segment import segment_file
 
+    # the plan (slab depths, estimated peak memory and time) is logged at INFO before the run starts
+    logging.getLogger("foamlib.segment").setLevel(logging.DEBUG if args.debug else logging.INFO)
     result = segment_file(
         args.scan,
         args.model,
@@ -99,6 +202,7 @@ def _cmd_segment(args) -> int:
         batch_size=args.batch_size,
         intensity_range=tuple(args.intensity_range) if args.intensity_range else None,
         overwrite=args.overwrite,
+        memory_gb=args.memory,
         device=args.device,
         progress=True,  # tqdm writes to stderr; stdout keeps only the result
         shape=tuple(args.shape) if args.shape else None,
@@ -223,6 +327,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scan_options(p)
     p.add_argument("--method", choices=("otsu", "li", "triangle"), default="otsu", help="global threshold")
     p.add_argument("--slice", type=int, metavar="Z", help="analyse only this z slice (2D)")
+    p.add_argument(
+        "--memory",
+        type=float,
+        default=2.0,
+        metavar="GB",
+        help="memory budget in GB (default 2); a scan needing more (64 bytes per voxel) is analysed slab by slab",
+    )
+    p.add_argument(
+        "--crop",
+        type=int,
+        nargs=6,
+        metavar=("Z0", "Z1", "Y0", "Y1", "X0", "X1"),
+        help="measure pore size and wall thickness on this sub-volume (half-open voxel ranges), segmented with the "
+        "whole scan's streamed threshold",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_cmd_analyze)
 
@@ -233,7 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the solid probability and write a uint8 TIFF stack (255 = solid) with the scan's voxel size; prints the "
         "porosity. Grey values are scaled per scan with the model's normalisation (robust percentiles of the scan) "
         "unless --intensity-range is given; warnings name a range that clips many voxels, a voxel size far from the "
-        "model's, and thin tile overlaps.",
+        "model's, and thin tile overlaps. Memory: the scan is read and segmented slab by slab, never whole, so a "
+        "scan of any size runs within --memory GB (default 2) plus about 0.4 GB for Python and torch; the slab "
+        "depths, the estimated peak memory and the estimated time are printed before the run starts. "
+        "--axes xyz also needs 4 bytes per voxel of temporary disk space beside the output (a 1024^3 scan: 4.3 GB).",
     )
     _add_scan_options(p)
     p.add_argument("--model", type=Path, required=True, help="model file (.pt) written by foamlib")
@@ -249,6 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256; at least the model's minimum)")
     p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
     p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default 8)")
+    p.add_argument(
+        "--memory",
+        type=float,
+        default=2.0,
+        metavar="GB",
+        help="memory budget in GB for slabs, probabilities and the network's activations (default 2); "
+        "the slab depths follow from it",
+    )
     p.add_argument("--threshold", type=float, default=0.5, help="solid probability threshold (default 0.5)")
     p.add_argument("--device", help="auto (default: the first CUDA GPU, else the CPU), cpu, cuda or cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")

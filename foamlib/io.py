@@ -15,10 +15,13 @@ and arrays are never modified.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,8 @@ __all__ = [
     "read_scan",
     "scan_from_array",
     "write_tiff",
+    "TiffSlabWriter",
+    "tiff_slab_writer",
     "check_tiff_output",
     "same_path",
     "path_inside",
@@ -278,6 +283,142 @@ def write_tiff(
     return path
 
 
+class TiffSlabWriter:
+    """Writes a uint8 ImageJ stack slab by slab; made by :func:`tiff_slab_writer`.
+
+    Attributes
+    ----------
+    shape : tuple of (int, int, int)
+        ``(Z, Y, X)`` of the whole stack.
+    """
+
+    def __init__(self, handle: Any, offset: int, shape: tuple[int, int, int], dtype: np.dtype, path: Path) -> None:
+        self._handle = handle
+        self._offset = offset
+        self.shape = shape
+        self.dtype = dtype
+        self._path = path
+        self._done = np.zeros(shape[0], dtype=bool)
+
+    def write(self, z0: int, slab: np.ndarray) -> None:
+        """Write ``slab`` as slices ``z0 .. z0 + len(slab) - 1``.
+
+        Parameters
+        ----------
+        z0 : int
+            First slice, >= 0.
+        slab : ndarray, shape (n, Y, X)
+            Of the writer's :attr:`dtype`; for uint8 also bool (False -> 0,
+            True -> 255).
+
+        Raises
+        ------
+        ValueError
+            If the slab does not fit the stack or has another dtype.
+        """
+        data = np.asarray(slab)
+        if data.dtype == np.bool_ and self.dtype == np.uint8:
+            data = np.where(data, np.uint8(255), np.uint8(0))
+        if data.dtype.newbyteorder("=") != self.dtype or data.ndim != 3 or data.shape[1:] != self.shape[1:]:
+            raise ValueError(f"{self._path}: a slab must be {self.dtype} of shape (n, {self.shape[1]}, {self.shape[2]}), "
+                             f"got {data.dtype} {data.shape}")  # fmt: skip
+        if isinstance(z0, bool) or not isinstance(z0, (int, np.integer)) or z0 < 0 or z0 + data.shape[0] > self.shape[0]:
+            raise ValueError(f"{self._path}: slab at z {z0} of {data.shape[0]} slices lies outside {self.shape[0]} slices")
+        self._handle.seek(self._offset + z0 * self.shape[1] * self.shape[2] * self.dtype.itemsize)
+        self._handle.write(np.ascontiguousarray(data, dtype=self.dtype).data)
+        self._done[z0 : z0 + data.shape[0]] = True
+
+    @property
+    def complete(self) -> bool:
+        """Whether every slice has been written."""
+        return bool(self._done.all())
+
+
+@contextlib.contextmanager
+def tiff_slab_writer(
+    path: str | os.PathLike[str],
+    shape: tuple[int, int, int],
+    *,
+    voxel_size_um: float | None = None,
+    dtype: Any = np.uint8,
+    overwrite: bool = False,
+) -> Iterator[TiffSlabWriter]:
+    """Write an ImageJ TIFF stack slab by slab, atomically, in bounded memory.
+
+    The file has the layout and metadata of :func:`write_tiff` (ImageJ
+    hyperstack, image data uncompressed and contiguous after the header,
+    voxel size as resolution and ``spacing`` in ``um``), so Fiji, tifffile and
+    :func:`read_scan` / :func:`foamlib.lazy.open_scan` read it. Stacks above
+    4 GB are written as ImageJ itself writes them: a classic TIFF whose first
+    image file directory describes the stack (``images=Z`` in its description)
+    followed by all the data; tifffile and ImageJ read them, some other
+    readers see only the first slice (BigTIFF is not used, as ImageJ's own
+    reader does not take it).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output ``.tif``/``.tiff``; missing parent folders are created.
+    shape : tuple of (int, int, int)
+        ``(Z, Y, X)`` of the stack, voxels.
+    voxel_size_um : float, optional
+        Voxel size in micrometres.
+    dtype : {uint8, uint16, float32}, optional
+        dtype of the stack (ImageJ's). Default uint8 (a segmentation, 255 =
+        solid).
+    overwrite : bool, optional
+        Replace an existing file. Default False.
+
+    Yields
+    ------
+    TiffSlabWriter
+        Call :meth:`TiffSlabWriter.write` for every slab, in any order.
+
+    Raises
+    ------
+    FileExistsError, IsADirectoryError, ValueError
+        As :func:`check_tiff_output`, and for a bad shape or voxel size.
+    RuntimeError
+        If the body returns without writing every slice (nothing is kept).
+
+    Notes
+    -----
+    The data go to a temporary file beside ``path`` (created sparse, so
+    unwritten slices take no disk space) that replaces ``path`` only when the
+    body has written every slice; on an error it is removed and ``path`` is
+    left as it was.
+    """
+    path = check_tiff_output(path, overwrite=overwrite)
+    voxel = _check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
+    if len(shape) != 3 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in shape):
+        raise ValueError(f"{path}: shape must be three positive integers (z, y, x), got {shape!r}")
+    shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+    try:
+        dt = np.dtype(dtype).newbyteorder("=")
+    except TypeError as exc:
+        raise TypeError(f"{path}: dtype {dtype!r} is not a numpy dtype") from exc
+    if dt not in _TIFF_DTYPES:
+        raise TypeError(f"{path}: an ImageJ stack holds uint8, uint16 or float32, not {dt}")
+    metadata: dict[str, Any] = {"axes": "ZYX"}
+    options: dict[str, Any] = {}
+    if voxel is not None:
+        metadata.update(unit="um", spacing=voxel)
+        options["resolution"] = (1.0 / voxel, 1.0 / voxel)
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            # above 4 GB tifffile writes one IFD for the stack, as ImageJ does, and says so
+            warnings.filterwarnings("ignore", message=".*truncating ImageJ file", category=UserWarning)
+            offset, _ = tifffile.imwrite(tmp, shape=shape, dtype=dt, imagej=True, metadata=metadata,
+                                         returnoffset=True, **options)  # fmt: skip
+        with open(tmp, "r+b") as handle:
+            writer = TiffSlabWriter(handle, int(offset), shape, dt, path)
+            yield writer
+            if not writer.complete:
+                missing = int(np.count_nonzero(~writer._done))
+                raise RuntimeError(f"{path}: {missing} of {shape[0]} slices were never written; nothing kept")
+    logger.debug("wrote %s slab by slab: shape %s, voxel size %s um", path, shape, voxel)
+
+
 def check_tiff_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Check that :func:`write_tiff` may write ``path``, without writing anything.
 
@@ -496,6 +637,18 @@ def _check_finite(data: np.ndarray, source: str) -> None:
 
 def _read_any(path: Path, *, shape: Any, dtype: Any, byte_order: str) -> tuple[np.ndarray, float | None]:
     """Dispatch on the kind of ``path``; return the data as stored and the file's voxel size."""
+    kind = _scan_kind(path, shape=shape, dtype=dtype)
+    if kind == "folder":
+        return _read_folder(path)
+    if kind == "raw":
+        return _read_raw(path, shape=shape, dtype=dtype, byte_order=byte_order), None
+    if kind == "npy":
+        return _read_npy(path), None
+    return _read_image(path)
+
+
+def _scan_kind(path: Path, *, shape: Any, dtype: Any) -> str:
+    """'folder', 'raw', 'npy', 'tiff' or 'png'; ScanError for a missing path, unknown suffix or misplaced shape/dtype."""
     if not path.exists():
         raise ScanError(f"{path} does not exist")
     suffix = path.suffix.lower()
@@ -506,12 +659,12 @@ def _read_any(path: Path, *, shape: Any, dtype: Any, byte_order: str) -> tuple[n
     if not is_raw and (shape is not None or dtype is not None):
         raise ScanError(f"{path}: shape and dtype apply only to raw files ({', '.join(_RAW_SUFFIXES)}); leave them out")
     if path.is_dir():
-        return _read_folder(path)
+        return "folder"
     if is_raw:
-        return _read_raw(path, shape=shape, dtype=dtype, byte_order=byte_order), None
+        return "raw"
     if suffix in _NPY_SUFFIXES:
-        return _read_npy(path), None
-    return _read_image(path)
+        return "npy"
+    return "tiff" if suffix in _TIFF_SUFFIXES else "png"
 
 
 def _read_image(path: Path) -> tuple[np.ndarray, float | None]:
@@ -532,24 +685,36 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
-    # tifffile reads what it can of a truncated or damaged file (e.g. only the first slice
-    # of a cut-off stack) and only logs an error; a silently shortened scan is worse than none.
+@contextlib.contextmanager
+def _tifffile_errors() -> Iterator[_Collect]:
+    """Collect the errors tifffile logs (instead of raising) while the body reads a file."""
     collect = _Collect()
     tifffile_log = logging.getLogger("tifffile")
     saved = tifffile_log.level, tifffile_log.propagate
     tifffile_log.addHandler(collect)
     tifffile_log.setLevel(logging.ERROR)  # whatever the caller's logging set-up
-    tifffile_log.propagate = False  # the ScanError below carries the message
+    tifffile_log.propagate = False  # the ScanError of _raise_collected carries the message
     try:
-        data, voxel, n_series, axes = _read_tiff_file(path)
+        yield collect
     finally:
         tifffile_log.removeHandler(collect)
         tifffile_log.setLevel(saved[0])
         tifffile_log.propagate = saved[1]
+
+
+def _raise_collected(collect: _Collect, path: Path, shape: tuple[int, ...]) -> None:
+    """ScanError naming ``path`` if tifffile logged an error while reading it."""
     if collect.messages:
         problem = collect.messages[-1].replace(f"<tifffile.TiffFile {path.name!r}> ", "")
-        raise ScanError(f"{path} is truncated or corrupt ({problem}); read {data.shape} of it, refusing a partial scan")
+        raise ScanError(f"{path} is truncated or corrupt ({problem}); read {shape} of it, refusing a partial scan")
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
+    # tifffile reads what it can of a truncated or damaged file (e.g. only the first slice
+    # of a cut-off stack) and only logs an error; a silently shortened scan is worse than none.
+    with _tifffile_errors() as collect:
+        data, voxel, n_series, axes = _read_tiff_file(path)
+    _raise_collected(collect, path, data.shape)
     if n_series > 1:
         logger.warning("%s holds %d image series; reading only the first, of shape %s", path, n_series, data.shape)
     if "C" in axes:
@@ -708,6 +873,17 @@ def _natural_key(path: Path) -> tuple[list[str | int], str]:
 
 def _read_folder(folder: Path) -> tuple[np.ndarray, float | None]:
     """Stack the 2D TIFF or PNG slices in ``folder`` along z, in natural order."""
+    files, first, voxel = _folder_slices(folder)
+    stack = np.empty((len(files), *first.shape), dtype=first.dtype)
+    stack[0] = first
+    for index, file in enumerate(files[1:], start=1):
+        stack[index] = _read_slice(folder, file, first, files[0])
+    logger.info("%s: stacked %d slices of shape %s", folder, len(files), first.shape)
+    return stack, voxel
+
+
+def _folder_slices(folder: Path) -> tuple[list[Path], np.ndarray, float | None]:
+    """The slice files of ``folder`` in natural order, the first slice and its voxel size."""
     slice_suffixes = _TIFF_SUFFIXES + _PNG_SUFFIXES
     files = [
         p
@@ -722,18 +898,18 @@ def _read_folder(folder: Path) -> tuple[np.ndarray, float | None]:
     first, voxel = _read_image(files[0])
     if first.ndim != 2:
         raise ScanError(f"{folder}: slice {files[0].name} is not a 2D image (shape {first.shape})")
-    stack = np.empty((len(files), *first.shape), dtype=first.dtype)
-    stack[0] = first
-    for index, file in enumerate(files[1:], start=1):
-        image, _ = _read_image(file)
-        if image.shape != first.shape or image.dtype != first.dtype:
-            raise ScanError(
-                f"{folder}: slice {file.name} has shape {image.shape} and dtype {image.dtype}, but "
-                f"{files[0].name} has shape {first.shape} and dtype {first.dtype}; all slices must match"
-            )
-        stack[index] = image
-    logger.info("%s: stacked %d slices of shape %s", folder, len(files), first.shape)
-    return stack, voxel
+    return files, first, voxel
+
+
+def _read_slice(folder: Path, file: Path, first: np.ndarray, first_file: Path) -> np.ndarray:
+    """One slice of a folder, refused unless its shape and dtype match the first slice's."""
+    image, _ = _read_image(file)
+    if image.shape != first.shape or image.dtype != first.dtype:
+        raise ScanError(
+            f"{folder}: slice {file.name} has shape {image.shape} and dtype {image.dtype}, but "
+            f"{first_file.name} has shape {first.shape} and dtype {first.dtype}; all slices must match"
+        )
+    return image
 
 
 def _read_raw(path: Path, *, shape: Any, dtype: Any, byte_order: str) -> np.ndarray:

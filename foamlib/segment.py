@@ -1,10 +1,11 @@
-"""Segmenting whole CT volumes with a trained 2D U-Net, slice by slice.
+"""Segmenting whole CT volumes with a trained 2D U-Net, slice by slice, in bounded memory.
 
 :func:`segment_volume` runs the network on every slice of a ``(Z, Y, X)``
 volume, either along z only (``axes="z"``, as Griem et al. did) or along all
 three axes with the three probability volumes averaged (``axes="xyz"``), which
 smooths the slice-to-slice jitter of a 2D network at three times the cost.
-:func:`segment_file` reads a scan, segments it and writes a bool TIFF stack.
+:func:`segment_file` segments a scan file slab by slab within a memory budget
+and writes a bool TIFF stack.
 
 Tiling
 ------
@@ -61,6 +62,34 @@ for files written before ``"task"`` existed, ``"stage"`` ``"step1"`` or
 ``"voxel_size_um"`` is compared with the scan's; a ratio beyond
 :data:`VOXEL_SIZE_WARN_FACTOR` either way is reported with a warning.
 
+Scans larger than memory
+------------------------
+:func:`segment_file` never holds the scan or its probabilities whole. It opens
+the scan with :func:`foamlib.lazy.open_scan` (memory-mapped TIFF, raw and
+``.npy``; page by page or file by file otherwise), checks it in one streamed
+pass (NaN, infinities, a constant scan) and derives its grey-value range from
+the strided grid ``scan[::s, ::s, ::s]`` of at most
+:attr:`IntensityNormalisation.max_samples` voxels (deterministic, every
+``s``-th slice read; the exact minimum and maximum, where the normalisation
+asks for them, come from the streamed pass). Then:
+
+- ``axes="z"``: slabs of whole z slices are read, segmented, thresholded and
+  written to the output TIFF (:func:`foamlib.io.tiff_slab_writer`);
+- ``axes="xyz"``: a z pass writes its share of the probabilities to a
+  temporary float32 file beside the output (4 bytes per voxel of disk); a y
+  pass over slabs of whole xz slices (``scan[:, y0:y1, :]``) and an x pass
+  over slabs of whole yz slices add theirs; a last pass thresholds the file
+  slab by slab into the output. Each direction's slices are whole, so no halo
+  is needed: a halo wide enough to make 3D blocks exact would be a whole tile
+  (the tiling of the long axes must stay the same), i.e. most of each block.
+
+:func:`plan_stream` derives the slab depths from the budget ``memory_gb`` and
+rounds them to whole batches of tiles, so every slice is tiled as by
+:func:`segment_volume`, the network sees the same batches (a CPU or GPU
+convolution can differ in the last bit between batch sizes), and the
+probabilities are summed per voxel in the same order: the result equals the
+in-memory one bit for bit, whatever the budget.
+
 Tile limits
 -----------
 :func:`tiling_limits` derives from a U-Net's configuration the smallest tile
@@ -76,7 +105,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +119,8 @@ from torch import nn
 from tqdm import tqdm
 
 from .device import pick_device
-from .io import check_tiff_output, path_inside, read_scan, same_path, write_tiff
+from .io import check_tiff_output, path_inside, same_path, tiff_slab_writer
+from .lazy import open_scan
 from .training import load_model
 
 __all__ = [
@@ -107,6 +139,9 @@ __all__ = [
     "clipped_fraction",
     "segment_volume",
     "segment_file",
+    "StreamPlan",
+    "plan_stream",
+    "DEFAULT_MEMORY_GB",
     "infer_intensity_range",
     "scale_intensity",
 ]
@@ -143,6 +178,9 @@ class SegmentResult:
         ``"z"`` or ``"xyz"``.
     clipped_fraction : float
         Fraction of voxels outside ``intensity_range`` (clipped to 0 or 1).
+    memory_estimate_bytes : int
+        Estimated peak memory of the run's arrays and network
+        (:attr:`StreamPlan.peak_bytes`), bytes.
     """
 
     porosity: float
@@ -155,6 +193,7 @@ class SegmentResult:
     intensity_range: tuple[float, float] = (0.0, 1.0)
     axes: str = "z"
     clipped_fraction: float = 0.0
+    memory_estimate_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict of the fields."""
@@ -169,6 +208,7 @@ class SegmentResult:
             "intensity_range": list(self.intensity_range),
             "axes": self.axes,
             "clipped_fraction": self.clipped_fraction,
+            "memory_estimate_bytes": self.memory_estimate_bytes,
         }
 
 
@@ -239,6 +279,9 @@ CLIP_WARN_FRACTION = 0.02
 #: which :func:`segment_file` warns: the pores and walls then appear at another scale
 #: than the network was trained on.
 VOXEL_SIZE_WARN_FACTOR = 1.5
+
+#: Default memory budget of :func:`segment_file`, GB (10^9 bytes): see :func:`plan_stream`.
+DEFAULT_MEMORY_GB = 2.0
 
 #: Metadata ``"task"`` of a segmentation model (what :func:`segment_file` accepts).
 SEGMENTATION_TASK = "segmentation"
@@ -314,9 +357,15 @@ class IntensityNormalisation:
 
         Parameters
         ----------
-        volume : ndarray
+        volume : ndarray or foamlib.lazy.LazyScan
             Grey values of any real dtype and shape, usually ``(Z, Y, X)``.
             Not modified; a memory map is read once, on the subsample grid.
+            A :class:`~foamlib.lazy.LazyScan` (a scan larger than memory) is
+            sampled on the same grid, reading only every ``s``-th slice, with
+            its grey values taken as float32 as :func:`foamlib.io.read_scan`
+            takes them, so the range equals that of the scan read into memory;
+            the exact minimum and maximum (percentiles 0 and 100) come from
+            :meth:`~foamlib.lazy.LazyScan.value_range`, one streamed pass.
 
         Returns
         -------
@@ -332,19 +381,32 @@ class IntensityNormalisation:
             If ``volume`` is empty, not real numbers, holds NaN or infinities,
             or is constant.
         """
-        volume = np.asarray(volume)
-        if volume.size == 0:
-            raise ValueError(f"cannot normalise an empty volume (shape {volume.shape})")
-        if volume.dtype.kind not in "biuf":
-            raise ValueError(f"volume must hold real numbers, got dtype {volume.dtype}")
+        from .lazy import LazyScan
+
+        if isinstance(volume, LazyScan):
+            scan = volume
+            # grey values as float32, as read_scan gives them, so a scan read lazily and in memory agree
+            sample_of = lambda: scan.grid_sample(self.max_samples).astype(np.float32)  # noqa: E731
+            min_of = lambda: float(np.float32(scan.value_range()[0]))  # noqa: E731
+            max_of = lambda: float(np.float32(scan.value_range()[1]))  # noqa: E731
+        else:
+            volume = np.asarray(volume)
+            if volume.size == 0:
+                raise ValueError(f"cannot normalise an empty volume (shape {volume.shape})")
+            if volume.dtype.kind not in "biuf":
+                raise ValueError(f"volume must hold real numbers, got dtype {volume.dtype}")
+            sample_of = lambda: _grid_sample(volume, self.max_samples)  # noqa: E731
+            min_of = lambda: float(np.min(volume))  # noqa: E731
+            max_of = lambda: float(np.max(volume))  # noqa: E731
         exact_low = self.low_percentile == 0.0
         exact_high = self.high_percentile == 100.0
         low = high = math.nan
         if not (exact_low and exact_high):
-            sample = _grid_sample(volume, self.max_samples).astype(np.float64, copy=False)
+            sample = sample_of().astype(np.float64, copy=False)
             low, high = (float(v) for v in np.percentile(sample, [self.low_percentile, self.high_percentile]))
-        vmin = float(np.min(volume)) if exact_low or not low < high else low
-        vmax = float(np.max(volume)) if exact_high or not low < high else high
+            del sample
+        vmin = min_of() if exact_low or not low < high else low
+        vmax = max_of() if exact_high or not low < high else high
         if not (math.isfinite(vmin) and math.isfinite(vmax)):
             raise ValueError("volume holds NaN or infinite values; cannot derive its grey-value range")
         if not (exact_low and exact_high) and not low < high:
@@ -858,6 +920,7 @@ def segment_file(
     batch_size: int = 8,
     intensity_range: tuple[float, float] | None = None,
     overwrite: bool = False,
+    memory_gb: float = DEFAULT_MEMORY_GB,
     device: str | torch.device | None = None,
     progress: bool = False,
     **read_kwargs: Any,
@@ -867,7 +930,9 @@ def segment_file(
     Parameters
     ----------
     scan_path : path-like
-        Anything :func:`foamlib.io.read_scan` reads.
+        Anything :func:`foamlib.io.read_scan` reads; opened with
+        :func:`foamlib.lazy.open_scan` and read slab by slab (module notes,
+        "Scans larger than memory").
     model_path : path-like
         A segmentation model written by :func:`foamlib.training.save_model`
         (see :func:`check_segmentation_model`).
@@ -891,12 +956,17 @@ def segment_file(
     overwrite : bool, optional
         Replace an existing ``out_path``. Default False. The scan itself is
         never overwritten.
+    memory_gb : float, optional
+        Memory budget in GB (10^9 bytes) for the slabs, probabilities, tiling
+        weights and network activations, > 0; the slab depths follow from it
+        (:func:`plan_stream`), whatever the size of the scan. Python and torch
+        need about 0.4 GB on top. Default :data:`DEFAULT_MEMORY_GB`.
     device : str, torch.device or None, optional
         See :func:`foamlib.device.pick_device`.
     progress : bool, optional
         Show a progress bar. Default False.
     **read_kwargs
-        Passed to :func:`foamlib.io.read_scan` (``shape``, ``dtype``,
+        Passed to :func:`foamlib.lazy.open_scan` (``shape``, ``dtype``,
         ``byte_order``, ``voxel_size_um``).
 
     Returns
@@ -910,7 +980,9 @@ def segment_file(
     ValueError
         If ``out_path`` is the scan or the model, lies inside the scan's
         folder, is not a TIFF name, or an option is bad (a tile below the
-        model's minimum names the minimum).
+        model's minimum names the minimum); if the memory budget cannot hold
+        the smallest slab, or (``axes="xyz"``) the output's folder lacks the
+        temporary disk space (both name what would do).
     FileExistsError
         If ``out_path`` exists and ``overwrite`` is False (checked before any
         work is done).
@@ -949,34 +1021,61 @@ def segment_file(
         intensity_range = _check_range(intensity_range)
     tile = _check_int("tile", tile, 1)
 
+    batch_size = _check_int("batch_size", batch_size, 1)
+    overlap = _check_int("overlap", overlap, 0)
+    if overlap >= tile:
+        raise ValueError(f"overlap must be smaller than tile ({tile}), got {overlap}")
+
     model, metadata = load_model(model_path, device=device)
     check_segmentation_model(metadata, source=str(model_path))
     _check_tile(model, tile)
     normalisation = None if intensity_range is not None else normalisation_from_metadata(metadata, source=str(model_path))
-    scan = read_scan(scan_path, **read_kwargs)
+    scan = open_scan(scan_path, **read_kwargs)
+    config = getattr(model, "config", None)
+    base_channels = int(config.get("base_channels", 16)) if isinstance(config, Mapping) else 16
+    plan = plan_stream(scan.shape, scan.dtype, axes=axes, tile=tile, overlap=overlap, batch_size=batch_size,
+                       memory_gb=memory_gb, base_channels=base_channels)  # fmt: skip
+    if axes == "xyz":
+        _check_disk(out_path, plan.temp_disk_bytes + scan.size)
     _warn_voxel_size(metadata.get("voxel_size_um"), scan.voxel_size_um, model_path=model_path, scan_path=scan_path)
-    low, high = intensity_range if intensity_range is not None else normalisation.range_for(scan.volume)
-    clipped = clipped_fraction(scan.volume, (low, high))
-    if clipped > CLIP_WARN_FRACTION:
-        source = "the given intensity_range" if intensity_range is not None else "the range derived from the scan"
-        logger.warning(
-            "%s: %.1f %% of the voxels lie outside %s (%g, %g) and are clipped (more than %g %%); "
-            "the segmentation of those voxels is unreliable",
-            scan_path, 100 * clipped, source, low, high, 100 * CLIP_WARN_FRACTION,
+    _check_tiling(model, scan.shape, (0,) if axes == "z" else (0, 1, 2), tile=tile, overlap=overlap)
+    dev = pick_device(device)
+    was_training = model.training
+    model.to(dev).eval()
+    try:
+        per_batch = _seconds_per_batch(model, scan.shape, tile=tile, batch_size=batch_size, device=dev)
+        logger.info(
+            "%s: %s; about %s on %s (%.3g s per batch measured), plus two reads of the scan to check it and "
+            "derive its grey-value range",
+            scan_path, plan.describe(), _duration(per_batch * plan.n_batches), dev, per_batch,
         )  # fmt: skip
-
-    probs = segment_volume(
-        model, scan.volume, axes=axes, tile=tile, overlap=overlap, batch_size=batch_size,
-        intensity_range=(low, high), device=device, progress=progress,
-    )  # fmt: skip
-    solid = probs >= threshold
-    del probs
-    write_tiff(out_path, solid, voxel_size_um=scan.voxel_size_um, overwrite=overwrite)
-    solid_voxels = int(np.count_nonzero(solid))
-    total = int(np.prod(solid.shape, dtype=np.int64))
+        scan.value_range(progress=progress)  # one streamed pass: NaN, infinities, a constant scan
+        low, high = intensity_range if intensity_range is not None else normalisation.range_for(scan)
+        clipped = scan.count_outside(low, high, progress=progress) / scan.size
+        if clipped > CLIP_WARN_FRACTION:
+            source = "the given intensity_range" if intensity_range is not None else "the range derived from the scan"
+            logger.warning(
+                "%s: %.1f %% of the voxels lie outside %s (%g, %g) and are clipped (more than %g %%); "
+                "the segmentation of those voxels is unreliable",
+                scan_path, 100 * clipped, source, low, high, 100 * CLIP_WARN_FRACTION,
+            )  # fmt: skip
+        temp_path = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp.f32") if axes == "xyz" else None
+        try:
+            with torch.inference_mode(), tiff_slab_writer(out_path, scan.shape, voxel_size_um=scan.voxel_size_um,
+                                                          overwrite=overwrite) as writer:  # fmt: skip
+                solid_voxels = _stream_segment(
+                    model, scan, writer, plan, tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high,
+                    threshold=float(threshold), device=dev, temp_path=temp_path, progress=progress,
+                )  # fmt: skip
+        finally:
+            if temp_path is not None:
+                temp_path.unlink(missing_ok=True)
+    finally:
+        model.train(was_training)
+    total = scan.size
     return SegmentResult(
         porosity=float(np.int64(total - solid_voxels) / np.int64(total)),
-        shape=tuple(int(s) for s in solid.shape),
+        shape=scan.shape,
         seconds=time.perf_counter() - start,
         out_path=out_path,
         solid_voxels=solid_voxels,
@@ -985,7 +1084,29 @@ def segment_file(
         intensity_range=(float(low), float(high)),
         axes=axes,
         clipped_fraction=clipped,
+        memory_estimate_bytes=plan.peak_bytes,
     )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _check_disk(out_path: Path, needed: int) -> None:
+    """ValueError naming the folder if it lacks ``needed`` bytes of free space."""
+    folder = out_path.absolute().parent
+    while not folder.exists():  # the output's folder is created later; its nearest existing parent has the disk
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise ValueError(
+            f"{folder} has {_gb(free)} free, but segmenting with axes='xyz' needs about {_gb(needed)} there "
+            "(a temporary float32 probability volume and the output); free space, write elsewhere or use axes='z'"
+        )
 
 
 def _warn_voxel_size(model_um: Any, scan_um: float | None, *, model_path: Path, scan_path: Path) -> None:
@@ -1001,3 +1122,289 @@ def _warn_voxel_size(model_um: Any, scan_um: float | None, *, model_path: Path, 
             "scale than in training, so expect a worse segmentation. Resample the scan or use a model trained for it",
             scan_path, scan_um, model_path, model_um, max(ratio, 1 / ratio), "larger" if ratio > 1 else "smaller",
         )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- streaming (scans larger than memory)
+
+#: Bytes per voxel of a plane's tiling weights (float64 sum, float32 scale, float32 windows with overlap).
+_TILING_BYTES = 24
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """How :func:`segment_file` streams a scan through the network in bounded memory.
+
+    Every pass works on slabs of whole slices, so each slice is tiled and
+    blended exactly as :func:`segment_volume` tiles it, and slab depths are
+    multiples of the number of slices whose tiles fill whole batches, so the
+    network sees the same batches: the result does not depend on the depths.
+
+    Attributes
+    ----------
+    shape : tuple of (int, int, int)
+        ``(Z, Y, X)`` of the scan, voxels.
+    axes : str
+        ``"z"`` or ``"xyz"``.
+    memory_budget_bytes : int
+        The budget the depths were derived from.
+    peak_bytes : int
+        Estimated peak of what the run allocates: the largest slab of grey
+        values and probabilities, the tiling weights and the network's
+        activations (``network_bytes``); the Python interpreter and torch
+        (about 0.3-0.5 GB) come on top.
+    network_bytes : int
+        Estimated activations of one batch: ``batch * tile^2 * 4 * (8 * base_channels + 4)``.
+    z_depth : int
+        z slices per slab of the z pass (and of the final threshold pass).
+    y_depth, x_depth : int
+        Rows (``y``) and columns (``x``) per slab of the y and x passes of
+        ``axes="xyz"``; 0 for ``axes="z"``.
+    n_batches : int
+        Forward passes of the whole run.
+    temp_disk_bytes : int
+        Temporary disk space beside the output: a float32 probability volume
+        (4 bytes per voxel) for ``axes="xyz"``, 0 for ``"z"``.
+    """
+
+    shape: tuple[int, int, int]
+    axes: str
+    memory_budget_bytes: int
+    peak_bytes: int
+    network_bytes: int
+    z_depth: int
+    y_depth: int
+    x_depth: int
+    n_batches: int
+    temp_disk_bytes: int
+
+    def describe(self) -> str:
+        """One line: slab depths, estimated peak memory and temporary disk space."""
+        depths = f"z slabs of {self.z_depth} slices"
+        if self.axes == "xyz":
+            depths += f", y slabs of {self.y_depth} rows, x slabs of {self.x_depth} columns"
+        text = (f"{' x '.join(map(str, self.shape))} voxels ({self.axes}) in {depths}, {self.n_batches} batches; "
+                f"peak memory about {_gb(self.peak_bytes)} (budget {_gb(self.memory_budget_bytes)}, "
+                f"network {_gb(self.network_bytes)}, plus about 0.4 GB for Python and torch)")  # fmt: skip
+        if self.temp_disk_bytes:
+            text += f"; {_gb(self.temp_disk_bytes)} of temporary disk space beside the output"
+        return text
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.2f} MB"
+
+
+def _batch_unit(per_slice: int, batch_size: int) -> int:
+    """Fewest slices whose tiles fill whole batches."""
+    return batch_size // math.gcd(batch_size, per_slice)
+
+
+def plan_stream(
+    shape: tuple[int, int, int],
+    dtype: Any,
+    *,
+    axes: str = "z",
+    tile: int = 256,
+    overlap: int = 32,
+    batch_size: int = 8,
+    memory_gb: float = DEFAULT_MEMORY_GB,
+    base_channels: int = 16,
+) -> StreamPlan:
+    """Slab depths that keep a streamed segmentation within a memory budget.
+
+    Parameters
+    ----------
+    shape : tuple of (int, int, int)
+        ``(Z, Y, X)`` of the scan, voxels.
+    dtype : numpy dtype
+        dtype of the scan as stored.
+    axes : {"z", "xyz"}, optional
+        See :func:`segment_volume`.
+    tile, overlap, batch_size : int, optional
+        See :func:`segment_volume`.
+    memory_gb : float, optional
+        Budget in GB (10^9 bytes) for the arrays of the run and the network's
+        activations, > 0. Default :data:`DEFAULT_MEMORY_GB`.
+    base_channels : int, optional
+        Channels of the U-Net's first level (``model.config``), for the
+        activation estimate. Default 16 (the paper's network).
+
+    Returns
+    -------
+    StreamPlan
+
+    Raises
+    ------
+    ValueError
+        If an option is out of range, or the budget cannot hold the
+        smallest slab (the message gives the budget that would).
+
+    Notes
+    -----
+    Bytes per voxel of a slab, with ``b`` the stored bytes per grey value:
+    z pass ``b + 4`` (grey values, float32 probabilities) plus 2 for the
+    threshold (bool and uint8); y and x passes of ``"xyz"`` ``b + 4`` (grey
+    values, the slab of the probability volume). Fixed: tiling weights, 24
+    bytes per pixel of the slice plane; memory-mapped chunks of at most 64
+    MiB (reads of the scan and, for ``"xyz"``, of the probability file). The smallest slab of a pass is the number of slices
+    whose tiles fill whole batches (at most ``batch_size``).
+    """
+    if axes not in _AXES:
+        raise ValueError(f"axes must be 'z' or 'xyz', got {axes!r}")
+    tile = _check_int("tile", tile, 1)
+    overlap = _check_int("overlap", overlap, 0)
+    if overlap >= tile:
+        raise ValueError(f"overlap must be smaller than tile ({tile}), got {overlap}")
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float)) or not (math.isfinite(memory_gb) and memory_gb > 0):
+        raise ValueError(f"memory_gb must be a positive number of gigabytes, got {memory_gb!r}")
+    z, y, x = (int(n) for n in shape)
+    b = np.dtype(dtype).itemsize
+    budget = int(memory_gb * 1e9)
+    network = batch_size * min(tile, max(y, z)) * min(tile, max(x, y)) * 4 * (8 * int(base_channels) + 4)
+    # memory-mapped chunks in flight: one of the scan, and (xyz) one of the probability file
+    from . import lazy
+
+    chunk = lazy.MAP_CHUNK_BYTES
+    maps = min(chunk, b * z * y * x) + (min(chunk, 4 * z * y * x) if axes == "xyz" else 0)
+    passes = [("z", z, y * x, y, x, b + 4 + (2 if axes == "z" else 0))]
+    if axes == "xyz":
+        passes += [("y", y, z * x, z, x, b + 4), ("x", x, z * y, z, y, b + 4)]
+    depths: dict[str, int] = {}
+    peak = 0
+    n_batches = 0
+    for name, n, area, h, w, per_voxel in passes:
+        per_slice = len(_starts(h, tile, overlap)) * len(_starts(w, tile, overlap))
+        unit = _batch_unit(per_slice, batch_size)
+        fixed = network + _TILING_BYTES * area + maps
+        per = per_voxel * area
+        fits = (budget - fixed) // per if budget > fixed else 0
+        depth = n if fits >= n else (fits // unit) * unit  # whole batches, except in the last slab
+        if depth < min(n, unit):
+            need = fixed + per * min(n, unit)
+            raise ValueError(
+                f"a memory budget of {_gb(budget)} is too small for a {' x '.join(map(str, shape))} scan: the "
+                f"smallest {name} slab ({min(n, unit)} slices of {h} x {w}) with the network needs {_gb(need)}; "
+                f"give at least memory_gb={math.ceil(need / 1e6) / 1e3:g} (--memory), or a smaller batch_size or tile"
+            )
+        depths[name] = depth
+        peak = max(peak, fixed + per * depth)
+        n_batches += math.ceil(n * per_slice / batch_size)
+    if axes == "xyz":  # the final pass reads the probability volume back slab by slab
+        peak = max(peak, 6 * y * x * depths["z"])
+    return StreamPlan(
+        shape=(z, y, x), axes=axes, memory_budget_bytes=budget, peak_bytes=int(peak), network_bytes=int(network),
+        z_depth=depths["z"], y_depth=depths.get("y", 0), x_depth=depths.get("x", 0), n_batches=n_batches,
+        temp_disk_bytes=4 * z * y * x if axes == "xyz" else 0,
+    )  # fmt: skip
+
+
+def _stream_segment(
+    model: nn.Module,
+    scan: Any,
+    writer: Any,
+    plan: StreamPlan,
+    *,
+    tile: int,
+    overlap: int,
+    batch_size: int,
+    low: float,
+    high: float,
+    threshold: float,
+    device: torch.device,
+    temp_path: Path | None,
+    progress: bool,
+) -> int:
+    """Segment a LazyScan slab by slab into ``writer``; return the number of solid voxels.
+
+    ``axes="z"``: each z slab is segmented, thresholded and written. ``"xyz"``: the z pass writes
+    one third of its probabilities to a float32 file at ``temp_path``; the y and x passes add theirs
+    to it slab by slab; a last pass thresholds it into ``writer``. Per voxel the additions happen in
+    the order of :func:`segment_volume`, on the same tiles and batches, so the result is the same.
+    """
+    from .lazy import slab_starts
+
+    z, y, x = plan.shape
+    common = dict(tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high, device=device)
+    solid_voxels = 0
+    with tqdm(total=plan.n_batches, desc="segment", unit="batch", disable=not progress) as bar:
+        if plan.axes == "z":
+            for z0, z1 in slab_starts(z, plan.z_depth):
+                out = np.zeros((z1 - z0, y, x), dtype=np.float32)
+                _segment_axis(model, scan.read(z0, z1), out, 1.0, bar=bar, **common)
+                np.clip(out, 0.0, 1.0, out=out)
+                solid = out >= threshold
+                del out
+                solid_voxels += int(np.count_nonzero(solid))
+                writer.write(z0, solid)
+            return solid_voxels
+        weight = 1.0 / 3.0
+        with open(temp_path, "w+b") as handle:
+            handle.truncate(4 * z * y * x)  # sparse until written
+            for z0, z1 in slab_starts(z, plan.z_depth):
+                out = np.zeros((z1 - z0, y, x), dtype=np.float32)
+                _segment_axis(model, scan.read(z0, z1), out, weight, bar=bar, **common)
+                handle.seek(4 * z0 * y * x)
+                handle.write(out.data)
+                del out
+        for axis, n, depth in ((1, y, plan.y_depth), (2, x, plan.x_depth)):
+            for s0, s1 in slab_starts(n, depth):
+                key = (slice(None), slice(s0, s1)) if axis == 1 else (slice(None), slice(None), slice(s0, s1))
+                grey = scan[key]
+                region = _probability_region(temp_path, plan.shape, key)
+                _segment_axis(model, np.moveaxis(grey, axis, 0), np.moveaxis(region, axis, 0), weight, bar=bar, **common)
+                del grey
+                _probability_region(temp_path, plan.shape, key, region)
+                del region
+        with open(temp_path, "rb") as handle:
+            for z0, z1 in slab_starts(z, plan.z_depth):
+                handle.seek(4 * z0 * y * x)
+                out = np.fromfile(handle, dtype=np.float32, count=(z1 - z0) * y * x).reshape(z1 - z0, y, x)
+                np.clip(out, 0.0, 1.0, out=out)
+                solid = out >= threshold
+                del out
+                solid_voxels += int(np.count_nonzero(solid))
+                writer.write(z0, solid)
+    return solid_voxels
+
+
+def _probability_region(path: Path, shape: tuple[int, int, int], key: tuple[slice, ...],
+                        values: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Read ``probs[key]`` of the float32 file at ``path`` (or write ``values`` there), in chunks of z.
+
+    Each chunk of at most :data:`foamlib.lazy.MAP_CHUNK_BYTES` of whole slices is mapped and unmapped
+    in turn, so the pages touched do not accumulate in the resident memory.
+    """
+    from . import lazy
+
+    z, y, x = shape
+    plane = key[1:]
+    reading = values is None
+    if reading:
+        values = np.empty((z, *np.empty((y, x), dtype=bool)[plane].shape), dtype=np.float32)
+    chunk = max(1, lazy.MAP_CHUNK_BYTES // (4 * y * x))
+    for z0 in range(0, z, chunk):
+        z1 = min(z, z0 + chunk)
+        mapped = np.memmap(path, dtype=np.float32, mode="r" if reading else "r+", offset=4 * z0 * y * x,
+                           shape=(z1 - z0, y, x))  # fmt: skip
+        if reading:
+            values[z0:z1] = mapped[(slice(None), *plane)]
+        else:
+            mapped[(slice(None), *plane)] = values[z0:z1]
+            mapped.flush()
+        del mapped
+    return values
+
+
+def _seconds_per_batch(model: nn.Module, shape: tuple[int, int, int], *, tile: int, batch_size: int,
+                       device: torch.device) -> float:  # fmt: skip
+    """Wall time of one forward pass of a batch of z-slice tiles (after one warm-up pass)."""
+    th, tw = min(tile, shape[1]), min(tile, shape[2])
+    x = torch.zeros((batch_size, 1, th, tw), device=device)
+    with torch.inference_mode():
+        _probabilities(model, x)
+        start = time.perf_counter()
+        _probabilities(model, x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return time.perf_counter() - start

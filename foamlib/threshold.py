@@ -18,14 +18,23 @@ keeps the memory and time of a 1000^3 scan bounded.
 Scans read by :mod:`foamlib.io` are float32; when their values are whole
 numbers (a uint8 or uint16 scan) they are thresholded exactly as the integer
 scan would be.
+
+Scans larger than memory (:func:`foamlib.lazy.open_scan`): :func:`threshold_scan`
+computes the Otsu threshold from a histogram of every voxel accumulated slab by
+slab (:func:`scan_histogram`; exact, one bin per grey value, for integer grey
+values; ``nbins`` equal bins for floats) and :func:`count_above` counts the solid
+voxels slab by slab in int64, so the porosity equals that of the scan in memory.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +43,9 @@ METHODS: tuple[str, ...] = ("otsu", "li", "triangle")
 
 #: Above this many selected voxels the threshold is computed on a strided subsample.
 MAX_SAMPLES: int = 50_000_000
+
+#: Bytes of stored grey values read per slab by the functions for scans larger than memory (64 MiB).
+_SLAB_BYTES = 64 * 2**20
 
 
 def _check_method(method: str) -> None:
@@ -201,3 +213,169 @@ def segment(
     """
     level = threshold_value(image, method=method, nbins=nbins, mask=mask)
     return np.asarray(image) > level
+
+
+# --------------------------------------------------------------------------- scans larger than memory
+
+
+@dataclass(frozen=True)
+class ScanHistogram:
+    """Histogram of every grey value of a scan, accumulated slab by slab (:func:`scan_histogram`).
+
+    Attributes
+    ----------
+    counts : ndarray of int64, shape (n,)
+        Voxels per bin (int64: no overflow for any real scan).
+    centres : ndarray of float64, shape (n,)
+        Bin centres, grey-value units.
+    integral : bool
+        True: one bin per grey value (integer grey values spanning at most
+        65535), as :func:`threshold_value` bins an integer scan; False:
+        ``nbins`` equal bins from the minimum to the maximum.
+    bin_width : float
+        1.0 for integral bins, else ``(max - min) / nbins``.
+    """
+
+    counts: np.ndarray
+    centres: np.ndarray
+    integral: bool
+    bin_width: float
+
+    @property
+    def total(self) -> int:
+        """Number of voxels counted."""
+        return int(self.counts.sum(dtype=np.int64))
+
+
+def scan_histogram(scan: Any, *, nbins: int = 256, progress: bool = False) -> ScanHistogram:
+    """Histogram of a :class:`~foamlib.lazy.LazyScan`, read slab by slab in bounded memory.
+
+    Parameters
+    ----------
+    scan : foamlib.lazy.LazyScan
+        The scan (see :func:`foamlib.lazy.open_scan`).
+    nbins : int, default 256
+        Bins for grey values that are not integers spanning at most 65535
+        (floats, or integers of a wider range), >= 2.
+    progress : bool, default False
+        Show a progress bar over the slabs.
+
+    Returns
+    -------
+    ScanHistogram
+
+    Raises
+    ------
+    foamlib.io.ScanError
+        If the scan holds NaN or infinite values or is constant (names it).
+
+    Notes
+    -----
+    The binning is that of :func:`threshold_value` on the scan read by
+    :func:`foamlib.io.read_scan` (float32 grey values), without its subsample:
+    grey values that are whole numbers spanning at most 65535 (any uint8,
+    uint16, int16 scan; a float scan holding only whole numbers) get one bin
+    per value and so an exact histogram; other float scans get ``nbins`` equal
+    bins between the float32 minimum and maximum, counted per slab with
+    :func:`numpy.histogram` on float32 values, which bins each voxel as a call
+    on the whole volume would. Reads the scan two or three times (minimum and
+    maximum, cached on ``scan``; for floats, whether all values are whole; the
+    counts).
+    """
+    if int(nbins) < 2:
+        raise ValueError(f"nbins must be at least 2, got {nbins}")
+    low, high = scan.value_range(progress=progress)
+    low32, high32 = float(np.float32(low)), float(np.float32(high))
+    depth = max(1, _SLAB_BYTES // max(1, scan.slice_nbytes))
+    slabs = list(scan.slabs(depth))
+    integral = high32 - low32 <= np.iinfo(np.uint16).max and (
+        scan.dtype.kind in "biu"
+        or all(_whole(scan.read(z0, z1)) for z0, z1 in tqdm(slabs, desc="integral", unit="slab", disable=not progress))
+    )
+    if integral:
+        offset = int(low32)
+        counts = np.zeros(int(high32) - offset + 1, dtype=np.int64)
+        for z0, z1 in tqdm(slabs, desc="histogram", unit="slab", disable=not progress):
+            values = scan.read(z0, z1).astype(np.float32).astype(np.int64).ravel() - offset
+            counts += np.bincount(values, minlength=counts.size)
+        centres = np.arange(offset, offset + counts.size, dtype=np.float64)
+        return ScanHistogram(counts=counts, centres=centres, integral=True, bin_width=1.0)
+    counts = np.zeros(int(nbins), dtype=np.int64)
+    edges = None
+    for z0, z1 in tqdm(slabs, desc="histogram", unit="slab", disable=not progress):
+        part, edges = np.histogram(scan.read(z0, z1).astype(np.float32), bins=int(nbins), range=(low32, high32))
+        counts += part
+    centres = ((edges[:-1] + edges[1:]) / 2.0).astype(np.float64)
+    return ScanHistogram(counts=counts, centres=centres, integral=False, bin_width=(high32 - low32) / int(nbins))
+
+
+def _whole(values: np.ndarray) -> bool:
+    return bool(np.array_equal(values, np.rint(values)))
+
+
+def threshold_scan(scan: Any, *, method: str = "otsu", nbins: int = 256, progress: bool = False) -> float:
+    """Global Otsu threshold of a scan larger than memory, from its streamed histogram.
+
+    Parameters
+    ----------
+    scan : foamlib.lazy.LazyScan
+        The scan.
+    method : {"otsu"}, default "otsu"
+        Only Otsu works from a histogram; ``"li"`` iterates on the grey values
+        themselves and ``"triangle"`` has no histogram interface, so both need
+        the scan in memory (:func:`threshold_value`).
+    nbins : int, default 256
+        See :func:`scan_histogram`.
+    progress : bool, default False
+        Show progress bars.
+
+    Returns
+    -------
+    float
+        Voxels strictly brighter are solid. Equal to :func:`threshold_value`
+        of the scan read into memory wherever that uses every voxel (up to
+        :data:`MAX_SAMPLES`); above, this one is exact and the in-memory one
+        comes from a subsample.
+
+    Raises
+    ------
+    ValueError
+        For another method (names what to do) or a bad ``nbins``.
+    foamlib.io.ScanError
+        If the scan holds NaN or infinite values or is constant.
+    """
+    from skimage import filters
+
+    _check_method(method)
+    if method != "otsu":
+        raise ValueError(
+            f"{scan.path}: the {method!r} threshold needs the scan in memory; use method 'otsu' (--method otsu), "
+            "which works on the streamed histogram, or raise the memory budget"
+        )
+    hist = scan_histogram(scan, nbins=nbins, progress=progress)
+    centre = float(filters.threshold_otsu(hist=(hist.counts, hist.centres)))
+    # as threshold_value: integral bins give the grey value itself; float bins the upper edge of the split
+    return centre if hist.integral else centre + hist.bin_width / 2
+
+
+def count_above(scan: Any, level: float, *, progress: bool = False) -> int:
+    """Voxels strictly brighter than ``level`` (solid, as :func:`segment`), counted slab by slab in int64.
+
+    Parameters
+    ----------
+    scan : foamlib.lazy.LazyScan
+        The scan; grey values compared as float32, as :func:`foamlib.io.read_scan` gives them.
+    level : float
+        The threshold.
+    progress : bool, default False
+        Show a progress bar over the slabs.
+
+    Returns
+    -------
+    int
+    """
+    depth = max(1, _SLAB_BYTES // max(1, scan.slice_nbytes))
+    total = 0
+    for z0, z1 in tqdm(list(scan.slabs(depth)), desc="count", unit="slab", disable=not progress):
+        total += int(np.count_nonzero(scan.read(z0, z1).astype(np.float32) > level))
+    return total

@@ -280,3 +280,62 @@ def test_phantom_checks_every_output_before_writing_any(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "foam.tif: demo sample foam89" in text and "truth.tif" in text
     assert tifffile.imread(out).shape == (16, 16, 16) and set(np.unique(tifffile.imread(truth))) <= {0, 255}
+
+
+# --------------------------------------------------------------------------- issue 12: scans larger than memory
+
+
+def test_segment_prints_its_plan_and_takes_a_memory_budget(seg_files, tmp_path, capsys, caplog):
+    scan, model = seg_files
+    out = tmp_path / "s.tif"
+    args = ["segment", str(scan), "--model", str(model), "--out", str(out), "--tile", "16", "--overlap", "4"]
+    assert main(args + ["--memory", "0.01", "--json"]) == 0
+    plan = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and r.name == "foamlib.segment"]
+    assert len(plan) == 1 and "peak memory about" in plan[0] and "budget 10.00 MB" in plan[0]
+    assert "s per batch" in plan[0]
+    assert json.loads(capsys.readouterr().out)["memory_estimate_bytes"] <= 10**7
+    assert main(args + ["--memory", "0.00001", "--overwrite"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("foamlib: error: a memory budget of 0.01 MB is too small") and "--memory" in lines[-1]
+
+
+def test_segment_help_says_how_much_memory_it_needs(capsys):
+    with pytest.raises(SystemExit):
+        main(["segment", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--memory GB" in text and "slab by slab" in text and "temporary disk space" in text
+
+
+def test_analyze_above_the_memory_budget_streams_threshold_and_porosity(tmp_path, capsys):
+    path = tmp_path / "slabs.npy"
+    volume = _two_phase_volume()
+    volume[3, 5, 7] = 255  # a few values off the two phases, so Otsu is not trivial
+    np.save(path, volume)
+    assert main(["analyze", str(path), "--json"]) == 0
+    in_memory = json.loads(capsys.readouterr().out)
+    budget = str(volume.size * 64 / 1e9 / 2)  # half what the in-memory analysis needs
+    assert main(["analyze", str(path), "--json", "--memory", budget]) == 0
+    streamed = json.loads(capsys.readouterr().out)
+    assert streamed["streamed"] and streamed["threshold"] == in_memory["threshold"]
+    assert streamed["porosity"] == in_memory["porosity"] and streamed["total_voxels"] == volume.size
+    assert streamed["crop_structure"] is None and "--crop" in streamed["note"] and "--memory" in streamed["note"]
+    assert main(["analyze", str(path), "--memory", budget]) == 0
+    text = capsys.readouterr().out
+    assert "porosity             0.7500" in text and "not computed" in text
+
+
+def test_analyze_crop_measures_structure_on_a_sub_volume(tmp_path, capsys):
+    path = tmp_path / "slabs.npy"
+    np.save(path, _two_phase_volume())
+    assert main(["analyze", str(path), "--json", "--crop", "0", "12", "0", "24", "0", "48"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["crop"] == [0, 12, 0, 24, 0, 48] and data["porosity"] == pytest.approx(0.75)
+    assert data["crop_structure"]["mean_wall_thickness_voxels"] == pytest.approx(2.0, abs=0.5)
+    assert main(["analyze", str(path), "--crop", "0", "12", "0", "24", "0", "48", "--voxel-size", "2"]) == 0
+    assert "mean wall thickness  4" in capsys.readouterr().out
+    assert main(["analyze", str(path), "--crop", "0", "30", "0", "24", "0", "48"]) == 1
+    assert "--crop z: [0, 30) must lie within the scan's 24 voxels" in capsys.readouterr().err
+    assert main(["analyze", str(path), "--crop", "0", "12", "0", "24", "0", "48", "--memory", "0.0001"]) == 1
+    assert "crop less or raise --memory" in capsys.readouterr().err
+    assert main(["analyze", str(path), "--method", "li", "--memory", "0.0001"]) == 1
+    assert "'li' threshold needs the scan in memory" in capsys.readouterr().err

@@ -126,3 +126,45 @@ def test_otsu_on_real_scans(shared_data):
     fiberform = tifffile.imread(shared_data / "fiberform" / "100_fiberform.tif")
     fibres = segment(fiberform)
     assert 1.0 - np.count_nonzero(fibres) / fibres.size == pytest.approx(0.846, abs=0.01)
+
+
+# --------------------------------------------------------------------------- scans larger than memory
+
+
+def _two_phase(dtype, *, scale=1.0, offset=0.0, noise=8.0, seed=0):
+    rng = np.random.default_rng(seed)
+    solid = rng.random((9, 20, 24)) < 0.3
+    grey = offset + scale * (60 + 120 * solid + rng.normal(0, noise, solid.shape))
+    # float32: fractional grey values (nbins bins); float64 here: whole numbers (one bin per value)
+    return grey.astype(dtype) if dtype == np.float32 else np.rint(grey).astype(dtype)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale", "offset"),
+    [(np.uint8, 1, 0), (np.uint16, 200, 5000), (np.int16, 50, -9000), (np.float32, 0.01, -1.0), (np.float64, 1, 0)],
+)
+def test_streamed_otsu_and_porosity_equal_the_in_memory_ones(tmp_path, monkeypatch, dtype, scale, offset):
+    from foamlib import threshold as th
+    from foamlib.io import read_scan
+    from foamlib.lazy import open_scan
+
+    volume = _two_phase(dtype, scale=scale, offset=offset)
+    np.save(tmp_path / "scan.npy", volume)
+    monkeypatch.setattr(th, "_SLAB_BYTES", 2 * volume[0].nbytes)  # slabs of two slices
+    scan = open_scan(tmp_path / "scan.npy")
+    in_memory = read_scan(tmp_path / "scan.npy").volume
+    level = th.threshold_scan(scan)
+    assert level == threshold_value(in_memory)
+    assert th.count_above(scan, level) == int(np.count_nonzero(segment(in_memory)))
+    hist = th.scan_histogram(scan)
+    assert hist.total == volume.size and hist.counts.dtype == np.int64
+    assert hist.integral == (dtype != np.float32)
+
+
+def test_streamed_threshold_only_does_otsu(tmp_path):
+    from foamlib.lazy import open_scan
+    from foamlib.threshold import threshold_scan
+
+    np.save(tmp_path / "scan.npy", _two_phase(np.uint8))
+    with pytest.raises(ValueError, match="scan.npy: the 'li' threshold needs the scan in memory"):
+        threshold_scan(open_scan(tmp_path / "scan.npy"), method="li")
