@@ -869,7 +869,6 @@ def train_cyclegan(
     real, real_scale = _check_grey(real, "real", config.crop_size)
     dev = pick_device(device)
     run_dir = Path(run_dir) if run_dir is not None else None
-    checkpoint_path = run_dir / "checkpoint.pt" if run_dir is not None else None
     data = {
         "binary_shape": list(binary.shape),
         "real_shape": list(real.shape),
@@ -887,20 +886,18 @@ def train_cyclegan(
     pool_y = ImagePool(config.pool_size, np.random.default_rng(sub_seed(config.seed, _SEED_POOL_Y)))
 
     def check(checkpoint: dict[str, Any]) -> None:
-        _check_resume(checkpoint, checkpoint_path, config, data)
+        _check_resume(checkpoint, run.path, config, data)
         if checkpoint["step"] > config.steps:
             raise ValueError(
-                f"checkpoint {checkpoint_path} is at step {checkpoint['step']}, beyond config.steps = {config.steps}; "
+                f"checkpoint {run.path} is at step {checkpoint['step']}, beyond config.steps = {config.steps}; "
                 "pass at least that many steps"
             )
 
-    run = TrainingRun(
-        checkpoint_path, file_format=CHECKPOINT_FORMAT, kind="CycleGAN checkpoint", counter="step",
-        version=FORMAT_VERSION,
+    run = TrainingRun.in_folder(
+        run_dir, file_format=CHECKPOINT_FORMAT, kind="CycleGAN checkpoint", counter="step", version=FORMAT_VERSION,
         state={"model_state": {name: getattr(model, name) for name in ("g", "f", "d_x", "d_y")},
                "optimizer_state": {"g": opt_g, "d": opt_d}, "rng": {"crop_x": rng_x, "crop_y": rng_y}},
         identity={"config": config.to_dict(), "data": data},
-        history_csv=run_dir / "history.csv" if run_dir is not None else None,
         device=dev,
     )  # fmt: skip
     checkpoint = run.resume(check, on_mismatch)
@@ -947,10 +944,10 @@ def train_cyclegan(
 
     model.eval()
     return CycleGanResult(
-        history=[dict(row) for row in history],
+        history=run.rows(),
         model=model,
         steps_run=len(history),
-        seconds=float(sum(row["seconds"] for row in history)),
+        seconds=run.seconds,
     )
 
 

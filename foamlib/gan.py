@@ -890,7 +890,6 @@ def train_gan(
     data = {"shape": list(real_patches.shape), "fingerprint": data_fingerprint(real_patches)}
     dev = pick_device(device)
     run_dir = Path(run_dir) if run_dir is not None else None
-    checkpoint_path = run_dir / "checkpoint.pt" if run_dir is not None else None
 
     generator, discriminator = build_gan(config)
     _start_at_the_solid_fraction(generator, real_patches)
@@ -903,8 +902,8 @@ def train_gan(
     noise_gen = torch.Generator().manual_seed(sub_seed(config.seed, _STREAM_NOISE))
     z_fixed = _latent(_N_SAMPLES, config.latent_dim, sub_seed(config.seed, _STREAM_SAMPLES))
     average = copy.deepcopy(generator).requires_grad_(False)
-    run = TrainingRun(
-        checkpoint_path, file_format=CHECKPOINT_FORMAT, kind="GAN checkpoint", counter="step", version=FORMAT_VERSION,
+    run = TrainingRun.in_folder(
+        run_dir, file_format=CHECKPOINT_FORMAT, kind="GAN checkpoint", counter="step", version=FORMAT_VERSION,
         state={
             "generator_state": generator, "average_state": average, "discriminator_state": discriminator,
             "optimizer_g_state": opt_g, "optimizer_d_state": opt_d,
@@ -912,11 +911,10 @@ def train_gan(
         },
         identity={"config": dataclasses.asdict(config), "generator_config": generator.config,
                   "discriminator_config": discriminator.config, "data": data},
-        history_csv=run_dir / "history.csv" if run_dir is not None else None,
         device=dev,
         write=save_torch_file,  # this module's name, so that tests can intercept checkpoint writes
     )  # fmt: skip
-    run.resume(lambda c: _check_checkpoint(c, checkpoint_path, config, data), on_mismatch)
+    run.resume(lambda c: _check_checkpoint(c, run.path, config, data), on_mismatch)
     history = run.history
 
     def d_input(images: torch.Tensor, *, fake: bool) -> torch.Tensor:
@@ -993,8 +991,8 @@ def train_gan(
         p.requires_grad_(True)
 
     return GanResult(
-        history=[dict(h) for h in history],
+        history=run.rows(),
         steps_run=len(history),
-        seconds=float(sum(h["seconds"] for h in history)),
+        seconds=run.seconds,
         generator=_batch_statistics(average, config, dev).requires_grad_(True),
     )

@@ -771,10 +771,10 @@ def train_unet(
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(
-        history=[dict(h) for h in history],
+        history=run.rows(),
         best_epoch=best_epoch,
         best_val_dice=float(best_val_dice),
         epochs_run=len(history),
-        seconds=float(sum(h["seconds"] for h in history)),
+        seconds=run.seconds,
         stopped_early=stopped_early,
     )

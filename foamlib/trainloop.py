@@ -128,6 +128,25 @@ class TrainingRun:
         self.device, self.write = device, write
         self.history: list[dict[str, Any]] = []
 
+    @classmethod
+    def in_folder(cls, run_dir: str | os.PathLike | None, **options: Any) -> TrainingRun:
+        """A run whose files lie in ``run_dir``: ``checkpoint.pt`` and ``history.csv`` (None: no files).
+
+        ``options`` are the other arguments of :class:`TrainingRun`.
+        """
+        if run_dir is None:
+            return cls(None, **options)
+        return cls(Path(run_dir) / "checkpoint.pt", history_csv=Path(run_dir) / "history.csv", **options)
+
+    @property
+    def seconds(self) -> float:
+        """Training time summed over the history's ``"seconds"`` (resumed epochs or steps included)."""
+        return float(sum(row["seconds"] for row in self.history))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """A copy of the history, for a result."""
+        return [dict(row) for row in self.history]
+
     def resume(self, check: Callable[[dict[str, Any]], None], on_mismatch: str = "error") -> dict[str, Any] | None:
         """Restore the run from its checkpoint, if there is one that belongs to it.
 
