@@ -57,8 +57,9 @@ Everything random derives from ``CycleGanConfig.seed`` through
 and the fixed sample crops. Global RNG state is neither read nor changed. On
 the CPU with a fixed thread count, a run gives the same weights every time, and
 a run resumed from its checkpoint gives the same weights as one that was never
-interrupted (the checkpoint holds weights, optimiser states, pools and RNG
-states).
+interrupted (the checkpoint holds weights, optimiser states, pools, RNG
+states, the configuration and the foamlib version; it is kept by
+:class:`foamlib.trainloop.TrainingRun`, as the U-Net's and the GAN's are).
 
 Files
 -----

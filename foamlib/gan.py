@@ -107,7 +107,8 @@ RNG state is neither read nor changed. On the CPU with a fixed thread count
 the same data and configuration give the same weights, and a run resumed from
 its checkpoint gives the same weights as one never interrupted. Checkpoints
 and generator files are single atomic :func:`torch.save` files of tensors and
-plain values (:mod:`foamlib.torchfiles`), read with ``weights_only=True``.
+plain values (:mod:`foamlib.torchfiles`), read with ``weights_only=True``;
+checkpoints and ``history.csv`` are kept by :class:`foamlib.trainloop.TrainingRun`.
 """
 
 from __future__ import annotations
@@ -826,8 +827,8 @@ def train_gan(
         Folder for the run's files (created if missing):
 
         * ``checkpoint.pt``: every ``config.checkpoint_every`` steps and at the
-          end; both networks, the weight average, optimisers, step, history
-          and all RNG states. If it exists when training starts the run
+          end; both networks, the weight average, optimisers, step, history,
+          all RNG states, the configuration and the foamlib version. If it exists when training starts the run
           resumes from it and gives the same weights as a run never
           interrupted (on the CPU with the same thread count); only ``steps``,
           ``checkpoint_every`` and ``sample_every`` may differ from the run
@@ -935,8 +936,7 @@ def train_gan(
     for step in range(len(history) + 1, config.steps + 1):
         start = time.perf_counter()
         # discriminator: real -> score >= 1, fake -> score <= -1
-        for p in discriminator.parameters():
-            p.requires_grad_(True)
+        discriminator.requires_grad_(True)
         for _ in range(config.d_steps):
             index = batch_rng.choice(n_real, size=batch, replace=n_real < batch)
             real = torch.from_numpy(real_patches[index].astype(np.float32)).unsqueeze(1).to(dev)
@@ -949,8 +949,7 @@ def train_gan(
             loss_d.backward()
             opt_d.step()
         # generator: the last fake batch, scored by the updated discriminator
-        for p in discriminator.parameters():
-            p.requires_grad_(False)
+        discriminator.requires_grad_(False)
         loss_g = -discriminator(d_input(fake, fake=True)).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -987,8 +986,7 @@ def train_gan(
                     entry["real_porosity"], entry["real_porosity_std"],
                 )  # fmt: skip
     bar.close()
-    for p in discriminator.parameters():
-        p.requires_grad_(True)
+    discriminator.requires_grad_(True)
 
     return GanResult(
         history=run.rows(),

@@ -25,7 +25,10 @@ Files
 Checkpoints and model files are single ``torch.save`` files that hold only
 tensors and plain Python types, so they load with ``weights_only=True`` (no
 arbitrary code runs when a file is read). Both are written atomically (a
-temporary file in the same folder, then :func:`os.replace`).
+temporary file in the same folder, then :func:`os.replace`). Checkpoints are
+kept by :class:`foamlib.trainloop.TrainingRun`, the bookkeeping that
+:func:`train_unet` shares with the GAN and the CycleGAN; they also record the
+``foamlib`` version that wrote them.
 """
 
 from __future__ import annotations
