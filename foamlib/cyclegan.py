@@ -779,7 +779,7 @@ def _write_samples(path: Path, model: CycleGan, x: torch.Tensor, y: torch.Tensor
 
 
 def _check_resume(checkpoint: Mapping[str, Any], path: Path, config: CycleGanConfig, data: dict[str, Any]) -> None:
-    """Raise ValueError if ``checkpoint`` belongs to another configuration or data set."""
+    """Raise ValueError if ``checkpoint`` belongs to another configuration or data set, or ran beyond ``config.steps``."""
     check_config(
         checkpoint.get("config", {}), config.to_dict(), path=path, name="CycleGanConfig", resumable=_RESUMABLE_CHANGES,
         advice=". Only steps, checkpoint_every and sample_every may change; use another run_dir or delete the checkpoint",
@@ -791,6 +791,11 @@ def _check_resume(checkpoint: Mapping[str, Any], path: Path, config: CycleGanCon
         raise ValueError(
             f"checkpoint {path} was written for other training images ({details}); cannot resume. "
             "Use another run_dir or delete the checkpoint"
+        )
+    if checkpoint["step"] > config.steps:
+        raise ValueError(
+            f"checkpoint {path} is at step {checkpoint['step']}, beyond config.steps = {config.steps}; "
+            "pass at least that many steps"
         )
 
 
@@ -886,14 +891,6 @@ def train_cyclegan(
     pool_x = ImagePool(config.pool_size, np.random.default_rng(sub_seed(config.seed, _SEED_POOL_X)))
     pool_y = ImagePool(config.pool_size, np.random.default_rng(sub_seed(config.seed, _SEED_POOL_Y)))
 
-    def check(checkpoint: dict[str, Any]) -> None:
-        _check_resume(checkpoint, run.path, config, data)
-        if checkpoint["step"] > config.steps:
-            raise ValueError(
-                f"checkpoint {run.path} is at step {checkpoint['step']}, beyond config.steps = {config.steps}; "
-                "pass at least that many steps"
-            )
-
     run = TrainingRun.in_folder(
         run_dir, file_format=CHECKPOINT_FORMAT, kind="CycleGAN checkpoint", counter="step", version=FORMAT_VERSION,
         state={"model_state": {name: getattr(model, name) for name in ("g", "f", "d_x", "d_y")},
@@ -901,7 +898,7 @@ def train_cyclegan(
         identity={"config": config.to_dict(), "data": data},
         device=dev,
     )  # fmt: skip
-    checkpoint = run.resume(check, on_mismatch)
+    checkpoint = run.resume(lambda c: _check_resume(c, run.path, config, data), on_mismatch)
     if checkpoint is not None:
         pool_x.load_state_dict(checkpoint["pools"]["x"], dev)
         pool_y.load_state_dict(checkpoint["pools"]["y"], dev)
