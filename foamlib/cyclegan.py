@@ -57,8 +57,9 @@ Everything random derives from ``CycleGanConfig.seed`` through
 and the fixed sample crops. Global RNG state is neither read nor changed. On
 the CPU with a fixed thread count, a run gives the same weights every time, and
 a run resumed from its checkpoint gives the same weights as one that was never
-interrupted (the checkpoint holds weights, optimiser states, pools and RNG
-states).
+interrupted (the checkpoint holds weights, optimiser states, pools, RNG
+states, the configuration and the foamlib version; it is kept by
+:class:`foamlib.trainloop.TrainingRun`, as the U-Net's and the GAN's are).
 
 Files
 -----
@@ -90,8 +91,8 @@ from tqdm import tqdm
 
 from .device import pick_device
 from .io import write_image_grid
-from .runs import write_csv
-from .torchfiles import data_fingerprint, load_torch_file, resume_checkpoint, save_torch_file, sub_seed
+from .torchfiles import data_fingerprint, sub_seed
+from .trainloop import TrainingRun, check_config, due
 from .unet import UNet, build_unet
 
 __all__ = [
@@ -778,16 +779,11 @@ def _write_samples(path: Path, model: CycleGan, x: torch.Tensor, y: torch.Tensor
 
 
 def _check_resume(checkpoint: Mapping[str, Any], path: Path, config: CycleGanConfig, data: dict[str, Any]) -> None:
-    """Raise ValueError if ``checkpoint`` belongs to another configuration or data set."""
-    saved = checkpoint.get("config", {})
-    current = config.to_dict()
-    changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
-    if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise ValueError(
-            f"checkpoint {path} was written with a different CycleGanConfig ({details}); cannot resume. "
-            "Only steps, checkpoint_every and sample_every may change; use another run_dir or delete the checkpoint"
-        )
+    """Raise ValueError if ``checkpoint`` belongs to another configuration or data set, or ran beyond ``config.steps``."""
+    check_config(
+        checkpoint.get("config", {}), config.to_dict(), path=path, name="CycleGanConfig", resumable=_RESUMABLE_CHANGES,
+        advice=". Only steps, checkpoint_every and sample_every may change; use another run_dir or delete the checkpoint",
+    )  # fmt: skip
     saved_data = checkpoint.get("data", {})
     if saved_data != data:
         what = [k for k in ("binary_shape", "real_shape") if saved_data.get(k) != data[k]]
@@ -795,6 +791,11 @@ def _check_resume(checkpoint: Mapping[str, Any], path: Path, config: CycleGanCon
         raise ValueError(
             f"checkpoint {path} was written for other training images ({details}); cannot resume. "
             "Use another run_dir or delete the checkpoint"
+        )
+    if checkpoint["step"] > config.steps:
+        raise ValueError(
+            f"checkpoint {path} is at step {checkpoint['step']}, beyond config.steps = {config.steps}; "
+            "pass at least that many steps"
         )
 
 
@@ -874,7 +875,6 @@ def train_cyclegan(
     real, real_scale = _check_grey(real, "real", config.crop_size)
     dev = pick_device(device)
     run_dir = Path(run_dir) if run_dir is not None else None
-    checkpoint_path = run_dir / "checkpoint.pt" if run_dir is not None else None
     data = {
         "binary_shape": list(binary.shape),
         "real_shape": list(real.shape),
@@ -890,59 +890,28 @@ def train_cyclegan(
     rng_y = np.random.default_rng(sub_seed(config.seed, _SEED_CROP_Y))
     pool_x = ImagePool(config.pool_size, np.random.default_rng(sub_seed(config.seed, _SEED_POOL_X)))
     pool_y = ImagePool(config.pool_size, np.random.default_rng(sub_seed(config.seed, _SEED_POOL_Y)))
-    history: list[dict[str, Any]] = []
 
-    def check(checkpoint: dict[str, Any]) -> None:
-        _check_resume(checkpoint, checkpoint_path, config, data)
-        if checkpoint["step"] > config.steps:
-            raise ValueError(
-                f"checkpoint {checkpoint_path} is at step {checkpoint['step']}, beyond config.steps = {config.steps}; "
-                "pass at least that many steps"
-            )
-
-    checkpoint = resume_checkpoint(
-        checkpoint_path, CHECKPOINT_FORMAT, kind="CycleGAN checkpoint", version=FORMAT_VERSION, device=dev,
-        check=check, on_mismatch=on_mismatch,
-    )
+    run = TrainingRun.in_folder(
+        run_dir, file_format=CHECKPOINT_FORMAT, kind="CycleGAN checkpoint", counter="step", version=FORMAT_VERSION,
+        state={"model_state": {name: getattr(model, name) for name in ("g", "f", "d_x", "d_y")},
+               "optimizer_state": {"g": opt_g, "d": opt_d}, "rng": {"crop_x": rng_x, "crop_y": rng_y}},
+        identity={"config": config.to_dict(), "data": data},
+        device=dev,
+    )  # fmt: skip
+    checkpoint = run.resume(lambda c: _check_resume(c, run.path, config, data), on_mismatch)
     if checkpoint is not None:
-        for name in ("g", "f", "d_x", "d_y"):
-            getattr(model, name).load_state_dict(checkpoint["model_state"][name])
-        opt_g.load_state_dict(checkpoint["optimizer_state"]["g"])
-        opt_d.load_state_dict(checkpoint["optimizer_state"]["d"])
         pool_x.load_state_dict(checkpoint["pools"]["x"], dev)
         pool_y.load_state_dict(checkpoint["pools"]["y"], dev)
-        rng_x.bit_generator.state = checkpoint["rng"]["crop_x"]
-        rng_y.bit_generator.state = checkpoint["rng"]["crop_y"]
-        history = [dict(row) for row in checkpoint["history"]]
-        logger.info("resuming from %s after step %d", checkpoint_path, checkpoint["step"])
-
-    def save_checkpoint(step: int) -> None:
-        save_torch_file(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "format_version": FORMAT_VERSION,
-                "step": step,
-                "model_state": {name: getattr(model, name).state_dict() for name in ("g", "f", "d_x", "d_y")},
-                "optimizer_state": {"g": opt_g.state_dict(), "d": opt_d.state_dict()},
-                "pools": {"x": pool_x.state_dict(), "y": pool_y.state_dict()},
-                "rng": {"crop_x": rng_x.bit_generator.state, "crop_y": rng_y.bit_generator.state},
-                "history": history,
-                "config": config.to_dict(),
-                "data": data,
-            },
-            checkpoint_path,
-        )
-        write_csv(run_dir / "history.csv", history)
+    history = run.history
 
     samples = None
     if run_dir is not None and config.sample_every is not None:
         samples = _sample_crops(binary, real, real_scale, config.crop_size, sub_seed(config.seed, _SEED_SAMPLES))
 
-    first = len(history)
     model.train()
-    bar = tqdm(total=config.steps, initial=min(first, config.steps), desc="CycleGAN", unit="step", disable=not progress)
+    bar = run.progress_bar(config.steps, desc="CycleGAN", unit="step", enabled=progress)
     try:
-        for step in range(first, config.steps):
+        for step in range(len(history), config.steps):
             start = time.perf_counter()
             lr = learning_rate_at(config, step)
             for optimizer in (opt_g, opt_d):
@@ -956,12 +925,11 @@ def train_cyclegan(
             shown = {"g": "loss_g_adv", "cycle": "loss_cycle", "d_y": "loss_d_y"}
             bar.set_postfix({k: f"{losses[v]:.3f}" for k, v in shown.items()}, refresh=False)
             bar.update(1)
-            last = step + 1 == config.steps
-            if samples is not None and ((step + 1) % config.sample_every == 0 or last):
+            if samples is not None and due(step + 1, config.sample_every, config.steps):
                 _write_samples(run_dir / "samples" / f"step_{step + 1:06d}.png", model, *samples, dev)
-            if checkpoint_path is not None and ((step + 1) % config.checkpoint_every == 0 or last):
-                save_checkpoint(step + 1)
-            if (step + 1) % max(1, config.steps // 10) == 0 or last:
+            if due(step + 1, config.checkpoint_every, config.steps):
+                run.save(step + 1, pools={"x": pool_x.state_dict(), "y": pool_y.state_dict()})
+            if due(step + 1, max(1, config.steps // 10), config.steps):
                 logger.info(
                     "step %d/%d: G adv %.4f, F adv %.4f, cycle %.4f, identity %.4f, D_X %.4f, D_Y %.4f, lr %.3g",
                     step + 1, config.steps, losses["loss_g_adv"], losses["loss_f_adv"], losses["loss_cycle"],
@@ -974,10 +942,10 @@ def train_cyclegan(
 
     model.eval()
     return CycleGanResult(
-        history=[dict(row) for row in history],
+        history=run.rows(),
         model=model,
         steps_run=len(history),
-        seconds=float(sum(row["seconds"] for row in history)),
+        seconds=run.seconds,
     )
 
 

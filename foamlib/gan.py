@@ -107,7 +107,8 @@ RNG state is neither read nor changed. On the CPU with a fixed thread count
 the same data and configuration give the same weights, and a run resumed from
 its checkpoint gives the same weights as one never interrupted. Checkpoints
 and generator files are single atomic :func:`torch.save` files of tensors and
-plain values (:mod:`foamlib.torchfiles`), read with ``weights_only=True``.
+plain values (:mod:`foamlib.torchfiles`), read with ``weights_only=True``;
+checkpoints and ``history.csv`` are kept by :class:`foamlib.trainloop.TrainingRun`.
 """
 
 from __future__ import annotations
@@ -128,14 +129,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
-from tqdm import tqdm
 
 from .device import pick_device
 from .io import write_image_grid
-from .runs import write_csv
-from .torchfiles import (
-    ModelFileError, data_fingerprint, load_module_file, resume_checkpoint, save_module_file, save_torch_file, sub_seed,
-)
+from .torchfiles import ModelFileError, data_fingerprint, load_module_file, save_module_file, save_torch_file, sub_seed
+from .trainloop import TrainingRun, check_config, due
 
 __all__ = [
     "GanConfig",
@@ -727,15 +725,11 @@ def _check_patches(patches: Any, image_size: int) -> np.ndarray:
 
 def _check_checkpoint(checkpoint: dict[str, Any], path: Path, config: GanConfig, data: dict[str, Any]) -> None:
     """Raise ValueError if ``checkpoint`` belongs to a different run."""
-    saved = checkpoint.get("config", {})
-    current = dataclasses.asdict(config)
-    changed = sorted(k for k in set(current) | set(saved) if k not in _RESUMABLE_CHANGES and saved.get(k) != current.get(k))
-    if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
-        raise ValueError(
-            f"checkpoint {path} was written with a different GanConfig ({details}); cannot resume. Only "
-            f"{', '.join(sorted(_RESUMABLE_CHANGES))} may change; use another run_dir or delete the checkpoint"
-        )
+    saved, current = checkpoint.get("config", {}), dataclasses.asdict(config)
+    check_config(
+        saved, current, path=path, name="GanConfig", resumable=_RESUMABLE_CHANGES, keys=set(current) | set(saved),
+        advice=f". Only {', '.join(sorted(_RESUMABLE_CHANGES))} may change; use another run_dir or delete the checkpoint",
+    )  # fmt: skip
     saved_data = checkpoint.get("data", {})
     if saved_data.get("shape") != data["shape"]:
         raise ValueError(
@@ -833,8 +827,8 @@ def train_gan(
         Folder for the run's files (created if missing):
 
         * ``checkpoint.pt``: every ``config.checkpoint_every`` steps and at the
-          end; both networks, the weight average, optimisers, step, history
-          and all RNG states. If it exists when training starts the run
+          end; both networks, the weight average, optimisers, step, history,
+          all RNG states, the configuration and the foamlib version. If it exists when training starts the run
           resumes from it and gives the same weights as a run never
           interrupted (on the CPU with the same thread count); only ``steps``,
           ``checkpoint_every`` and ``sample_every`` may differ from the run
@@ -897,7 +891,6 @@ def train_gan(
     data = {"shape": list(real_patches.shape), "fingerprint": data_fingerprint(real_patches)}
     dev = pick_device(device)
     run_dir = Path(run_dir) if run_dir is not None else None
-    checkpoint_path = run_dir / "checkpoint.pt" if run_dir is not None else None
 
     generator, discriminator = build_gan(config)
     _start_at_the_solid_fraction(generator, real_patches)
@@ -910,49 +903,20 @@ def train_gan(
     noise_gen = torch.Generator().manual_seed(sub_seed(config.seed, _STREAM_NOISE))
     z_fixed = _latent(_N_SAMPLES, config.latent_dim, sub_seed(config.seed, _STREAM_SAMPLES))
     average = copy.deepcopy(generator).requires_grad_(False)
-    history: list[dict[str, Any]] = []
-
-    checkpoint = resume_checkpoint(
-        checkpoint_path, CHECKPOINT_FORMAT, kind="GAN checkpoint", version=FORMAT_VERSION, device=dev,
-        check=lambda c: _check_checkpoint(c, checkpoint_path, config, data), on_mismatch=on_mismatch,
-    )
-    if checkpoint is not None:
-        generator.load_state_dict(checkpoint["generator_state"])
-        average.load_state_dict(checkpoint["average_state"])
-        discriminator.load_state_dict(checkpoint["discriminator_state"])
-        opt_g.load_state_dict(checkpoint["optimizer_g_state"])
-        opt_d.load_state_dict(checkpoint["optimizer_d_state"])
-        history = [dict(h) for h in checkpoint["history"]]
-        batch_rng.bit_generator.state = checkpoint["rng"]["numpy_batches"]
-        latent_gen.set_state(checkpoint["rng"]["torch_latent"])
-        noise_gen.set_state(checkpoint["rng"]["torch_noise"])
-        logger.info("resuming GAN training from %s after step %d", checkpoint_path, checkpoint["step"])
-
-    def save(step: int) -> None:
-        save_torch_file(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "format_version": FORMAT_VERSION,
-                "step": step,
-                "generator_state": generator.state_dict(),
-                "average_state": average.state_dict(),
-                "discriminator_state": discriminator.state_dict(),
-                "optimizer_g_state": opt_g.state_dict(),
-                "optimizer_d_state": opt_d.state_dict(),
-                "history": history,
-                "rng": {
-                    "numpy_batches": batch_rng.bit_generator.state,
-                    "torch_latent": latent_gen.get_state(),
-                    "torch_noise": noise_gen.get_state(),
-                },
-                "config": dataclasses.asdict(config),
-                "generator_config": generator.config,
-                "discriminator_config": discriminator.config,
-                "data": data,
-            },
-            checkpoint_path,
-        )
-        write_csv(run_dir / "history.csv", history)
+    run = TrainingRun.in_folder(
+        run_dir, file_format=CHECKPOINT_FORMAT, kind="GAN checkpoint", counter="step", version=FORMAT_VERSION,
+        state={
+            "generator_state": generator, "average_state": average, "discriminator_state": discriminator,
+            "optimizer_g_state": opt_g, "optimizer_d_state": opt_d,
+            "rng": {"numpy_batches": batch_rng, "torch_latent": latent_gen, "torch_noise": noise_gen},
+        },
+        identity={"config": dataclasses.asdict(config), "generator_config": generator.config,
+                  "discriminator_config": discriminator.config, "data": data},
+        device=dev,
+        write=save_torch_file,  # this module's name, so that tests can intercept checkpoint writes
+    )  # fmt: skip
+    run.resume(lambda c: _check_checkpoint(c, run.path, config, data), on_mismatch)
+    history = run.history
 
     def d_input(images: torch.Tensor, *, fake: bool) -> torch.Tensor:
         if fake and config.binarize != "none":
@@ -968,13 +932,11 @@ def train_gan(
         return images
 
     n_real, batch = len(real_patches), config.batch_size
-    start_step = len(history)
-    bar = tqdm(total=config.steps, initial=start_step, desc="GAN", unit="step", disable=not progress)
-    for step in range(start_step + 1, config.steps + 1):
+    bar = run.progress_bar(config.steps, desc="GAN", unit="step", enabled=progress)
+    for step in range(len(history) + 1, config.steps + 1):
         start = time.perf_counter()
         # discriminator: real -> score >= 1, fake -> score <= -1
-        for p in discriminator.parameters():
-            p.requires_grad_(True)
+        discriminator.requires_grad_(True)
         for _ in range(config.d_steps):
             index = batch_rng.choice(n_real, size=batch, replace=n_real < batch)
             real = torch.from_numpy(real_patches[index].astype(np.float32)).unsqueeze(1).to(dev)
@@ -987,8 +949,7 @@ def train_gan(
             loss_d.backward()
             opt_d.step()
         # generator: the last fake batch, scored by the updated discriminator
-        for p in discriminator.parameters():
-            p.requires_grad_(False)
+        discriminator.requires_grad_(False)
         loss_g = -discriminator(d_input(fake, fake=True)).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -1014,24 +975,22 @@ def train_gan(
         bar.set_postfix(loss_d=f"{entry['loss_d']:.3f}", loss_g=f"{entry['loss_g']:.3f}", porosity=f"{entry['porosity']:.3f}", refresh=False)
         bar.update(1)
 
-        last = step == config.steps
         if run_dir is not None:
-            if last or (config.sample_every is not None and step % config.sample_every == 0):
+            if due(step, config.sample_every, config.steps):
                 _write_samples(run_dir, step, _batch_statistics(average, config, dev), z_fixed, dev)
-            if last or (config.checkpoint_every is not None and step % config.checkpoint_every == 0):
-                save(step)
+            if due(step, config.checkpoint_every, config.steps):
+                run.save(step)
                 logger.info(
                     "GAN step %d/%d: loss D %.3f, loss G %.3f, fake porosity %.3f +- %.3f (real %.3f +- %.3f)",
                     step, config.steps, entry["loss_d"], entry["loss_g"], entry["porosity"], entry["porosity_std"],
                     entry["real_porosity"], entry["real_porosity_std"],
                 )  # fmt: skip
     bar.close()
-    for p in discriminator.parameters():
-        p.requires_grad_(True)
+    discriminator.requires_grad_(True)
 
     return GanResult(
-        history=[dict(h) for h in history],
+        history=run.rows(),
         steps_run=len(history),
-        seconds=float(sum(h["seconds"] for h in history)),
+        seconds=run.seconds,
         generator=_batch_statistics(average, config, dev).requires_grad_(True),
     )

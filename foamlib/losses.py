@@ -139,10 +139,8 @@ def _accuracy_formula(c: ConfusionCounts) -> torch.Tensor:
     return (c.tp + c.tn) / (c.tp + c.fp + c.fn + c.tn)
 
 
-def dice_coefficient(
-    pred: torch.Tensor, target: torch.Tensor, *, threshold: float = 0.5, reduction: str = "mean"
-) -> torch.Tensor:
-    """Dice coefficient ``2 TP / (2 TP + FP + FN)`` of the binarised prediction.
+#: The Parameters and Returns sections that :func:`dice_coefficient`, :func:`iou` and :func:`accuracy` share.
+_METRIC_SECTIONS = """
 
     Parameters
     ----------
@@ -162,56 +160,28 @@ def dice_coefficient(
     torch.Tensor
         float64, a scalar or shape ``(N,)``.
     """
+
+
+def _metric_docstring(metric: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """Append the shared Parameters and Returns sections to a metric's one-line docstring."""
+    if metric.__doc__ is not None:  # None under python -OO
+        metric.__doc__ += _METRIC_SECTIONS
+    return metric
+
+
+@_metric_docstring
+def dice_coefficient(pred: torch.Tensor, target: torch.Tensor, *, threshold: float = 0.5, reduction: str = "mean") -> torch.Tensor:
+    """Dice coefficient ``2 TP / (2 TP + FP + FN)`` of the binarised prediction."""
     return _reduce(confusion_counts(pred, target, threshold=threshold), reduction, _dice_formula)
 
 
-def iou(
-    pred: torch.Tensor, target: torch.Tensor, *, threshold: float = 0.5, reduction: str = "mean"
-) -> torch.Tensor:
-    """Intersection over union ``TP / (TP + FP + FN)`` (Jaccard index) of the binarised prediction.
-
-    Parameters
-    ----------
-    pred : torch.Tensor
-        Probabilities, shape ``(N, 1, H, W)``; binarised as ``pred >= threshold``.
-    target : torch.Tensor
-        Labels 0/1 (float or bool) of the same shape.
-    threshold : float, optional
-        Default 0.5.
-    reduction : {"mean", "none", "pooled"}, optional
-        ``"mean"`` (default): the metric of every image, averaged over images;
-        ``"none"``: the per-image values, shape ``(N,)``; ``"pooled"``: the
-        metric of all pixels of the batch counted together (as for one volume).
-
-    Returns
-    -------
-    torch.Tensor
-        float64, a scalar or shape ``(N,)``.
-    """
+@_metric_docstring
+def iou(pred: torch.Tensor, target: torch.Tensor, *, threshold: float = 0.5, reduction: str = "mean") -> torch.Tensor:
+    """Intersection over union ``TP / (TP + FP + FN)`` (Jaccard index) of the binarised prediction."""
     return _reduce(confusion_counts(pred, target, threshold=threshold), reduction, _iou_formula)
 
 
-def accuracy(
-    pred: torch.Tensor, target: torch.Tensor, *, threshold: float = 0.5, reduction: str = "mean"
-) -> torch.Tensor:
-    """Fraction of pixels classified correctly, ``(TP + TN) / (TP + FP + FN + TN)``.
-
-    Parameters
-    ----------
-    pred : torch.Tensor
-        Probabilities, shape ``(N, 1, H, W)``; binarised as ``pred >= threshold``.
-    target : torch.Tensor
-        Labels 0/1 (float or bool) of the same shape.
-    threshold : float, optional
-        Default 0.5.
-    reduction : {"mean", "none", "pooled"}, optional
-        ``"mean"`` (default): the metric of every image, averaged over images;
-        ``"none"``: the per-image values, shape ``(N,)``; ``"pooled"``: the
-        metric of all pixels of the batch counted together (as for one volume).
-
-    Returns
-    -------
-    torch.Tensor
-        float64, a scalar or shape ``(N,)``.
-    """
+@_metric_docstring
+def accuracy(pred: torch.Tensor, target: torch.Tensor, *, threshold: float = 0.5, reduction: str = "mean") -> torch.Tensor:
+    """Fraction of pixels classified correctly, ``(TP + TN) / (TP + FP + FN + TN)``."""
     return _reduce(confusion_counts(pred, target, threshold=threshold), reduction, _accuracy_formula)

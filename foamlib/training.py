@@ -25,7 +25,10 @@ Files
 Checkpoints and model files are single ``torch.save`` files that hold only
 tensors and plain Python types, so they load with ``weights_only=True`` (no
 arbitrary code runs when a file is read). Both are written atomically (a
-temporary file in the same folder, then :func:`os.replace`).
+temporary file in the same folder, then :func:`os.replace`). Checkpoints are
+kept by :class:`foamlib.trainloop.TrainingRun`, the bookkeeping that
+:func:`train_unet` shares with the GAN and the CycleGAN; they also record the
+``foamlib`` version that wrote them.
 """
 
 from __future__ import annotations
@@ -48,9 +51,8 @@ from tqdm import tqdm
 
 from .device import pick_device
 from .losses import ConfusionCounts, confusion_counts, dice_loss
-from .torchfiles import (
-    ModelFileError, data_fingerprint, load_module_file, resume_checkpoint, save_module_file, save_torch_file, sub_seed,
-)
+from .torchfiles import ModelFileError, data_fingerprint, load_module_file, save_module_file, sub_seed
+from .trainloop import TrainingRun, check_config
 from .unet import UNet, build_unet
 
 __all__ = [
@@ -573,7 +575,7 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def _resume(
+def _check_run(
     checkpoint: dict[str, Any],
     path: Path,
     config: TrainConfig,
@@ -587,12 +589,8 @@ def _resume(
             f"checkpoint {path} was written for model {checkpoint.get('model_config')}, not {model_config}; "
             "delete it or pass another checkpoint_path"
         )
-    saved = checkpoint.get("config", {})
-    current = dataclasses.asdict(config)
-    changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
-    if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise ValueError(f"checkpoint {path} was written with a different TrainConfig ({details}); cannot resume")
+    check_config(checkpoint.get("config", {}), dataclasses.asdict(config), path=path, name="TrainConfig",
+                 resumable=_RESUMABLE_CHANGES)  # fmt: skip
     if checkpoint.get("data_shapes") != data_shapes:
         raise ValueError(
             f"checkpoint {path} was written for data of shapes {checkpoint.get('data_shapes')}, not {data_shapes}"
@@ -697,22 +695,22 @@ def train_unet(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     order_rng = np.random.default_rng(sub_seed(config.seed, 0))
     noise_gen = torch.Generator().manual_seed(sub_seed(config.seed, 1))
-    history: list[dict[str, Any]] = []
     best_val_dice, best_epoch, best_state = -math.inf, 0, None
-
-    checkpoint = resume_checkpoint(
-        checkpoint_path, CHECKPOINT_FORMAT, kind="checkpoint", version=FORMAT_VERSION, device=dev,
-        check=lambda c: _resume(c, checkpoint_path, config, model_config, data_shapes, fingerprint), on_mismatch=on_mismatch,
+    run = TrainingRun(
+        checkpoint_path, file_format=CHECKPOINT_FORMAT, kind="checkpoint", counter="epoch", version=FORMAT_VERSION,
+        state={"model_state": model, "optimizer_state": optimizer,
+               "rng": {"numpy_order": order_rng, "torch_noise": noise_gen}},
+        identity={"config": dataclasses.asdict(config), "model_config": model_config, "data_shapes": data_shapes,
+                  "data_fingerprint": fingerprint},
+        device=dev,
+    )  # fmt: skip
+    checkpoint = run.resume(
+        lambda c: _check_run(c, checkpoint_path, config, model_config, data_shapes, fingerprint), on_mismatch
     )
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model_state"])
-        optimizer.load_state_dict(checkpoint["optimizer_state"])
-        history = list(checkpoint["history"])
         best_val_dice, best_epoch = checkpoint["best_val_dice"], checkpoint["best_epoch"]
         best_state = {k: v.cpu() for k, v in checkpoint["best_model_state"].items()}
-        order_rng.bit_generator.state = checkpoint["rng"]["numpy_order"]
-        noise_gen.set_state(checkpoint["rng"]["torch_noise"])
-        logger.info("resuming from %s after epoch %d", checkpoint_path, checkpoint["epoch"])
+    history = run.history
 
     train_set = _BatchDataset(x_train, y_train)
     val_set = _BatchDataset(x_val, y_val)
@@ -766,26 +764,7 @@ def train_unet(
             epoch + 1, config.epochs, entry["train_loss"], val_loss, val_metrics.dice, best_val_dice, best_epoch,
             entry["seconds"],
         )  # fmt: skip
-        if checkpoint_path is not None:
-            save_torch_file(
-                {
-                    "format": CHECKPOINT_FORMAT,
-                    "format_version": FORMAT_VERSION,
-                    "epoch": epoch + 1,
-                    "model_state": model.state_dict(),
-                    "optimizer_state": optimizer.state_dict(),
-                    "best_val_dice": best_val_dice,
-                    "best_epoch": best_epoch,
-                    "best_model_state": best_state,
-                    "history": history,
-                    "rng": {"numpy_order": order_rng.bit_generator.state, "torch_noise": noise_gen.get_state()},
-                    "config": dataclasses.asdict(config),
-                    "model_config": model_config,
-                    "data_shapes": data_shapes,
-                    "data_fingerprint": fingerprint,
-                },
-                checkpoint_path,
-            )
+        run.save(epoch + 1, best_val_dice=best_val_dice, best_epoch=best_epoch, best_model_state=best_state)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, dict(entry))
 
@@ -795,10 +774,10 @@ def train_unet(
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(
-        history=[dict(h) for h in history],
+        history=run.rows(),
         best_epoch=best_epoch,
         best_val_dice=float(best_val_dice),
         epochs_run=len(history),
-        seconds=float(sum(h["seconds"] for h in history)),
+        seconds=run.seconds,
         stopped_early=stopped_early,
     )

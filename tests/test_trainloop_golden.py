@@ -1,0 +1,92 @@
+"""Fixed-seed training runs of the U-Net, the GAN and the CycleGAN give recorded weights and histories.
+
+The checksums below were recorded with the training loops as they were before
+they shared :mod:`foamlib.trainloop` (issue 13), so a refactoring of the loops
+that changes any weight, any history value or the order of any random draw
+fails here. Each run trains part of the way with a checkpoint, then resumes
+and finishes, so the checkpoint and resume paths are covered too.
+
+The numbers hold for the CPU, one torch thread (the ``torch_one_thread``
+fixture) and the pinned torch version; another torch build or CPU may round
+differently, in which case record them anew *before* changing the loops.
+"""
+
+import dataclasses
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from foamlib.cyclegan import CycleGanConfig, train_cyclegan
+from foamlib.gan import GanConfig, train_gan
+from foamlib.training import TrainConfig, train_unet
+from foamlib.unet import build_unet
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+#: sha256 of (final weights, history without times) recorded before the refactoring.
+EXPECTED = {
+    "unet": "ad260f804e9bd410e35f86991595b5138e13d9b5cc830f17cf11a3639aad3d36",
+    "gan": "f8edf7ec139a8a00f73f474360d64493763116b61fc2a2ae8304416c4c596cdc",
+    "cyclegan": "bd5314c0b879540b62aae49d39b80e5e4d21c2ba33301e4e00fd9df58e2fd691",
+}
+
+
+def _checksum(state: dict[str, torch.Tensor], history: list[dict]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.numpy().tobytes())
+    rows = [{k: v for k, v in row.items() if "seconds" not in k} for row in history]
+    digest.update(json.dumps(rows, sort_keys=True).encode())  # floats as repr: exact
+    return digest.hexdigest()
+
+
+def _grey_and_labels(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.normal(size=(n, size, size)).cumsum(axis=2) > 0
+    images = np.clip(np.where(labels, 0.7, 0.3) + rng.normal(0, 0.1, labels.shape), 0, 1)
+    return (images * 255).round().astype(np.uint8), labels
+
+
+def run_unet(tmp_path) -> str:
+    train, val = _grey_and_labels(12, 16, 0), _grey_and_labels(4, 16, 1)
+    config = TrainConfig(epochs=3, batch_size=5, learning_rate=5e-3, noise_sigma=0.05, patience=None, seed=7)
+    path = tmp_path / "unet.ckpt"
+    tiny = {"levels": 2, "convs_per_level": 1, "base_channels": 4}
+    train_unet(build_unet(tiny, seed=1), train, val, config=dataclasses.replace(config, epochs=2),
+               checkpoint_path=path, progress=False)  # fmt: skip
+    model = build_unet(tiny, seed=1)
+    result = train_unet(model, train, val, config=config, checkpoint_path=path, progress=False)
+    return _checksum(model.state_dict(), result.history)
+
+
+def run_gan(tmp_path) -> str:
+    rng = np.random.default_rng(0)
+    patches = rng.normal(size=(20, 16, 16)).cumsum(axis=1) > 0.5
+    config = GanConfig(image_size=16, latent_dim=8, base_channels=4, steps=5, batch_size=4, checkpoint_every=2,
+                       sample_every=3, seed=3)  # fmt: skip
+    train_gan(patches, config=dataclasses.replace(config, steps=3), run_dir=tmp_path / "gan", progress=False)
+    result = train_gan(patches, config=config, run_dir=tmp_path / "gan", progress=False)
+    return _checksum(result.generator.state_dict(), result.history)
+
+
+def run_cyclegan(tmp_path) -> str:
+    rng = np.random.default_rng(0)
+    binary = rng.normal(size=(3, 20, 20)).cumsum(axis=2) > 0
+    real = np.clip(rng.normal(60, 20, (3, 18, 22)), 0, 255).astype(np.uint8)
+    config = CycleGanConfig(generator={"levels": 2, "base_channels": 4}, discriminator_channels=4,
+                            discriminator_layers=2, crop_size=16, batch_size=2, steps=4, pool_size=3,
+                            checkpoint_every=2, sample_every=3, decay_start=0.5, seed=5)  # fmt: skip
+    train_cyclegan(binary, real, config=dataclasses.replace(config, steps=3), run_dir=tmp_path / "cg", progress=False)
+    result = train_cyclegan(binary, real, config=config, run_dir=tmp_path / "cg", progress=False)
+    state = {f"{name}.{k}": v for name in ("g", "f", "d_x", "d_y") for k, v in getattr(result.model, name).state_dict().items()}
+    return _checksum(state, result.history)
+
+
+@pytest.mark.parametrize("name, run", [("unet", run_unet), ("gan", run_gan), ("cyclegan", run_cyclegan)])
+def test_fixed_seed_training_gives_the_recorded_weights(name, run, tmp_path):
+    assert run(tmp_path) == EXPECTED[name]
