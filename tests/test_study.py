@@ -173,8 +173,9 @@ def test_notebooks_of_the_project_declare_parameters_and_are_in_the_toc():
     stages = find_stages(root / "notebooks")
     toc = json.dumps(yaml.safe_load((root / "_toc.yml").read_text()))
     for stage in stages:
-        declared = {"sample", "run_dir", "profile"} if stage.scope == "sample" else {"runs_dir", "samples", "profile"}
+        declared = {"sample", "run_dir"} if stage.scope == "sample" else {"runs_dir", "samples", "failures"}
         assert declared <= set(stage.parameters), stage.name
+        assert "profile" not in stage.parameters, stage.name  # settings come resolved, not as a profile name
         # every assignment in the parameters cell is one the runner can set (papermill's parser
         # silently drops a line it cannot read, e.g. some comments, and the profile's value is lost)
         nb = nbformat.read(stage.path, as_version=4)
