@@ -97,20 +97,25 @@ def _cmd_analyze(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        known = scan.voxel_size_um is not None
-        unit = "um" if known else "voxels"
-        pore = report.mean_pore_diameter_um if known else report.mean_pore_diameter_voxels
-        chord = report.mean_pore_chord_um if known else report.mean_pore_chord_voxels
-        wall = report.mean_wall_thickness_um if known else report.mean_wall_thickness_voxels
         print(f"{args.scan}: {' x '.join(map(str, volume.shape))} voxels, threshold ({args.method}) {level:.4g}")
         print(f"porosity             {report.porosity:.4f} ({100 * report.porosity:.2f} %)")
-        if pore is None:
-            print("mean pore diameter   undefined: no pore lies wholly inside the scan")
-        else:
-            print(f"mean pore diameter   {pore:.3g} {unit} ({report.n_pores} pores)")
-        print(f"mean pore chord      {chord:.3g} {unit} (from every pore, cut ones too)")
-        print(f"mean wall thickness  {wall:.3g} {unit}")
+        _print_sizes(report, scan.voxel_size_um, "scan")
     return 0
+
+
+def _print_sizes(report, voxel_size_um: float | None, where: str) -> None:
+    """Print a structure report's pore diameter, pore chord and wall thickness, in um where the voxel size is known."""
+    known = voxel_size_um is not None
+    unit = "um" if known else "voxels"
+    pore = report.mean_pore_diameter_um if known else report.mean_pore_diameter_voxels
+    chord = report.mean_pore_chord_um if known else report.mean_pore_chord_voxels
+    wall = report.mean_wall_thickness_um if known else report.mean_wall_thickness_voxels
+    if pore is None:
+        print(f"mean pore diameter   undefined: no pore lies wholly inside the {where}")
+    else:
+        print(f"mean pore diameter   {pore:.3g} {unit} ({report.n_pores} pores)")
+    print(f"mean pore chord      {chord:.3g} {unit} (from every pore, cut ones too)")
+    print(f"mean wall thickness  {wall:.3g} {unit}")
 
 
 def _analyze_streamed(args, lazy, need: int) -> int:
@@ -159,19 +164,9 @@ def _analyze_streamed(args, lazy, need: int) -> int:
     if report is None:
         print(note)
         return 0
-    known = lazy.voxel_size_um is not None
-    unit = "um" if known else "voxels"
-    pore = report.mean_pore_diameter_um if known else report.mean_pore_diameter_voxels
-    chord = report.mean_pore_chord_um if known else report.mean_pore_chord_voxels
-    wall = report.mean_wall_thickness_um if known else report.mean_wall_thickness_voxels
     print(f"in the crop {args.crop} (z0 z1 y0 y1 x0 x1):")
     print(f"porosity             {report.porosity:.4f} ({100 * report.porosity:.2f} %) of the crop")
-    if pore is None:
-        print("mean pore diameter   undefined: no pore lies wholly inside the crop")
-    else:
-        print(f"mean pore diameter   {pore:.3g} {unit} ({report.n_pores} pores)")
-    print(f"mean pore chord      {chord:.3g} {unit} (from every pore, cut ones too)")
-    print(f"mean wall thickness  {wall:.3g} {unit}")
+    _print_sizes(report, lazy.voxel_size_um, "crop")
     return 0
 
 

@@ -221,6 +221,17 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def _check_tiling_options(axes: Any, tile: Any, overlap: Any, batch_size: Any) -> tuple[int, int, int]:
+    """Validate the options shared by :func:`segment_volume` and :func:`plan_stream`; return tile, overlap, batch size."""
+    if axes not in _AXES:
+        raise ValueError(f"axes must be 'z' or 'xyz', got {axes!r}")
+    tile = _check_int("tile", tile, 1)
+    overlap = _check_int("overlap", overlap, 0)
+    if overlap >= tile:
+        raise ValueError(f"overlap must be smaller than tile ({tile}), got {overlap}")
+    return tile, overlap, _check_int("batch_size", batch_size, 1)
+
+
 def _check_range(value: Any) -> tuple[float, float]:
     ok = isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2
     if ok:
@@ -874,13 +885,7 @@ def segment_volume(
         raise ValueError(f"volume must be a non-empty (Z, Y, X) array, got shape {volume.shape}")
     if not (np.issubdtype(volume.dtype, np.integer) or np.issubdtype(volume.dtype, np.floating)):
         raise ValueError(f"volume must hold numbers, got dtype {volume.dtype}")
-    if axes not in _AXES:
-        raise ValueError(f"axes must be 'z' or 'xyz', got {axes!r}")
-    tile = _check_int("tile", tile, 1)
-    overlap = _check_int("overlap", overlap, 0)
-    if overlap >= tile:
-        raise ValueError(f"overlap must be smaller than tile ({tile}), got {overlap}")
-    batch_size = _check_int("batch_size", batch_size, 1)
+    tile, overlap, batch_size = _check_tiling_options(axes, tile, overlap, batch_size)
     directions = (0,) if axes == "z" else (0, 1, 2)
     _check_tiling(model, volume.shape, directions, tile=tile, overlap=overlap)
     low, high = infer_intensity_range(volume) if intensity_range is None else _check_range(intensity_range)
@@ -1249,13 +1254,7 @@ def plan_stream(
     MiB (reads of the scan and, for ``"xyz"``, of the probability file). The smallest slab of a pass is the number of slices
     whose tiles fill whole batches (at most ``batch_size``).
     """
-    if axes not in _AXES:
-        raise ValueError(f"axes must be 'z' or 'xyz', got {axes!r}")
-    tile = _check_int("tile", tile, 1)
-    overlap = _check_int("overlap", overlap, 0)
-    if overlap >= tile:
-        raise ValueError(f"overlap must be smaller than tile ({tile}), got {overlap}")
-    batch_size = _check_int("batch_size", batch_size, 1)
+    tile, overlap, batch_size = _check_tiling_options(axes, tile, overlap, batch_size)
     if isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float)) or not (math.isfinite(memory_gb) and memory_gb > 0):
         raise ValueError(f"memory_gb must be a positive number of gigabytes, got {memory_gb!r}")
     z, y, x = (int(n) for n in shape)
