@@ -42,28 +42,22 @@ def _add_scan_options(parser: argparse.ArgumentParser) -> None:
     raw.add_argument("--byte-order", choices=("little", "big"), default="little", help="byte order of a raw file")
 
 
+def _scan_options(args) -> dict:
+    """The reader options of a scan argument (raw layout and voxel size), as read_scan and open_scan take them."""
+    return {"shape": tuple(args.shape) if args.shape else None, "dtype": args.dtype,
+            "byte_order": args.byte_order, "voxel_size_um": args.voxel_size}
+
+
 def _read(args):
     from .io import read_scan
 
-    return read_scan(
-        args.scan,
-        shape=tuple(args.shape) if args.shape else None,
-        dtype=args.dtype,
-        byte_order=args.byte_order,
-        voxel_size_um=args.voxel_size,
-    )
+    return read_scan(args.scan, **_scan_options(args))
 
 
 def _open(args):
     from .lazy import open_scan
 
-    return open_scan(
-        args.scan,
-        shape=tuple(args.shape) if args.shape else None,
-        dtype=args.dtype,
-        byte_order=args.byte_order,
-        voxel_size_um=args.voxel_size,
-    )
+    return open_scan(args.scan, **_scan_options(args))
 
 
 def _cmd_analyze(args) -> int:
@@ -200,10 +194,7 @@ def _cmd_segment(args) -> int:
         memory_gb=args.memory,
         device=args.device,
         progress=True,  # tqdm writes to stderr; stdout keeps only the result
-        shape=tuple(args.shape) if args.shape else None,
-        dtype=args.dtype,
-        byte_order=args.byte_order,
-        voxel_size_um=args.voxel_size,
+        **_scan_options(args),
     )
     if args.json:
         print(json.dumps({"scan": str(args.scan), "model": str(args.model), **result.to_dict()}, indent=2))
@@ -267,10 +258,7 @@ def _cmd_study_run(args) -> int:
                 name=args.name or scan.stem.split(".")[0],
                 scan_path=str(scan.resolve()),
                 reference_porosity=args.reference_porosity,
-                voxel_size_um=args.voxel_size,
-                shape=tuple(args.shape) if args.shape else None,
-                dtype=args.dtype,
-                byte_order=args.byte_order,
+                **_scan_options(args),
             )
         )
     if not specs:
