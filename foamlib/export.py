@@ -1,0 +1,469 @@
+"""Export a trained segmentation U-Net to ONNX, for use outside foamlib.
+
+:func:`export_onnx` turns a model file written by
+:func:`foamlib.training.save_model` into an ONNX file that ONNX Runtime,
+deepImageJ (Fiji), ilastik's ONNX support or any other ONNX consumer runs
+without foamlib or torch. :func:`onnx_max_difference` runs such a file in ONNX
+Runtime against the torch model and returns the largest absolute difference of
+the probabilities; :func:`read_onnx_metadata` reads the metadata back.
+
+The ONNX graph
+--------------
+- input ``"image"``: float32 ``(N, C, H, W)`` (``C`` = 1 for foamlib's
+  U-Nets), grey values already mapped to [0, 1] by the model's normalisation
+  (metadata ``normalisation``, see below); ``N``, ``H`` and ``W`` are dynamic.
+  ``H`` and ``W`` must be at least ``min_input_size`` (``2 ** (levels - 1)``),
+  and tiles of at least ``min_tile`` pixels are worth running.
+- output ``"probability"``: float32 ``(N, 1, H, W)``, the probability that a
+  pixel is solid (cell walls and struts); ``1 - probability`` is the pore
+  probability. A model trained to output logits gets its sigmoid inside the
+  graph, so every exported file outputs probabilities.
+
+The torch model pads a slice whose sides are not multiples of
+``2 ** (levels - 1)`` by reflection and crops the output back
+(:class:`foamlib.unet.UNet`). That padding depends on the slice size, so it is
+built into the graph from the input's shape (ONNX ``Shape``, ``Pad`` in
+reflect mode, ``Slice``): the exported model gives the torch probabilities for
+any ``H`` and ``W`` at least ``min_input_size``, square or not (the torch model
+switches to replicate padding only for slices smaller than that).
+
+Grey values
+-----------
+The graph does not normalise: a consumer maps each scan's grey values to
+[0, 1] as foamlib does (:class:`foamlib.segment.IntensityNormalisation`): with
+``low`` and ``high`` the ``low_percentile`` and ``high_percentile`` of the
+scan's grey values, ``x = clip((grey - low) / (high - low), 0, 1)``. The rule
+is stored as JSON in the metadata key ``normalisation``.
+
+Metadata
+--------
+``metadata_props`` of the ONNX model (strings; JSON where structured):
+``task`` (``"segmentation"``), ``output`` (what the output means),
+``phase_convention``, ``threshold`` (0.5, the threshold ``foamlib segment``
+applies), ``normalisation`` (JSON), ``normalisation_rule`` (the formula in
+words), ``intensity_range`` (JSON, the training scan's range, where recorded),
+``voxel_size_um`` (where recorded), ``receptive_field``, ``min_tile``,
+``min_overlap``, ``min_input_size`` (pixels, :func:`foamlib.segment.tiling_limits`),
+``unet_config`` (JSON), ``stage`` and ``sample`` (where recorded),
+``foamlib_version`` (the version that trained the model), ``exported_by``
+(the version that exported it) and ``source_model`` (the model file's name).
+
+Exporter
+--------
+torch 2.13's ``torch.onnx.export`` defaults to the ``torch.export``-based
+("dynamo") exporter, which needs the ``onnxscript`` package and turns the
+shape-dependent padding of the U-Net into a guard that a dynamic height and
+width cannot pass. foamlib uses the TorchScript-tracing exporter
+(``dynamo=False``), which needs only ``torch`` and ``onnx``, works offline
+and records the padding arithmetic on the traced input shape. Its deprecation
+notice and tracer warnings (the U-Net's own shape checks are traced as
+constants, which is what the padded input makes true) are silenced during the
+export only, as is its note that instance normalisation is exported "with train=True" (foamlib's
+instance normalisation keeps no running statistics, so torch normalises each slice by its own statistics in
+evaluation mode too, as ONNX ``InstanceNormalization`` does).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "OnnxExport",
+    "export_onnx",
+    "onnx_max_difference",
+    "read_onnx_metadata",
+    "onnxruntime_available",
+    "DEFAULT_OPSET",
+    "ONNX_TOLERANCE",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+]
+
+#: ONNX opset of exported models: 17 is read by ONNX Runtime >= 1.11 and by deepImageJ's ONNX engine.
+DEFAULT_OPSET = 17
+
+#: Largest absolute difference of probabilities between ONNX Runtime and torch that :func:`export_onnx`
+#: accepts. Float32 convolutions in two libraries differ by rounding, about 1e-7 for the paper's network.
+ONNX_TOLERANCE = 1e-4
+
+#: Name of the ONNX graph's input, ``(N, C, H, W)`` float32 in [0, 1].
+INPUT_NAME = "image"
+
+#: Name of the ONNX graph's output, ``(N, 1, H, W)`` float32 probability of solid.
+OUTPUT_NAME = "probability"
+
+PHASE_CONVENTION = "probability of solid (cell walls and struts); 1 - probability = pore"
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """What :func:`export_onnx` wrote.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The ONNX file.
+    model_path : pathlib.Path
+        The foamlib model file it was exported from.
+    opset : int
+        ONNX opset of the graph.
+    metadata : dict of str to str
+        The ``metadata_props`` written (module notes).
+    max_abs_difference : float or None
+        Largest absolute difference between the ONNX Runtime and torch
+        probabilities on the check inputs; None where not checked.
+    check_shapes : tuple of tuple of int
+        ``(N, C, H, W)`` of the check inputs; empty where not checked.
+    """
+
+    path: Path
+    model_path: Path
+    opset: int
+    metadata: dict[str, str]
+    max_abs_difference: float | None
+    check_shapes: tuple[tuple[int, int, int, int], ...]
+
+
+def onnxruntime_available() -> bool:
+    """Whether the ``onnxruntime`` package can be imported (to check an export)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def _padded_module(model: Any) -> Any:
+    """Wrap a UNet so that its shape-dependent padding and its sigmoid are traced into the graph."""
+    import torch
+    import torch.nn.functional as F
+
+    class _PaddedUNet(torch.nn.Module):
+        """Reflect-pad ``(N, C, H, W)`` to a multiple of ``2 ** (levels - 1)``, run the U-Net, crop, sigmoid."""
+
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+            self.multiple = 2 ** (int(net.config["levels"]) - 1)
+            self.logits = net.config.get("output", "sigmoid") == "logits"
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # while tracing, shape entries are tensors, so the padding follows the input's size in the graph
+            height, width = x.shape[2], x.shape[3]
+            pad_h = (self.multiple - height % self.multiple) % self.multiple
+            pad_w = (self.multiple - width % self.multiple) % self.multiple
+            top, left = pad_h // 2, pad_w // 2
+            x = F.pad(x, (left, pad_w - left, top, pad_h - top), mode="reflect")
+            y = self.net(x)[:, :, top : top + height, left : left + width]
+            return torch.sigmoid(y) if self.logits else y
+
+    return _PaddedUNet(model).eval()
+
+
+def _metadata_props(metadata: dict[str, Any], config: dict[str, Any], model_path: Path) -> dict[str, str]:
+    """The ``metadata_props`` of the exported model (module notes), all strings."""
+    from . import __version__
+    from .segment import normalisation_from_metadata, tiling_limits
+
+    normalisation = normalisation_from_metadata(metadata, source=str(model_path))
+    limits = tiling_limits(config)
+    props = {
+        "task": "segmentation",
+        "input": f"{INPUT_NAME}: float32 (N, {config.get('in_channels', 1)}, H, W), grey values mapped to [0, 1] "
+        "by the normalisation below; H, W >= min_input_size",
+        "output": f"{OUTPUT_NAME}: float32 (N, 1, H, W), {PHASE_CONVENTION}",
+        "phase_convention": PHASE_CONVENTION,
+        "threshold": "0.5",
+        "normalisation": json.dumps(normalisation.to_dict()),
+        "normalisation_rule": "low, high = percentiles low_percentile and high_percentile of the scan's grey values; "
+        "x = clip((grey - low) / (high - low), 0, 1)",
+        "receptive_field": str(limits.receptive_field),
+        "min_tile": str(limits.min_tile),
+        "min_overlap": str(limits.min_overlap),
+        "min_input_size": str(2 ** (int(config.get("levels", 5)) - 1)),
+        "unet_config": json.dumps(config),
+        "foamlib_version": str(metadata.get("foamlib_version", "unknown")),
+        "exported_by": f"foamlib {__version__}",
+        "source_model": model_path.name,
+    }
+    if metadata.get("intensity_range") is not None:
+        props["intensity_range"] = json.dumps([float(v) for v in metadata["intensity_range"]])
+    voxel = metadata.get("voxel_size_um")
+    if isinstance(voxel, (int, float)) and not isinstance(voxel, bool) and math.isfinite(voxel) and voxel > 0:
+        props["voxel_size_um"] = repr(float(voxel))
+    for key in ("stage", "sample"):
+        if isinstance(metadata.get(key), str):
+            props[key] = metadata[key]
+    return props
+
+
+def _default_check_shapes(config: dict[str, Any]) -> tuple[tuple[int, int, int, int], ...]:
+    """The export shape and a larger, non-square one whose sides are not multiples of the U-Net's."""
+    from .segment import tiling_limits
+
+    tile = tiling_limits(config).min_tile
+    channels = int(config.get("in_channels", 1))
+    return ((1, channels, tile, tile), (2, channels, tile + 13, 2 * tile + 5))
+
+
+def export_onnx(
+    model_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    opset: int = DEFAULT_OPSET,
+    verify: bool = True,
+    tolerance: float = ONNX_TOLERANCE,
+    check_shapes: Sequence[tuple[int, int, int, int]] | None = None,
+    rng: int | np.random.Generator | None = 0,
+) -> OnnxExport:
+    """Export a foamlib segmentation model to an ONNX file with dynamic batch, height and width.
+
+    Parameters
+    ----------
+    model_path : path-like
+        A segmentation model written by :func:`foamlib.training.save_model`
+        (metadata ``task: segmentation``, see
+        :func:`foamlib.segment.check_segmentation_model`).
+    out_path : path-like
+        The ONNX file to write, ending in ``.onnx``; missing folders are
+        created. Written atomically (a temporary file beside it, moved into
+        place once complete and, with ``verify``, checked).
+    overwrite : bool, optional
+        Replace an existing ``out_path``. Default False.
+    opset : int, optional
+        ONNX opset, >= 11 (reflect padding with a dynamic size). Default
+        :data:`DEFAULT_OPSET`.
+    verify : bool, optional
+        Run the exported file in ONNX Runtime on seeded random inputs of
+        ``check_shapes`` and compare with torch (:func:`onnx_max_difference`);
+        nothing is written if the difference exceeds ``tolerance``. Needs
+        ``onnxruntime``. Default True.
+    tolerance : float, optional
+        Largest accepted absolute difference of probabilities. Default
+        :data:`ONNX_TOLERANCE`.
+    check_shapes : sequence of (N, C, H, W), optional
+        Inputs of the check. Default: the export shape ``(1, C, t, t)`` with
+        ``t`` the model's ``min_tile``, and ``(2, C, t + 13, 2 t + 5)``
+        (non-square, sides not multiples of ``2 ** (levels - 1)``).
+    rng : int, numpy.random.Generator or None, optional
+        Seed of the check inputs. Default 0.
+
+    Returns
+    -------
+    OnnxExport
+
+    Raises
+    ------
+    FileExistsError
+        If ``out_path`` exists and ``overwrite`` is False (checked before the
+        model is read).
+    ValueError
+        If ``out_path`` does not end in ``.onnx`` or is the model file, an
+        option is out of range, or the ONNX Runtime output differs from
+        torch's by more than ``tolerance`` (nothing is written then).
+    foamlib.torchfiles.ModelFileError
+        If the model file is missing, not a foamlib model, or not a
+        segmentation model.
+    ModuleNotFoundError
+        If ``verify`` is True and ``onnxruntime`` is not installed.
+    """
+    import onnx
+    import torch
+
+    from .io import same_path
+    from .runs import atomic_path
+    from .segment import check_segmentation_model
+    from .training import load_model
+
+    model_path, out_path = Path(model_path), Path(out_path)
+    if same_path(model_path, out_path):
+        raise ValueError(f"output {out_path} is the model file; refusing to overwrite the model")
+    if out_path.suffix.lower() != ".onnx":
+        raise ValueError(f"{out_path}: an ONNX export is written to a '.onnx' file, not {out_path.suffix or 'no extension'!r}")
+    if out_path.is_dir():
+        raise IsADirectoryError(f"{out_path} is a folder; give a file name ending in .onnx")
+    if out_path.exists() and not overwrite:
+        raise FileExistsError(f"{out_path} already exists; pass overwrite=True (--overwrite) to replace it")
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < 11:
+        raise ValueError(f"opset must be an integer >= 11 (reflect padding of a dynamic size), got {opset!r}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
+        raise ValueError(f"tolerance must be a positive number, got {tolerance!r}")
+    if verify and not onnxruntime_available():
+        raise ModuleNotFoundError("checking an ONNX export needs onnxruntime (pip install onnxruntime), or verify=False")
+
+    model, metadata = load_model(model_path, device="cpu")
+    check_segmentation_model(metadata, source=str(model_path))
+    config = dict(model.config)
+    shapes = _check_shape_list(check_shapes, config) if verify else ()
+    props = _metadata_props(metadata, config, model_path)
+    wrapped = _padded_module(model)
+    side = int(props["min_tile"])
+    example = torch.zeros((1, int(config.get("in_channels", 1)), side, side))
+    buffer = io.BytesIO()
+    dynamic = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings(), torch.no_grad():
+        # the TorchScript exporter's deprecation notice, and tracer notes on the U-Net's shape checks (module notes)
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"(?s).*(TorchScript-based ONNX export|Constant folding)", category=UserWarning)
+        # instance normalisation without running statistics normalises by each slice's own statistics in torch's
+        # eval mode too, which is what ONNX InstanceNormalization does; the exporter notes it as "train=True"
+        warnings.filterwarnings("ignore", message=r"(?s).*operator 'instance_norm' is set to train=True", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r"(?s).*torch\.onnx", category=FutureWarning)
+        torch.onnx.export(
+            wrapped, (example,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
+            do_constant_folding=True,
+        )  # fmt: skip
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.doc_string = (f"foamlib segmentation U-Net exported from {model_path.name}: {INPUT_NAME} (N, C, H, W) float32 "
+                        f"grey values in [0, 1] -> {OUTPUT_NAME} (N, 1, H, W), {PHASE_CONVENTION}")  # fmt: skip
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto, full_check=True)
+    difference = None
+    with atomic_path(out_path, overwrite=overwrite) as tmp:
+        onnx.save(proto, tmp)
+        if verify:
+            difference = _max_difference(tmp, model, shapes, rng)
+            if not difference <= tolerance:
+                raise ValueError(
+                    f"{out_path}: the exported model's probabilities differ from torch's by up to {difference:.3g} "
+                    f"(tolerance {tolerance:g}) on inputs {list(shapes)}; nothing written"
+                )
+    return OnnxExport(path=out_path, model_path=model_path, opset=opset, metadata=props,
+                      max_abs_difference=difference, check_shapes=tuple(shapes))  # fmt: skip
+
+
+def _check_shape_list(shapes: Any, config: dict[str, Any]) -> tuple[tuple[int, int, int, int], ...]:
+    if shapes is None:
+        return _default_check_shapes(config)
+    channels = int(config.get("in_channels", 1))
+    smallest = 2 ** (int(config.get("levels", 5)) - 1)
+    out = []
+    for shape in shapes:
+        ok = len(shape) == 4 and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in shape)
+        if not ok or shape[1] != channels or min(shape[2:]) < smallest:
+            raise ValueError(f"check shape {tuple(shape)!r} must be (N, {channels}, H, W) with H, W >= {smallest}")
+        out.append(tuple(int(n) for n in shape))
+    if not out:
+        raise ValueError("check_shapes is empty; give at least one (N, C, H, W) or leave it out")
+    return tuple(out)
+
+
+def _max_difference(onnx_path: Path, model: Any, shapes: Sequence[tuple[int, ...]], rng: Any) -> float:
+    """Largest |ONNX Runtime - torch| probability on seeded uniform inputs of ``shapes``."""
+    import onnxruntime
+    import torch
+
+    from .segment import _probabilities
+
+    generator = np.random.default_rng(rng)
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: no notes on the console
+    session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    was_training = model.training
+    model.eval()
+    worst = 0.0
+    try:
+        for shape in shapes:
+            x = generator.random(shape, dtype=np.float32)
+            with torch.inference_mode():
+                reference = _probabilities(model, torch.from_numpy(x)).float().cpu().numpy()
+            (result,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+            if result.shape != reference.shape:
+                raise ValueError(f"{onnx_path}: ONNX output shape {result.shape} differs from torch's {reference.shape} "
+                                 f"for input {shape}")  # fmt: skip
+            worst = max(worst, float(np.max(np.abs(result.astype(np.float64) - reference))))
+    finally:
+        model.train(was_training)
+    return worst
+
+
+def onnx_max_difference(
+    onnx_path: str | os.PathLike,
+    model_path: str | os.PathLike,
+    *,
+    shapes: Sequence[tuple[int, int, int, int]] | None = None,
+    rng: int | np.random.Generator | None = 0,
+) -> float:
+    """Largest absolute difference between an ONNX file's probabilities in ONNX Runtime and the torch model's.
+
+    Parameters
+    ----------
+    onnx_path : path-like
+        A file written by :func:`export_onnx`.
+    model_path : path-like
+        The foamlib model file it was exported from.
+    shapes : sequence of (N, C, H, W), optional
+        Input shapes; each input is seeded uniform noise in [0, 1] (a harder
+        case for rounding than a real slice). Default: as
+        :func:`export_onnx`'s ``check_shapes``.
+    rng : int, numpy.random.Generator or None, optional
+        Seed of the inputs. Default 0.
+
+    Returns
+    -------
+    float
+        ``max |p_onnx - p_torch|`` over every pixel of every input, both run
+        on the CPU in float32.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        If ``onnxruntime`` is not installed.
+    FileNotFoundError
+        If ``onnx_path`` does not exist.
+    ValueError
+        If a shape is malformed or the output shapes differ.
+    """
+    from .training import load_model
+
+    onnx_path = Path(onnx_path)
+    if not onnxruntime_available():
+        raise ModuleNotFoundError("comparing an ONNX file with torch needs onnxruntime (pip install onnxruntime)")
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"{onnx_path} does not exist")
+    model, _ = load_model(model_path, device="cpu")
+    return _max_difference(onnx_path, model, _check_shape_list(shapes, dict(model.config)), rng)
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict (module notes list foamlib's keys).
+
+    Parameters
+    ----------
+    path : path-like
+        An ONNX file.
+
+    Returns
+    -------
+    dict of str to str
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it is not a readable ONNX model (names the file).
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds on a damaged file
+        raise ValueError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
+    return {entry.key: entry.value for entry in proto.metadata_props}
