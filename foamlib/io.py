@@ -8,6 +8,22 @@ and range. :func:`scan_from_array` applies the same checks to an in-memory
 array. :func:`write_tiff` writes a volume as an ImageJ hyperstack that Fiji
 opens with the voxel size set.
 
+Phase convention
+----------------
+foamlib's binary volumes are ``True`` = solid (cell walls and struts),
+``False`` = pore, and a mask TIFF is uint8 with 255 = solid and 0 = pore. A
+mask may instead be written with 255 = pore (``label="pore"``, ``foamlib
+segment --label pore``), as PoreSpy takes ``True`` = pore. Either way the
+stack says which phase is which: its ImageJ description holds
+``foreground=solid`` (or ``pore``: the phase stored as 255) and
+``background=pore`` (or ``solid``), and its ImageJ ``Info`` (Fiji: Image >
+Show Info) a sentence such as "255 = solid (cell walls and struts), 0 =
+pore". A float32 probability map (:func:`write_probabilities`) holds
+``probability=solid``. :func:`read_mask` honours the label and always
+returns ``True`` = solid; a mask without a label (written by other software
+or before labels existed) is taken as 255 = solid. :func:`read_scan` reads
+grey values as stored and warns where a file is a mask whose 255 is pore.
+
 Every unreadable or unusable input raises :class:`ScanError`, a
 :class:`ValueError` whose message names the file and the problem. Input files
 and arrays are never modified.
@@ -38,6 +54,10 @@ __all__ = [
     "read_scan",
     "scan_from_array",
     "write_tiff",
+    "write_probabilities",
+    "read_mask",
+    "mask_label",
+    "MASK_LABELS",
     "TiffSlabWriter",
     "tiff_slab_writer",
     "check_tiff_output",
@@ -86,6 +106,11 @@ _ANISOTROPY_RTOL = 1e-3
 
 #: dtypes that ImageJ reads natively (after converting to native byte order).
 _TIFF_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+
+#: Phases a mask's 255 (or a probability map's values) can stand for; "solid" is foamlib's own convention.
+MASK_LABELS = ("solid", "pore")
+
+_PHASE_WORDS = {"solid": "solid (cell walls and struts)", "pore": "pore"}
 
 
 class ScanError(ValueError):
@@ -235,6 +260,7 @@ def write_tiff(
     *,
     voxel_size_um: float | None = None,
     overwrite: bool = False,
+    label: str = "solid",
 ) -> Path:
     """Write a volume as an ImageJ TIFF stack that Fiji opens with its voxel size.
 
@@ -245,12 +271,18 @@ def write_tiff(
         are created.
     volume : array_like, shape (Z, Y, X) or (Y, X)
         uint8, uint16 and float32 are written as they are; float64 is written
-        as float32; bool is written as uint8 with False -> 0, True -> 255.
+        as float32; bool (a mask, ``True`` = solid) is written as uint8 0/255
+        with its phase convention in the metadata (module notes).
     voxel_size_um : float, optional
         Voxel size in micrometres, stored as the ImageJ resolution and
         ``spacing`` with unit ``um``.
     overwrite : bool, optional
         Replace an existing file. Default False.
+    label : {"solid", "pore"}, optional
+        For a bool volume: the phase written as 255. ``"solid"`` (default):
+        True -> 255; ``"pore"``: True (solid) -> 0 and False (pore) -> 255,
+        PoreSpy's convention. Other dtypes are written as they are, without a
+        label.
 
     Returns
     -------
@@ -276,9 +308,11 @@ def write_tiff(
     """
     path = check_tiff_output(path, overwrite=overwrite)
     voxel = _check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
-    data = _tiff_ready(volume)
+    label = _check_label(label, path)
+    is_mask = np.asarray(volume).dtype == np.bool_
+    data = _tiff_ready(volume, invert=is_mask and label == "pore")
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_imagej_write(path, data, voxel)
+    _atomic_imagej_write(path, data, voxel, _label_metadata("mask", label) if is_mask else {})
     logger.debug("wrote %s: shape %s, dtype %s, voxel size %s um", path, data.shape, data.dtype, voxel)
     return path
 
@@ -292,7 +326,9 @@ class TiffSlabWriter:
         ``(Z, Y, X)`` of the whole stack.
     """
 
-    def __init__(self, handle: Any, offset: int, shape: tuple[int, int, int], dtype: np.dtype, path: Path) -> None:
+    def __init__(self, handle: Any, offset: int, shape: tuple[int, int, int], dtype: np.dtype, path: Path,
+                 invert: bool = False) -> None:  # fmt: skip
+        self._invert = invert
         self._handle = handle
         self._offset = offset
         self.shape = shape
@@ -308,8 +344,9 @@ class TiffSlabWriter:
         z0 : int
             First slice, >= 0.
         slab : ndarray, shape (n, Y, X)
-            Of the writer's :attr:`dtype`; for uint8 also bool (False -> 0,
-            True -> 255).
+            Of the writer's :attr:`dtype`; for uint8 also bool, ``True`` =
+            solid, written as the stack's label says (``"solid"``: True ->
+            255; ``"pore"``: True -> 0, False -> 255).
 
         Raises
         ------
@@ -318,7 +355,7 @@ class TiffSlabWriter:
         """
         data = np.asarray(slab)
         if data.dtype == np.bool_ and self.dtype == np.uint8:
-            data = np.where(data, np.uint8(255), np.uint8(0))
+            data = np.where(data, np.uint8(0 if self._invert else 255), np.uint8(255 if self._invert else 0))
         if data.dtype.newbyteorder("=") != self.dtype or data.ndim != 3 or data.shape[1:] != self.shape[1:]:
             raise ValueError(f"{self._path}: a slab must be {self.dtype} of shape (n, {self.shape[1]}, {self.shape[2]}), "
                              f"got {data.dtype} {data.shape}")  # fmt: skip
@@ -342,6 +379,7 @@ def tiff_slab_writer(
     voxel_size_um: float | None = None,
     dtype: Any = np.uint8,
     overwrite: bool = False,
+    label: str | None = None,
 ) -> Iterator[TiffSlabWriter]:
     """Write an ImageJ TIFF stack slab by slab, atomically, in bounded memory.
 
@@ -364,10 +402,14 @@ def tiff_slab_writer(
     voxel_size_um : float, optional
         Voxel size in micrometres.
     dtype : {uint8, uint16, float32}, optional
-        dtype of the stack (ImageJ's). Default uint8 (a segmentation, 255 =
-        solid).
+        dtype of the stack (ImageJ's). Default uint8 (a segmentation).
     overwrite : bool, optional
         Replace an existing file. Default False.
+    label : {"solid", "pore"} or None, optional
+        Phase convention written into the metadata (module notes). For a
+        uint8 stack, the phase stored as 255 (bool slabs, True = solid, are
+        converted accordingly); for a float32 stack, the phase whose
+        probability the values are. None (default): no label.
 
     Yields
     ------
@@ -400,6 +442,11 @@ def tiff_slab_writer(
     if dt not in _TIFF_DTYPES:
         raise TypeError(f"{path}: an ImageJ stack holds uint8, uint16 or float32, not {dt}")
     metadata: dict[str, Any] = {"axes": "ZYX"}
+    if label is not None:
+        label = _check_label(label, path)
+        if dt == np.uint16:
+            raise ValueError(f"{path}: a label describes a uint8 mask or a float32 probability map, not a uint16 stack")
+        metadata.update(_label_metadata("mask" if dt == np.uint8 else "probability", label))
     options: dict[str, Any] = {}
     if voxel is not None:
         metadata.update(unit="um", spacing=voxel)
@@ -411,12 +458,174 @@ def tiff_slab_writer(
             offset, _ = tifffile.imwrite(tmp, shape=shape, dtype=dt, imagej=True, metadata=metadata,
                                          returnoffset=True, **options)  # fmt: skip
         with open(tmp, "r+b") as handle:
-            writer = TiffSlabWriter(handle, int(offset), shape, dt, path)
+            writer = TiffSlabWriter(handle, int(offset), shape, dt, path, invert=label == "pore" and dt == np.uint8)
             yield writer
             if not writer.complete:
                 missing = int(np.count_nonzero(~writer._done))
                 raise RuntimeError(f"{path}: {missing} of {shape[0]} slices were never written; nothing kept")
     logger.debug("wrote %s slab by slab: shape %s, voxel size %s um", path, shape, voxel)
+
+
+def write_probabilities(
+    path: str | os.PathLike[str],
+    probabilities: np.ndarray,
+    *,
+    voxel_size_um: float | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a map of solid probabilities as a float32 ImageJ TIFF stack, labelled ``probability=solid``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output ``.tif``/``.tiff``; missing parent folders are created; written
+        atomically, as :func:`write_tiff`.
+    probabilities : array_like of float, shape (Z, Y, X) or (Y, X)
+        Probability of solid per voxel, in [0, 1] (as
+        :func:`foamlib.segment.segment_volume` returns it).
+    voxel_size_um : float, optional
+        Voxel size in micrometres.
+    overwrite : bool, optional
+        Replace an existing file. Default False.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If the values are not floats, hold NaN or lie outside [0, 1], or as
+        :func:`write_tiff`.
+    FileExistsError, IsADirectoryError
+        As :func:`write_tiff`.
+    """
+    path = check_tiff_output(path, overwrite=overwrite)
+    voxel = _check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
+    data = np.asarray(probabilities)
+    if data.dtype.kind != "f":
+        raise ValueError(f"{path}: probabilities must be floats in [0, 1], got dtype {data.dtype}")
+    outside = int(np.count_nonzero(~((data >= 0) & (data <= 1))))  # NaN counts as outside
+    if outside:
+        raise ValueError(f"{path}: probabilities must lie in [0, 1]; {outside} of {data.size} values do not "
+                         "(or are NaN)")  # fmt: skip
+    data = _tiff_ready(data.astype(np.float32, copy=False))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_imagej_write(path, data, voxel, _label_metadata("probability", "solid"))
+    return path
+
+
+def mask_label(path: str | os.PathLike[str]) -> str | None:
+    """The phase that a foamlib TIFF labels (module notes): ``"solid"``, ``"pore"`` or None.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A TIFF file.
+
+    Returns
+    -------
+    str or None
+        For a mask, the phase stored as 255 (its ``foreground``); for a
+        probability map, the phase whose probability it holds; None for a
+        file without a foamlib label.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it is not a readable TIFF, or its label names no known phase.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.imagej_metadata or {}
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
+        raise ValueError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    return _label_of(meta, path)
+
+
+def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a binary image or stack (uint8 0/255 or 0/1) as bool, ``True`` = solid, whatever its label.
+
+    Unlike :func:`read_scan`, which refuses a scan that holds one value only,
+    a mask may be all solid or all pore (a GAN can collapse to that); this
+    reads it as it is.
+
+    Parameters
+    ----------
+    path : path-like
+        A TIFF written by :func:`write_tiff` from a bool array, by
+        :func:`foamlib.segment.segment_file`, or by other software.
+
+    Returns
+    -------
+    ndarray of bool
+        ``(Z, Y, X)`` or ``(N, H, W)`` (a 2D image as ``(Y, X)``); True =
+        solid. A mask labelled ``foreground=pore`` (255 = pore) is inverted;
+        one labelled ``foreground=solid`` or without a label (module notes) is
+        True where the file holds a non-zero value.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist (names the file).
+    ValueError
+        If it is not a readable TIFF, holds values other than 0 and one
+        non-zero level, is a probability map, or has an unknown label.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; run the stage that writes it first")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.imagej_metadata or {}
+            data = tif.asarray()
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
+        raise ValueError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    if "probability" in meta:
+        raise ValueError(f"{path} is a probability map (probability of {meta['probability']}), not a mask; "
+                         "threshold it (>= 0.5) or read it with read_scan")  # fmt: skip
+    label = _label_of(meta, path)
+    values = np.unique(data[:: max(1, data.shape[0] // 64)]) if data.ndim else np.unique(data)
+    if len(values) > 2 or (len(values) == 2 and values[0] != 0):
+        raise ValueError(f"{path} is not a mask: it holds the values {values[:5].tolist()}...")
+    return data == 0 if label == "pore" else data != 0
+
+
+def _check_label(label: Any, path: Path) -> str:
+    if label not in MASK_LABELS:
+        raise ValueError(f"{path}: label must be one of {', '.join(map(repr, MASK_LABELS))}, got {label!r}")
+    return label
+
+
+def _label_metadata(kind: str, label: str) -> dict[str, str]:
+    """ImageJ metadata that says which phase a mask's 255 (or a probability map's values) stands for."""
+    from . import __version__
+
+    other = "pore" if label == "solid" else "solid"
+    if kind == "probability":
+        info = (f"Values = probability of {_PHASE_WORDS[label]}, 0 to 1; 1 - value = probability of "
+                f"{_PHASE_WORDS[other]}. Written by foamlib {__version__}.")  # fmt: skip
+        return {"probability": label, "Info": info}
+    info = f"255 = {_PHASE_WORDS[label]}, 0 = {_PHASE_WORDS[other]}. Written by foamlib {__version__}."
+    return {"foreground": label, "background": other, "Info": info}
+
+
+def _label_of(meta: dict[str, Any], path: Path) -> str | None:
+    """The ``foreground`` (mask) or ``probability`` label of ImageJ metadata; None where absent."""
+    for key in ("foreground", "probability"):
+        if key in meta:
+            value = str(meta[key]).strip().lower()
+            if value not in MASK_LABELS:
+                raise ValueError(f"{path}: its ImageJ metadata says {key}={meta[key]!r}; foamlib knows only "
+                                 f"{' and '.join(MASK_LABELS)}")  # fmt: skip
+            return value
+    return None
 
 
 def check_tiff_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -736,12 +945,18 @@ def _read_tiff_file(path: Path) -> tuple[np.ndarray, float | None, int, str]:
             axes = tif.series[0].axes
             data = tif.series[0].asarray()
             voxel = _tiff_voxel_size(tif, path)
+            foreground = str((tif.imagej_metadata or {}).get("foreground", "")).strip().lower()
     except (ScanError, MemoryError):
         raise
     except Exception as exc:  # tifffile raises many exception types for broken files
         raise ScanError(
             f"{path} is not a readable TIFF image: it could not be read as a TIFF file ({type(exc).__name__}: {exc})"
         ) from exc
+    if foreground == "pore":
+        logger.warning(
+            "%s is a mask with 255 = pore (its metadata says foreground=pore); read as grey values, bright is pore "
+            "here. Use foamlib.io.read_mask for True = solid", path,
+        )  # fmt: skip
     return data, voxel, n_series, axes
 
 
@@ -974,15 +1189,15 @@ def _read_npy(path: Path) -> np.ndarray:
 # --------------------------------------------------------------------------- writer
 
 
-def _tiff_ready(volume: np.ndarray) -> np.ndarray:
-    """Return ``volume`` in a dtype and byte order ImageJ reads; never modifies it."""
+def _tiff_ready(volume: np.ndarray, *, invert: bool = False) -> np.ndarray:
+    """Return ``volume`` in a dtype and byte order ImageJ reads (bool: True -> 255, or 0 with ``invert``); never modifies it."""
     data = np.asarray(volume)
     if data.ndim not in (2, 3):
         raise ValueError(f"write_tiff needs a 2D (y, x) or 3D (z, y, x) volume, got shape {data.shape}")
     if data.size == 0:
         raise ValueError(f"write_tiff cannot write an empty volume (shape {data.shape})")
     if data.dtype == np.bool_:
-        return np.where(data, np.uint8(255), np.uint8(0))
+        return np.where(data, np.uint8(0 if invert else 255), np.uint8(255 if invert else 0))
     if data.dtype.kind == "f" and data.dtype.itemsize == 8:
         return data.astype(np.float32)
     native = data.dtype.newbyteorder("=")
@@ -994,9 +1209,10 @@ def _tiff_ready(volume: np.ndarray) -> np.ndarray:
     return data.astype(native, copy=False)
 
 
-def _atomic_imagej_write(path: Path, data: np.ndarray, voxel_size_um: float | None) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then move it into place."""
-    metadata: dict[str, Any] = {"axes": "ZYX" if data.ndim == 3 else "YX"}
+def _atomic_imagej_write(path: Path, data: np.ndarray, voxel_size_um: float | None,
+                         extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Write ``data`` to a temporary file beside ``path``, then move it into place; ``extra`` goes to the metadata."""
+    metadata: dict[str, Any] = {"axes": "ZYX" if data.ndim == 3 else "YX", **(extra or {})}
     options: dict[str, Any] = {}
     if voxel_size_um is not None:
         metadata["unit"] = "um"

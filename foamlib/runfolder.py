@@ -41,53 +41,13 @@ from typing import Any
 
 import numpy as np
 
+from .io import read_mask
 from .runs import read_json, update_metrics
 
 __all__ = ["RunFolder", "read_mask", "study_folder", "STUDY_FOLDER"]
 
 #: Name of the folder, beside the samples' run folders, of the study-wide stages.
 STUDY_FOLDER = "_study"
-
-
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a binary image or stack that the study wrote (uint8, 0 / 255 or 0 / 1) as bool.
-
-    Unlike :func:`foamlib.io.read_scan`, which refuses a scan that holds one
-    value only, a mask may be all solid or all pore (a GAN can collapse to
-    that); this reads it as it is.
-
-    Parameters
-    ----------
-    path : path-like
-        A TIFF written by :func:`foamlib.io.write_tiff` from a bool array.
-
-    Returns
-    -------
-    ndarray of bool
-        ``(Z, Y, X)`` or ``(N, H, W)``; True where the file holds a non-zero value
-        (solid).
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist (names the file).
-    ValueError
-        If it is not a readable TIFF or holds values other than 0 and one
-        non-zero level.
-    """
-    import tifffile
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; run the stage that writes it first")
-    try:
-        data = tifffile.imread(path)
-    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
-        raise ValueError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
-    values = np.unique(data[:: max(1, data.shape[0] // 64)]) if data.ndim else np.unique(data)
-    if len(values) > 2 or (len(values) == 2 and values[0] != 0):
-        raise ValueError(f"{path} is not a mask: it holds the values {values[:5].tolist()}...")
-    return data != 0
 
 
 def study_folder(runs_dir: str | os.PathLike) -> Path:
@@ -245,7 +205,7 @@ class RunFolder:
         return paths[method]
 
     def read_segmentation(self, method: str) -> np.ndarray:
-        """:func:`read_mask` of :meth:`segmentation`: ``(Z, Y, X)`` bool, True = solid."""
+        """:func:`foamlib.io.read_mask` of :meth:`segmentation`: ``(Z, Y, X)`` bool, True = solid, whatever its label."""
         return read_mask(self.segmentation(method))
 
     def metrics(self, name: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import Scan, read_scan, scan_from_array, write_tiff
+from .io import Scan, read_mask, read_scan, scan_from_array, write_tiff
 from .runs import read_json, write_json
 
 __all__ = ["SampleRecord", "demo_names", "prepare_sample", "load_sample", "load_truth"]
@@ -232,4 +232,4 @@ def load_truth(run_dir: str | os.PathLike) -> np.ndarray | None:
     path = Path(run_dir) / TRUTH_FILE
     if not path.is_file():
         return None
-    return read_scan(path).volume > 0
+    return read_mask(path)

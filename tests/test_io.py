@@ -605,3 +605,96 @@ def test_output_checks_and_path_comparison(tmp_path):
     assert fio.path_inside(tmp_path / "sub" / "out.tif", tmp_path / "sub")
     assert fio.path_inside(tmp_path / "sub" / "deeper" / "out.tif", tmp_path)
     assert not fio.path_inside(tmp_path / "out.tif", tmp_path / "sub")
+
+
+# --------------------------------------------------------------------------- phase convention of masks
+
+
+def _imagej_info(path: Path) -> str:
+    with tifffile.TiffFile(path) as tif:
+        return tif.imagej_metadata["Info"]
+
+
+def _solid(shape=(3, 8, 6)) -> np.ndarray:
+    solid = np.zeros(shape, dtype=bool)
+    solid[:, :, :2] = True  # a third solid
+    return solid
+
+
+def test_a_mask_says_which_phase_is_255_in_metadata_that_imagej_reads(tmp_path):
+    path = write_tiff(tmp_path / "seg.tif", _solid(), voxel_size_um=2.0)
+    with tifffile.TiffFile(path) as tif:
+        meta = tif.imagej_metadata
+        description = tif.pages[0].description
+    assert "foreground=solid" in description and "background=pore" in description  # ImageJ's own description
+    assert meta["Info"].startswith("255 = solid (cell walls and struts), 0 = pore")  # Fiji: Image > Show Info
+    assert fio.mask_label(path) == "solid"
+    assert np.array_equal(tifffile.imread(path), np.where(_solid(), 255, 0))
+
+
+def test_a_pore_labelled_mask_stores_255_for_pore_and_reads_back_as_solid(tmp_path):
+    solid = _solid()
+    path = write_tiff(tmp_path / "seg_pore.tif", solid, voxel_size_um=2.0, label="pore")
+    stored = tifffile.imread(path)
+    assert np.array_equal(stored > 0, ~solid)  # PoreSpy: imread(seg) > 0 is the pore space
+    assert np.mean(stored > 0) == pytest.approx(2 / 3)
+    assert fio.mask_label(path) == "pore"
+    assert _imagej_info(path).startswith("255 = pore, 0 = solid (cell walls and struts)")
+    assert np.array_equal(fio.read_mask(path), solid)  # never read as solid
+
+
+def test_read_mask_takes_an_unlabelled_mask_as_255_solid_and_refuses_bad_labels(tmp_path):
+    tifffile.imwrite(tmp_path / "plain.tif", np.where(_solid(), 1, 0).astype(np.uint8), photometric="minisblack")  # 0/1
+    assert fio.mask_label(tmp_path / "plain.tif") is None
+    assert np.array_equal(fio.read_mask(tmp_path / "plain.tif"), _solid())
+    tifffile.imwrite(tmp_path / "odd.tif", np.zeros((2, 4, 4), np.uint8), imagej=True, metadata={"foreground": "air"})
+    with pytest.raises(ValueError, match=r"odd\.tif.*foreground='air'"):
+        fio.read_mask(tmp_path / "odd.tif")
+
+
+def test_read_scan_warns_that_a_pore_labelled_mask_is_bright_where_pore(tmp_path, caplog):
+    path = write_tiff(tmp_path / "seg_pore.tif", _solid(), label="pore")
+    with caplog.at_level(logging.WARNING, logger="foamlib.io"):
+        scan = read_scan(path)
+    assert scan.volume.max() == 255.0  # grey values as stored
+    assert "255 = pore" in caplog.text and "read_mask" in caplog.text
+
+
+def test_write_tiff_refuses_an_unknown_label(tmp_path):
+    with pytest.raises(ValueError, match="label must be one of 'solid', 'pore'"):
+        write_tiff(tmp_path / "seg.tif", _solid(), label="True")
+    assert not (tmp_path / "seg.tif").exists()
+
+
+def test_slab_writer_labels_and_inverts_bool_slabs(tmp_path):
+    solid = _solid((4, 5, 6))
+    for label in ("solid", "pore"):
+        path = tmp_path / f"{label}.tif"
+        with fio.tiff_slab_writer(path, solid.shape, voxel_size_um=3.0, label=label) as writer:
+            writer.write(2, solid[2:])
+            writer.write(0, solid[:2])
+        assert fio.mask_label(path) == label
+        assert np.array_equal(tifffile.imread(path) > 0, solid if label == "solid" else ~solid)
+        assert np.array_equal(fio.read_mask(path), solid)
+        assert read_scan(path).voxel_size_um == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="uint16"):
+        with fio.tiff_slab_writer(tmp_path / "u16.tif", (1, 2, 2), dtype=np.uint16, label="solid"):
+            pass
+
+
+def test_probability_map_is_float32_labelled_and_not_read_as_a_mask(tmp_path):
+    probs = np.linspace(0, 1, 3 * 8 * 6, dtype=np.float64).reshape(3, 8, 6)
+    path = fio.write_probabilities(tmp_path / "prob.tif", probs, voxel_size_um=1.5)
+    stored = tifffile.imread(path)
+    assert stored.dtype == np.float32 and np.allclose(stored, probs, atol=1e-7)
+    assert fio.mask_label(path) == "solid"
+    assert "probability of solid" in _imagej_info(path)
+    assert read_scan(path).voxel_size_um == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="probability map"):
+        fio.read_mask(path)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fio.write_probabilities(tmp_path / "bad.tif", probs * 2)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fio.write_probabilities(tmp_path / "nan.tif", np.full((2, 2), np.nan))
+    with pytest.raises(FileExistsError):
+        fio.write_probabilities(path, probs)
