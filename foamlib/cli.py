@@ -194,15 +194,21 @@ def _cmd_segment(args) -> int:
         memory_gb=args.memory,
         device=args.device,
         progress=True,  # tqdm writes to stderr; stdout keeps only the result
+        label=args.label,
+        probabilities=args.probabilities,
         **_scan_options(args),
     )
     if args.json:
         print(json.dumps({"scan": str(args.scan), "model": str(args.model), **result.to_dict()}, indent=2))
     else:
+        other = "pore" if result.label == "solid" else "solid"
         print(
             f"{result.out_path}: {' x '.join(map(str, result.shape))} voxels segmented ({args.axes}) in "
-            f"{result.seconds:.1f} s, porosity {result.porosity:.4f} ({100 * result.porosity:.2f} %)"
+            f"{result.seconds:.1f} s, porosity {result.porosity:.4f} ({100 * result.porosity:.2f} %); "
+            f"255 = {result.label}, 0 = {other}"
         )
+        if result.probabilities_path is not None:
+            print(f"{result.probabilities_path}: probability of solid, float32 0 to 1")
     return 0
 
 
@@ -351,13 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
         "segment",
         help="segment a scan with a trained U-Net and write the solid as a TIFF stack",
         description="Run a segmentation model saved by foamlib on every slice of a scan (tiled, blended), threshold "
-        "the solid probability and write a uint8 TIFF stack (255 = solid) with the scan's voxel size; prints the "
-        "porosity. Grey values are scaled per scan with the model's normalisation (robust percentiles of the scan) "
+        "the solid probability and write a uint8 TIFF stack (255 = solid, 0 = pore; --label pore for the reverse, "
+        "PoreSpy's True = pore) with the scan's voxel size and the phase convention in its ImageJ metadata; "
+        "--probabilities also writes the float32 solid probability. Prints the porosity. Grey values are scaled per scan with the model's normalisation (robust percentiles of the scan) "
         "unless --intensity-range is given; warnings name a range that clips many voxels, a voxel size far from the "
         "model's, and thin tile overlaps. Memory: the scan is read and segmented slab by slab, never whole, so a "
         "scan of any size runs within --memory GB (default 2) plus about 0.4 GB for Python and torch; the slab "
         "depths, the estimated peak memory and the estimated time are printed before the run starts. "
-        "--axes xyz also needs 4 bytes per voxel of temporary disk space beside the output (a 1024^3 scan: 4.3 GB).",
+        "--axes xyz also needs 4 bytes per voxel of temporary disk space beside the output (a 1024^3 scan: 4.3 GB); "
+        "--probabilities writes 4 bytes per voxel.",
     )
     _add_scan_options(p)
     p.add_argument("--model", type=Path, required=True, help="model file (.pt) written by foamlib")
@@ -382,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the slab depths follow from it",
     )
     p.add_argument("--threshold", type=float, default=0.5, help="solid probability threshold (default 0.5)")
+    p.add_argument("--label", choices=("solid", "pore"), default="solid",
+                   help="phase written as 255 (default solid; pore gives PoreSpy's True = pore); recorded in the TIFF")
+    p.add_argument("--probabilities", type=Path, metavar="PATH",
+                   help="also write the probability of solid here (float32 TIFF stack, 0 to 1, with the voxel size)")
     p.add_argument("--device", help="auto (default: the first CUDA GPU, else the CPU), cpu, cuda or cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")

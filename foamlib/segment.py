@@ -5,7 +5,9 @@ volume, either along z only (``axes="z"``, as Griem et al. did) or along all
 three axes with the three probability volumes averaged (``axes="xyz"``), which
 smooths the slice-to-slice jitter of a 2D network at three times the cost.
 :func:`segment_file` segments a scan file slab by slab within a memory budget
-and writes a bool TIFF stack.
+and writes a mask TIFF stack (uint8, 255 = solid, or 255 = pore with
+``label="pore"``; the stack's metadata says which, see :mod:`foamlib.io`)
+and, on request, the float32 probability of solid as a second stack.
 
 Tiling
 ------
@@ -74,12 +76,13 @@ the strided grid ``scan[::s, ::s, ::s]`` of at most
 asks for them, come from the streamed pass). Then:
 
 - ``axes="z"``: slabs of whole z slices are read, segmented, thresholded and
-  written to the output TIFF (:func:`foamlib.io.tiff_slab_writer`);
+  written to the output TIFF (:func:`foamlib.io.tiff_slab_writer`), and their
+  probabilities to the probability stack where one is asked for;
 - ``axes="xyz"``: a z pass writes its share of the probabilities to a
   temporary float32 file beside the output (4 bytes per voxel of disk); a y
   pass over slabs of whole xz slices (``scan[:, y0:y1, :]``) and an x pass
   over slabs of whole yz slices add theirs; a last pass thresholds the file
-  slab by slab into the output. Each direction's slices are whole, so no halo
+  slab by slab into the output (and copies it into the probability stack). Each direction's slices are whole, so no halo
   is needed: a halo wide enough to make 3D blocks exact would be a whole tile
   (the tiling of the long axes must stay the same), i.e. most of each block.
 
@@ -102,6 +105,7 @@ smaller overlaps, where a slice is really tiled, log a warning.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -119,7 +123,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .device import pick_device
-from .io import check_tiff_output, path_inside, same_path, tiff_slab_writer
+from .io import MASK_LABELS, check_tiff_output, path_inside, same_path, tiff_slab_writer
 from .lazy import open_scan
 from .training import load_model
 
@@ -165,7 +169,7 @@ class SegmentResult:
     seconds : float
         Wall time of the whole call (reading, inference, writing).
     out_path : pathlib.Path
-        The TIFF stack written (uint8, 255 = solid).
+        The mask written (uint8; 255 = the phase ``label``, 0 = the other).
     solid_voxels : int
         Voxels segmented as solid.
     total_voxels : int
@@ -181,6 +185,10 @@ class SegmentResult:
     memory_estimate_bytes : int
         Estimated peak memory of the run's arrays and network
         (:attr:`StreamPlan.peak_bytes`), bytes.
+    label : str
+        The phase stored as 255 in ``out_path``: ``"solid"`` or ``"pore"``.
+    probabilities_path : pathlib.Path or None
+        The float32 stack of solid probabilities written, or None.
     """
 
     porosity: float
@@ -194,6 +202,8 @@ class SegmentResult:
     axes: str = "z"
     clipped_fraction: float = 0.0
     memory_estimate_bytes: int = 0
+    label: str = "solid"
+    probabilities_path: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict of the fields."""
@@ -209,6 +219,8 @@ class SegmentResult:
             "axes": self.axes,
             "clipped_fraction": self.clipped_fraction,
             "memory_estimate_bytes": self.memory_estimate_bytes,
+            "label": self.label,
+            "probabilities_path": None if self.probabilities_path is None else str(self.probabilities_path),
         }
 
 
@@ -872,7 +884,11 @@ def segment_volume(
     Returns
     -------
     numpy.ndarray
-        float32 ``(Z, Y, X)``, values in [0, 1].
+        float32 ``(Z, Y, X)``, the probability of solid, values in [0, 1].
+        :func:`foamlib.io.write_probabilities` writes it as a labelled TIFF
+        stack (what ``segment_file(..., probabilities=PATH)`` writes);
+        ``>= 0.5`` gives the solid, which :func:`foamlib.io.write_tiff` writes
+        as a mask (``label="pore"`` for 255 = pore).
 
     Raises
     ------
@@ -928,9 +944,11 @@ def segment_file(
     memory_gb: float = DEFAULT_MEMORY_GB,
     device: str | torch.device | None = None,
     progress: bool = False,
+    label: str = "solid",
+    probabilities: str | os.PathLike | None = None,
     **read_kwargs: Any,
 ) -> SegmentResult:
-    """Segment a scan file with a saved model and write the result as a bool TIFF stack.
+    """Segment a scan file with a saved model and write the result as a mask TIFF stack.
 
     Parameters
     ----------
@@ -942,9 +960,10 @@ def segment_file(
         A segmentation model written by :func:`foamlib.training.save_model`
         (see :func:`check_segmentation_model`).
     out_path : path-like
-        Output ``.tif``/``.tiff``: uint8, 255 = solid, with the scan's voxel
-        size (ImageJ metadata). Neither the scan, nor the model, nor inside the
-        scan's folder of slices.
+        Output ``.tif``/``.tiff``: uint8, 255 = solid and 0 = pore (or the
+        reverse with ``label="pore"``), with the scan's voxel size and the
+        phase convention in its ImageJ metadata (:mod:`foamlib.io`). Neither
+        the scan, nor the model, nor inside the scan's folder of slices.
     axes : {"z", "xyz"}, optional
         See :func:`segment_volume`.
     threshold : float, optional
@@ -970,6 +989,16 @@ def segment_file(
         See :func:`foamlib.device.pick_device`.
     progress : bool, optional
         Show a progress bar. Default False.
+    label : {"solid", "pore"}, optional
+        The phase written as 255 in ``out_path``. ``"solid"`` (default) is
+        foamlib's convention; ``"pore"`` gives PoreSpy's (``True`` = pore).
+        :func:`foamlib.io.read_mask` reads either as ``True`` = solid.
+    probabilities : path-like, optional
+        Also write the probability of solid (float32, 0 to 1, before the
+        threshold; labelled ``probability=solid``) as a TIFF stack with the
+        scan's voxel size here, 4 bytes per voxel, slab by slab as the mask,
+        within the same memory budget. Same rules as ``out_path``, and not
+        ``out_path``.
     **read_kwargs
         Passed to :func:`foamlib.lazy.open_scan` (``shape``, ``dtype``,
         ``byte_order``, ``voxel_size_um``).
@@ -977,8 +1006,8 @@ def segment_file(
     Returns
     -------
     SegmentResult
-        Porosity (from int64 voxel counts), shape, time, output path, the
-        intensity range used and the fraction of voxels it clipped.
+        Porosity (from int64 voxel counts), shape, time, output paths, the
+        label, the intensity range used and the fraction of voxels it clipped.
 
     Raises
     ------
@@ -989,8 +1018,8 @@ def segment_file(
         the smallest slab, or (``axes="xyz"``) the output's folder lacks the
         temporary disk space (both name what would do).
     FileExistsError
-        If ``out_path`` exists and ``overwrite`` is False (checked before any
-        work is done).
+        If ``out_path`` (or ``probabilities``) exists and ``overwrite`` is
+        False (checked before any work is done).
     foamlib.training.ModelFileError
         If the model file is missing, not a foamlib model, or not a
         segmentation model (names the file).
@@ -1008,16 +1037,23 @@ def segment_file(
     """
     start = time.perf_counter()
     scan_path, model_path, out_path = Path(scan_path), Path(model_path), Path(out_path)
-    if same_path(scan_path, out_path):
-        raise ValueError(f"output {out_path} is the input scan; refusing to overwrite the scan")
-    if same_path(model_path, out_path):
-        raise ValueError(f"output {out_path} is the model file; refusing to overwrite the model")
-    if scan_path.is_dir() and path_inside(out_path, scan_path):
-        raise ValueError(
-            f"output {out_path} lies inside the input folder of slices {scan_path}; the next read of that folder "
-            "would take it for a slice. Write it elsewhere"
-        )
-    check_tiff_output(out_path, overwrite=overwrite)
+    prob_path = None if probabilities is None else Path(probabilities)
+    for path in [out_path] + ([prob_path] if prob_path is not None else []):
+        if same_path(scan_path, path):
+            raise ValueError(f"output {path} is the input scan; refusing to overwrite the scan")
+        if same_path(model_path, path):
+            raise ValueError(f"output {path} is the model file; refusing to overwrite the model")
+        if scan_path.is_dir() and path_inside(path, scan_path):
+            raise ValueError(
+                f"output {path} lies inside the input folder of slices {scan_path}; the next read of that folder "
+                "would take it for a slice. Write it elsewhere"
+            )
+        check_tiff_output(path, overwrite=overwrite)
+    if prob_path is not None and same_path(prob_path, out_path):
+        raise ValueError(f"probabilities {prob_path} and the mask {out_path} are the same file; give each its own name")
+    if label not in MASK_LABELS:
+        raise ValueError(f"label must be one of {', '.join(map(repr, MASK_LABELS))} (the phase written as 255), "
+                         f"got {label!r}")  # fmt: skip
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
     if axes not in _AXES:
@@ -1041,7 +1077,7 @@ def segment_file(
     plan = plan_stream(scan.shape, scan.dtype, axes=axes, tile=tile, overlap=overlap, batch_size=batch_size,
                        memory_gb=memory_gb, base_channels=base_channels)  # fmt: skip
     if axes == "xyz":
-        _check_disk(out_path, plan.temp_disk_bytes + scan.size)
+        _check_disk(out_path, plan.temp_disk_bytes + scan.size + (4 * scan.size if prob_path is not None else 0))
     _warn_voxel_size(metadata.get("voxel_size_um"), scan.voxel_size_um, model_path=model_path, scan_path=scan_path)
     _check_tiling(model, scan.shape, (0,) if axes == "z" else (0, 1, 2), tile=tile, overlap=overlap)
     dev = pick_device(device)
@@ -1066,11 +1102,19 @@ def segment_file(
             )  # fmt: skip
         temp_path = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp.f32") if axes == "xyz" else None
         try:
-            with torch.inference_mode(), tiff_slab_writer(out_path, scan.shape, voxel_size_um=scan.voxel_size_um,
-                                                          overwrite=overwrite) as writer:  # fmt: skip
+            with torch.inference_mode(), contextlib.ExitStack() as stack:
+                # both stacks are moved into place only when every slice of both is written
+                prob_writer = None
+                if prob_path is not None:
+                    prob_writer = stack.enter_context(tiff_slab_writer(
+                        prob_path, scan.shape, voxel_size_um=scan.voxel_size_um, dtype=np.float32, label="solid",
+                        overwrite=overwrite))  # fmt: skip
+                writer = stack.enter_context(tiff_slab_writer(
+                    out_path, scan.shape, voxel_size_um=scan.voxel_size_um, label=label, overwrite=overwrite))  # fmt: skip
                 solid_voxels = _stream_segment(
                     model, scan, writer, plan, tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high,
                     threshold=float(threshold), device=dev, temp_path=temp_path, progress=progress,
+                    prob_writer=prob_writer,
                 )  # fmt: skip
         finally:
             if temp_path is not None:
@@ -1090,6 +1134,8 @@ def segment_file(
         axes=axes,
         clipped_fraction=clipped,
         memory_estimate_bytes=plan.peak_bytes,
+        label=label,
+        probabilities_path=prob_path,
     )
 
 
@@ -1313,8 +1359,11 @@ def _stream_segment(
     device: torch.device,
     temp_path: Path | None,
     progress: bool,
+    prob_writer: Any = None,
 ) -> int:
     """Segment a LazyScan slab by slab into ``writer``; return the number of solid voxels.
+
+    ``prob_writer``, where given, gets every slab's clipped probabilities (float32) before the threshold.
 
     ``axes="z"``: each z slab is segmented, thresholded and written. ``"xyz"``: the z pass writes
     one third of its probabilities to a float32 file at ``temp_path``; the y and x passes add theirs
@@ -1332,6 +1381,8 @@ def _stream_segment(
                 out = np.zeros((z1 - z0, y, x), dtype=np.float32)
                 _segment_axis(model, scan.read(z0, z1), out, 1.0, bar=bar, **common)
                 np.clip(out, 0.0, 1.0, out=out)
+                if prob_writer is not None:
+                    prob_writer.write(z0, out)
                 solid = out >= threshold
                 del out
                 solid_voxels += int(np.count_nonzero(solid))
@@ -1360,6 +1411,8 @@ def _stream_segment(
                 handle.seek(4 * z0 * y * x)
                 out = np.fromfile(handle, dtype=np.float32, count=(z1 - z0) * y * x).reshape(z1 - z0, y, x)
                 np.clip(out, 0.0, 1.0, out=out)
+                if prob_writer is not None:
+                    prob_writer.write(z0, out)
                 solid = out >= threshold
                 del out
                 solid_voxels += int(np.count_nonzero(solid))

@@ -175,6 +175,31 @@ def test_segment_prints_porosity_and_json(seg_files, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
 
 
+def test_segment_label_pore_and_probabilities(seg_files, tmp_path, capsys):
+    from foamlib.io import mask_label, read_mask
+
+    scan, model = seg_files
+    base = ["segment", str(scan), "--model", str(model), "--tile", "16", "--overlap", "4"]
+    assert main([*base, "--out", str(tmp_path / "solid.tif"), "--json"]) == 0
+    solid = json.loads(capsys.readouterr().out)
+    assert solid["label"] == "solid" and solid["probabilities_path"] is None
+    args = [*base, "--out", str(tmp_path / "pore.tif"), "--label", "pore", "--probabilities", str(tmp_path / "p.tif")]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "255 = pore, 0 = solid" in text and "p.tif: probability of solid" in text
+    pore = tifffile.imread(tmp_path / "pore.tif")
+    # PoreSpy's convention: imread(seg) > 0 is the pore space, and its mean the porosity that foamlib printed
+    assert f"porosity {np.mean(pore > 0):.4f}" in text
+    assert np.array_equal(pore > 0, tifffile.imread(tmp_path / "solid.tif") == 0)
+    assert mask_label(tmp_path / "pore.tif") == "pore"
+    assert np.array_equal(read_mask(tmp_path / "pore.tif"), read_mask(tmp_path / "solid.tif"))
+    probs = tifffile.imread(tmp_path / "p.tif")
+    assert probs.dtype == np.float32 and np.array_equal(probs >= 0.5, read_mask(tmp_path / "solid.tif"))
+    with pytest.raises(SystemExit) as info:
+        main([*base, "--out", str(tmp_path / "x.tif"), "--label", "air"])
+    assert info.value.code == 2 and "invalid choice: 'air'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content", [b"garbage", None])
 def test_segment_with_a_bad_model_file_gives_one_line(seg_files, tmp_path, capsys, content):
     scan, _ = seg_files

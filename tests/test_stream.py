@@ -187,3 +187,50 @@ def test_xyz_checks_the_disk_space_for_its_temporary_file(setup, tmp_path, monke
     with pytest.raises(ValueError, match=f"{tmp_path} has 0.00 MB free, but segmenting with axes='xyz' needs"):
         segment_file(inputs["tiff"][0], model_path, out, axes="xyz", **OPTIONS)
     segment_file(inputs["tiff"][0], model_path, out, axes="z", **OPTIONS)  # z needs no temporary file
+
+
+@pytest.mark.parametrize("axes", ["z", "xyz"])
+def test_probabilities_and_a_pore_label_are_written_on_every_path(setup, in_memory, tmp_path, monkeypatch, axes):
+    """The probability stack equals segment_volume's bit for bit, one slab or many; --label pore inverts the mask."""
+    from foamlib.io import mask_label, read_mask
+
+    model, model_path, volume, inputs = setup
+    monkeypatch.setattr(lazy, "MAP_CHUNK_BYTES", 4 * 64 * 64 * 2)  # as in the test above, so the small budget fits
+    probs, _ = in_memory[axes]
+    for memory_gb, label in ((BUDGETS[0], "pore"), (1.0, "solid")):  # slabs of a few slices; the whole scan at once
+        plan = plan_stream(SHAPE, volume.dtype, axes=axes, memory_gb=memory_gb, base_channels=4, **OPTIONS)
+        assert (plan.z_depth < SHAPE[0]) == (memory_gb == BUDGETS[0])
+        out, prob_out = tmp_path / f"seg_{label}.tif", tmp_path / f"prob_{label}.tif"
+        result = segment_file(inputs["tiff"][0], model_path, out, axes=axes, memory_gb=memory_gb, label=label,
+                              probabilities=prob_out, **OPTIONS)  # fmt: skip
+        assert result.probabilities_path == prob_out and result.label == label
+        written = tifffile.imread(prob_out)
+        assert written.dtype == np.float32
+        np.testing.assert_array_equal(written, probs)  # bit for bit
+        assert read_scan(prob_out).voxel_size_um == pytest.approx(3.0) and mask_label(prob_out) == "solid"
+        mask = tifffile.imread(out)
+        np.testing.assert_array_equal(mask == 255, (probs >= 0.5) if label == "solid" else (probs < 0.5))
+        np.testing.assert_array_equal(read_mask(out), probs >= 0.5)  # read back as True = solid either way
+        assert mask_label(out) == label and result.porosity == pytest.approx(np.mean(probs < 0.5))
+    assert not [p for p in tmp_path.iterdir() if is_temporary(p.name)]
+
+
+def test_probabilities_are_checked_before_any_work_and_nothing_is_left_on_a_refusal(setup, tmp_path):
+    model, model_path, volume, inputs = setup
+    scan = inputs["tiff"][0]
+    taken = tmp_path / "prob.tif"
+    taken.write_bytes(b"keep")
+    with pytest.raises(FileExistsError, match="prob.tif"):
+        segment_file(scan, model_path, tmp_path / "seg.tif", probabilities=taken, **OPTIONS)
+    with pytest.raises(ValueError, match="same file"):
+        segment_file(scan, model_path, tmp_path / "seg.tif", probabilities=tmp_path / "seg.tif", **OPTIONS)
+    with pytest.raises(ValueError, match="input scan"):
+        segment_file(scan, model_path, tmp_path / "seg.tif", probabilities=scan, overwrite=True, **OPTIONS)
+    with pytest.raises(ValueError, match="label must be one of"):
+        segment_file(scan, model_path, tmp_path / "seg.tif", label="True", **OPTIONS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prob.tif"] and taken.read_bytes() == b"keep"
+    # a failure in the run leaves neither stack behind
+    with pytest.raises(ValueError, match="too small"):
+        segment_file(scan, model_path, tmp_path / "seg.tif", probabilities=tmp_path / "p2.tif", memory_gb=0.0001,
+                      **OPTIONS)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prob.tif"]
