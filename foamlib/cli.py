@@ -213,8 +213,15 @@ def _cmd_segment(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .export import export_onnx, onnxruntime_available
+    from .export import export_bioimageio, export_onnx, onnxruntime_available
 
+    if args.out.suffix.lower() == ".zip":
+        package = export_bioimageio(args.model, args.out, overwrite=args.overwrite, opset=args.opset)
+        checked = ("" if package.test_max_abs_difference is None else
+                   f"; its ONNX weights reproduce the torch test output to {package.test_max_abs_difference:.2g}")  # fmt: skip
+        print(f"{package.path}: bioimage.io model package of {args.model} (ONNX weights, opset {args.opset}), "
+              f"bioimageio.spec validation: {package.validation_status}{checked}")  # fmt: skip
+        return 0
     verify = onnxruntime_available()
     result = export_onnx(args.model, args.out, overwrite=args.overwrite, opset=args.opset, verify=verify)
     meta = result.metadata
@@ -407,10 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
         "probability of solid. The ONNX metadata records the grey-value normalisation (percentiles of each scan), "
         "the phase convention, the smallest useful tile, the voxel size where known and the foamlib version. Where "
         "onnxruntime is installed the file is run on two inputs (one non-square) and compared with torch; a "
-        "difference above 1e-4 is an error and nothing is written. The file is written atomically.",
+        "difference above 1e-4 is an error and nothing is written. The file is written atomically. An --out "
+        "ending in .zip writes a bioimage.io model package instead (for deepImageJ in Fiji, ilastik and "
+        "bioimageio.core; needs the bioimageio.spec package), validated before it is moved into place.",
     )
     p.add_argument("--model", type=Path, required=True, help="segmentation model file (.pt) written by foamlib")
-    p.add_argument("--out", type=Path, required=True, help="ONNX file to write (.onnx)")
+    p.add_argument("--out", type=Path, required=True, help="ONNX file (.onnx) or bioimage.io model package (.zip)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=_cmd_export)

@@ -151,3 +151,36 @@ def test_cli_export_of_a_missing_model_is_one_line(tmp_path, capsys):
     assert main(["export", "--model", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "m.onnx")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.pt" in err[0]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_bioimageio_package_validates_and_its_test_tensors_match_the_onnx_weights(tmp_path, capsys):
+    """bioimageio.spec leaves files open while it packages (ResourceWarning), hence the filter."""
+    pytest.importorskip("bioimageio.spec")
+    import zipfile
+
+    from foamlib.export import export_bioimageio
+
+    model = _model_file(tmp_path / "m.pt", voxel_size_um=7.5)
+    result = export_bioimageio(tmp_path / "m.pt", tmp_path / "m.zip")
+    assert result.validation_status in ("valid-format", "passed")
+    assert result.test_max_abs_difference is not None and result.test_max_abs_difference < 1e-4
+    with zipfile.ZipFile(result.path) as package:
+        names = set(package.namelist())
+        assert {"rdf.yaml", "weights.onnx", "test_input.npy", "test_output.npy", "README.md"} <= names
+        package.extractall(tmp_path / "unpacked")
+    rdf = (tmp_path / "unpacked" / "rdf.yaml").read_text()
+    assert "scale_range" in rdf and "min_percentile: 0.5" in rdf and "scale: 7.5" in rdf and "halo: 4" in rdf
+    # the test output is what the model gives for the test input after the package's own preprocessing
+    grey = np.load(tmp_path / "unpacked" / "test_input.npy")
+    low, high = np.percentile(grey, [0.5, 99.5])
+    x = np.clip((grey - low) / (high - low + 1e-6), 0, 1).astype(np.float32)
+    expected = np.load(tmp_path / "unpacked" / "test_output.npy")
+    assert np.abs(_torch_probabilities(model, x) - expected).max() < 1e-6
+    assert np.abs(_run_onnx(tmp_path / "unpacked" / "weights.onnx", x) - expected).max() < 1e-4
+    assert x.min() == 0 and x.max() == 1 and 0.2 < np.mean(x > 0.5) < 0.7  # a two-phase slice, walls bright
+    with pytest.raises(FileExistsError):
+        export_bioimageio(tmp_path / "m.pt", tmp_path / "m.zip")
+    assert main(["export", "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "m.zip"), "--overwrite"]) == 0
+    assert "bioimage.io model package" in capsys.readouterr().out
