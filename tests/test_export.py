@@ -184,3 +184,15 @@ def test_bioimageio_package_validates_and_its_test_tensors_match_the_onnx_weight
         export_bioimageio(tmp_path / "m.pt", tmp_path / "m.zip")
     assert main(["export", "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "m.zip"), "--overwrite"]) == 0
     assert "bioimage.io model package" in capsys.readouterr().out
+
+
+def test_cli_export_without_onnxruntime_says_it_did_not_check(tmp_path, capsys, monkeypatch):
+    import foamlib.export
+
+    _model_file(tmp_path / "m.pt")
+    monkeypatch.setattr(foamlib.export, "onnxruntime_available", lambda: False)
+    assert main(["export", "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert "not checked: onnxruntime is not installed" in capsys.readouterr().out
+    with pytest.raises(ModuleNotFoundError, match="pip install onnxruntime"):
+        export_onnx(tmp_path / "m.pt", tmp_path / "again.onnx")
+    assert not (tmp_path / "again.onnx").exists()
