@@ -406,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_cmd_segment)
 
+    from .export import DEFAULT_OPSET, ONNX_TOLERANCE
+
     p = sub.add_parser(
         "export",
         help="export a trained segmentation U-Net to ONNX (ONNX Runtime, deepImageJ, ilastik)",
@@ -414,13 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
         "probability of solid. The ONNX metadata records the grey-value normalisation (percentiles of each scan), "
         "the phase convention, the smallest useful tile, the voxel size where known and the foamlib version. Where "
         "onnxruntime is installed the file is run on two inputs (one non-square) and compared with torch; a "
-        "difference above 1e-4 is an error and nothing is written. The file is written atomically. An --out "
+        f"difference above {ONNX_TOLERANCE:g} is an error and nothing is written. The file is written atomically. An --out "
         "ending in .zip writes a bioimage.io model package instead (for deepImageJ in Fiji, ilastik and "
         "bioimageio.core; needs the bioimageio.spec package), validated before it is moved into place.",
     )
     p.add_argument("--model", type=Path, required=True, help="segmentation model file (.pt) written by foamlib")
     p.add_argument("--out", type=Path, required=True, help="ONNX file (.onnx) or bioimage.io model package (.zip)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=_cmd_export)
 
