@@ -151,7 +151,7 @@ def test_every_module_level_import_is_a_core_dependency():
 
 
 def test_every_import_outside_the_core_names_an_extra_that_lists_it():
-    """Inside functions, a package outside the core is imported in ``with requires_extra(extra)``, and the extra has it."""
+    """A package outside the core is imported in ``with requires_extra(extra)``, and that extra lists it."""
     wrong = {}
     for where, module, _, extra in _package_imports():
         dists = _distributions(module)
