@@ -313,7 +313,8 @@ def test_foamlib_imports_and_segments_with_only_the_core_installed(tmp_path):
     line = next(s for s in result.stdout.splitlines() if s.startswith("RESULT "))
     report = json.loads(line.removeprefix("RESULT "))
     assert Path(report["file"]).resolve().is_relative_to(ROOT)
-    expected = {f"foamlib.{p.stem}" for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    expected = {".".join(("foamlib", *p.relative_to(PACKAGE).with_suffix("").parts)) for p in PACKAGE.rglob("*.py")}
+    expected = {name.removesuffix(".__init__") for name in expected} - {"foamlib"}
     assert set(report["modules"]) == expected
     assert report["segment"] == 0 and report["analyze"] == 0
     assert "foamlib.report.porosity_table" in report["missing"] and "pip install 'foamlib[study]'" in report["missing"]
