@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._optional import requires_extra
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
@@ -255,7 +257,8 @@ def fid_degradation_curve(
         ``n_reference``, ``fid``, ``fid_floor`` (undegraded vs reference, equal
         for all rows), ``fid_ratio`` (``fid / fid_floor``) and ``kid``.
     """
-    import pandas as pd
+    with requires_extra("study"):
+        import pandas as pd
 
     from foamlib.features import extract_features
     from foamlib.fid import fid, kid
@@ -325,8 +328,9 @@ def plot_degradation_curves(table: pd.DataFrame, *, log_y: bool = True) -> Figur
         Panels in the order the kinds first appear; a dotted line marks the
         floor (ratio 1). An encoder fit for FID rises above it, monotonically.
     """
-    import matplotlib.pyplot as plt
-    import pandas as pd
+    with requires_extra("study"):
+        import matplotlib.pyplot as plt
+        import pandas as pd
 
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"table must be a pandas DataFrame, got {type(table).__name__}")

@@ -69,11 +69,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
+from ._optional import requires_extra
 from .fid import as_features as _fid_features
 
-if TYPE_CHECKING:  # matplotlib is imported by plot_embedding only
+if TYPE_CHECKING:  # pandas, matplotlib, scikit-learn and umap-learn are imported by the functions that use them
+    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -136,7 +137,8 @@ def _standardize(x: np.ndarray) -> np.ndarray:
 # the two methods
 # --------------------------------------------------------------------------- #
 def _tsne(x: np.ndarray, *, metric: str, seed: int, perplexity: float, init: str) -> np.ndarray:
-    from sklearn.manifold import TSNE
+    with requires_extra("study"):
+        from sklearn.manifold import TSNE
 
     n = x.shape[0]
     limit = (n - 1) / 3.0
@@ -153,7 +155,8 @@ def _import_umap() -> Any:
     """``umap.UMAP``, imported on first use, without its ImportWarning about TensorFlow."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Tensorflow not installed", category=ImportWarning)
-        from umap import UMAP
+        with requires_extra("study"):
+            from umap import UMAP
     return UMAP
 
 
@@ -291,7 +294,8 @@ def separation(embedding: object, labels: object) -> float:
         The score is invariant to rotating and scaling the map, so it can be
         compared across machines where UMAP coordinates differ.
     """
-    from sklearn.metrics import silhouette_score
+    with requires_extra("study"):
+        from sklearn.metrics import silhouette_score
 
     emb = np.asarray(embedding)
     if emb.dtype == object or not (np.issubdtype(emb.dtype, np.floating) or np.issubdtype(emb.dtype, np.integer)):
@@ -345,6 +349,9 @@ def embedding_frame(
         ``method`` (str), ``x``, ``y`` (float64 coordinates) and ``index``
         (int, the row within its set), grouped by method, then by set.
     """
+    with requires_extra("study"):
+        import pandas as pd
+
     if not isinstance(features_by_set, Mapping) or len(features_by_set) == 0:
         raise ValueError("features_by_set must be a non-empty mapping of set name to (N_i, D) features")
     if isinstance(methods, str) or not isinstance(methods, Sequence) or len(methods) == 0:
@@ -408,7 +415,9 @@ def plot_embedding(
         Panels titled "t-SNE" / "UMAP", without ticks or axis labels (the
         coordinates carry no units), and with a legend of the sets.
     """
-    import matplotlib.pyplot as plt
+    with requires_extra("study"):
+        import matplotlib.pyplot as plt
+        import pandas as pd
 
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")

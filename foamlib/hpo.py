@@ -51,6 +51,7 @@ local disk while a search writes to it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -60,18 +61,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import optuna
-import pandas as pd
 import torch
 from tqdm import tqdm
 
+from ._optional import requires_extra
 from .runs import atomic_path
 from .torchfiles import ON_MISMATCH, data_fingerprint
 from .training import TrainConfig, train_unet
 from .unet import build_unet
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
 
 __all__ = ["SearchSpace", "SearchResult", "search", "SMOKE_SPACE", "ARCHITECTURE_PARAMS"]
 
@@ -213,6 +217,9 @@ class SearchResult:
 @contextmanager
 def _quiet_optuna() -> Iterator[None]:
     """Silence Optuna's per-trial INFO messages, restoring its verbosity afterwards."""
+    with requires_extra("study"):
+        import optuna
+
     before = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -232,7 +239,7 @@ def _sampler_seed(seed: int, stage: int, slot: int) -> int:
     return int(np.random.SeedSequence([seed, stage, slot]).generate_state(1)[0])
 
 
-class _SlotSeededSampler(optuna.samplers.BaseSampler):
+class _SlotSeeded:
     """A sampler made afresh for every trial, seeded from the trial's slot in its stage.
 
     The slot is the number of trials of the stage that finished (complete,
@@ -267,6 +274,15 @@ class _SlotSeededSampler(optuna.samplers.BaseSampler):
 
     def reseed_rng(self) -> None:  # noqa: D102
         self._inner.reseed_rng()
+
+
+@functools.cache
+def _slot_seeded_sampler_class() -> type:
+    """:class:`_SlotSeeded` as an Optuna sampler (its base class comes with optuna, imported on first use)."""
+    with requires_extra("study"):
+        import optuna
+
+    return type("_SlotSeededSampler", (_SlotSeeded, optuna.samplers.BaseSampler), {"__doc__": _SlotSeeded.__doc__})
 
 
 def _own_trials(study: optuna.Study, stage: str) -> list[optuna.trial.FrozenTrial]:
@@ -323,6 +339,9 @@ def _storage_path(storage: Any) -> Path | None:
 
 def _rdb(path: Path) -> optuna.storages.RDBStorage:
     # A writer waits up to a minute for a lock (a reader, a slow disk) rather than fail at once.
+    with requires_extra("study"):
+        import optuna
+
     try:
         url = f"sqlite:///{path.resolve()}"
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
@@ -331,6 +350,9 @@ def _rdb(path: Path) -> optuna.storages.RDBStorage:
 
 
 def _close(storage: optuna.storages.BaseStorage | None) -> None:
+    with requires_extra("study"):
+        import optuna
+
     if isinstance(storage, optuna.storages.RDBStorage):
         storage.remove_session()
         storage.engine.dispose()
@@ -356,6 +378,9 @@ def _diff(stored: dict[str, Any], current: dict[str, Any]) -> str:
 
 def _open_storage(path: Path, names: tuple[str, str], settings: dict[str, Any], on_mismatch: str):
     """The RDB storage in ``path``, after checking that it holds no other search (moved aside or refused)."""
+    with requires_extra("study"):
+        import optuna
+
     path.parent.mkdir(parents=True, exist_ok=True)
     storage = _rdb(path)
     try:
@@ -389,6 +414,9 @@ def _open_study(
     pruner: optuna.pruners.BasePruner,
 ) -> tuple[optuna.Study, int]:  # fmt: skip
     """Create or load a stage's study; returns it and the number of interrupted trials queued to run again."""
+    with requires_extra("study"):
+        import optuna
+
     study = optuna.create_study(
         storage=storage, study_name=name, sampler=optuna.samplers.RandomSampler(seed=0), pruner=pruner,
         direction="maximize", load_if_exists=True,
@@ -410,6 +438,9 @@ def _open_study(
 
 def _warm_start(second: optuna.Study, stage1: list[optuna.trial.FrozenTrial]) -> None:
     """Copy the completed stage-1 trials into stage 2 (those not copied yet: a copy may have been interrupted)."""
+    with requires_extra("study"):
+        import optuna
+
     copied = {t.user_attrs.get("copied_from") for t in second.get_trials(deepcopy=False)}
     for t in stage1:
         if t.state == optuna.trial.TrialState.COMPLETE and t.number not in copied:
@@ -533,6 +564,10 @@ def search(
     there is no sampler state to lose. Completed trials are never run again
     in any case.
     """
+    with requires_extra("study"):
+        import optuna
+        import pandas as pd
+
     hyperband_trials = _check_count("hyperband_trials", hyperband_trials, 1)
     bayes_trials = _check_count("bayes_trials", bayes_trials, 0)
     max_epochs = _check_count("max_epochs", max_epochs, 1)
@@ -635,9 +670,12 @@ def _run_stages(
     hyperband_trials: int, bayes_trials: int, max_epochs: int, seed: int, progress: bool, path: Path | None,
 ) -> tuple[list[optuna.trial.FrozenTrial], list[optuna.trial.FrozenTrial], int]:  # fmt: skip
     """Run the missing trials of both stages; returns each stage's own finished trials and how many were stored."""
+    with requires_extra("study"):
+        import optuna
+
     pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
     first, requeued1 = _open_study(rdb, names[0], settings, pruner)
-    first.sampler = _SlotSeededSampler(
+    first.sampler = _slot_seeded_sampler_class()(
         lambda s: optuna.samplers.RandomSampler(seed=s), seed=seed, stage=1, name="hyperband"
     )
     done1 = len(_own_trials(first, "hyperband"))
@@ -648,7 +686,7 @@ def _run_stages(
         pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
         second, requeued2 = _open_study(rdb, names[1], settings, pruner)
         # The warm-start trials are TPE's startup: it models from the first stage-2 trial on.
-        second.sampler = _SlotSeededSampler(
+        second.sampler = _slot_seeded_sampler_class()(
             lambda s: optuna.samplers.TPESampler(seed=s, n_startup_trials=1), seed=seed, stage=2, name="bayes"
         )
         done2 = len(_own_trials(second, "bayes"))

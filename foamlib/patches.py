@@ -38,10 +38,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+from ._optional import requires_extra
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["extract_patches", "orthogonal_slices", "tile_starts", "patch_statistics", "compare_patch_sets", "STATISTICS"]
 
@@ -330,6 +334,9 @@ def patch_statistics(
         If ``patches`` is not a non-empty ``(N, H, W)`` stack, or a setting is
         out of range (see :func:`foamlib.structure.pore_sizes`).
     """
+    with requires_extra("study"):
+        import pandas as pd
+
     from .structure import pore_sizes
 
     arr = _as_binary_patches(patches, "patches")
@@ -425,6 +432,9 @@ def compare_patch_sets(
     >>> float(table.loc[("porosity", "copy"), "ks_statistic"])
     0.0
     """
+    with requires_extra("study"):
+        import pandas as pd
+
     from scipy.stats import ks_2samp
 
     if not isinstance(sets, Mapping) or len(sets) == 0:

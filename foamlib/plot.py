@@ -2,16 +2,21 @@
 
 Each function draws on matplotlib axes it is given (or makes a figure) and
 returns the figure, so notebooks stay short and figures look the same on every
-page. Importing this module imports matplotlib; ``import foamlib`` does not.
+page. Each function imports matplotlib (``pip install 'foamlib[study]'``) when it is called.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
+
+from ._optional import requires_extra
+
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
 __all__ = ["orthogonal_slices", "grey_histogram", "compare_slices", "image_rows", "distribution"]
 
@@ -45,6 +50,9 @@ def orthogonal_slices(
     -------
     matplotlib.figure.Figure
     """
+    with requires_extra("study"):
+        import matplotlib.pyplot as plt
+
     volume = np.asarray(volume)
     if volume.ndim != 3:
         raise ValueError(f"expected a (Z, Y, X) volume, got shape {volume.shape}")
@@ -91,6 +99,9 @@ def grey_histogram(
     -------
     matplotlib.figure.Figure
     """
+    with requires_extra("study"):
+        import matplotlib.pyplot as plt
+
     volume = np.asarray(volume)
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
@@ -134,6 +145,9 @@ def compare_slices(
     -------
     matplotlib.figure.Figure
     """
+    with requires_extra("study"):
+        import matplotlib.pyplot as plt
+
     n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.6), layout="constrained", squeeze=False)
     for ax, (label, image) in zip(axes[0], panels.items()):
@@ -165,6 +179,9 @@ def image_rows(rows: Mapping[str, np.ndarray], *, columns: int = 8, size: float 
     -------
     matplotlib.figure.Figure
     """
+    with requires_extra("study"):
+        import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(len(rows), columns, figsize=(size * columns, size * len(rows) + 0.3),
                              layout="constrained", squeeze=False)  # fmt: skip
     for row, (label, images) in zip(axes, rows.items()):
@@ -204,6 +221,9 @@ def distribution(
     -------
     matplotlib.figure.Figure
     """
+    with requires_extra("study"):
+        import matplotlib.pyplot as plt
+
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
     else:

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._optional import requires_extra
+
 __all__ = [
     "ETHANOL_DENSITY_G_CM3",
     "PAPER_SOLID_DENSITY_G_CM3",
@@ -319,7 +321,8 @@ def solid_density_table(
         Mean solid density with its type-A uncertainty (:func:`mean_measurement`),
         or, for a single determination, its propagated uncertainty.
     """
-    import pandas as pd
+    with requires_extra("study"):
+        import pandas as pd
 
     rows = []
     for i, triple in enumerate(masses):
@@ -363,7 +366,8 @@ def porosity_table(
         Index: sample. Columns ``rho_eff_kg_m3``, ``porosity`` and
         ``u_porosity`` (fractions).
     """
-    import pandas as pd
+    with requires_extra("study"):
+        import pandas as pd
 
     rows = {}
     for name, rho_eff in effective_densities_kg_m3.items():

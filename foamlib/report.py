@@ -9,10 +9,14 @@ its Otsu and step-1 porosities. The functions here take the summaries as
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+from ._optional import requires_extra
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["METHODS", "porosity_error_pp", "porosity_table", "failure_table", "samples_with_stage"]
 
@@ -36,6 +40,9 @@ def porosity_error_pp(porosity: Any, reference: float | None) -> Any:
         ``100 * (porosity - reference)``, of the input's kind; NaN where the
         porosity or the reference is missing.
     """
+    with requires_extra("study"):
+        import pandas as pd
+
     if reference is None:
         reference = np.nan
     if isinstance(porosity, (pd.Series, pd.DataFrame)):
@@ -62,6 +69,9 @@ def porosity_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
         and ``<label> error (pp)``; NaN where a stage did not run or no
         reference is known.
     """
+    with requires_extra("study"):
+        import pandas as pd
+
     rows = {}
     for sample, summary in summaries.items():
         reference = summary.get("reference_porosity")
@@ -92,6 +102,9 @@ def failure_table(failures: Mapping[str, str]) -> pd.DataFrame:
         Index ``sample``; columns ``stage`` and ``message``. Empty (with those
         columns) when nothing failed.
     """
+    with requires_extra("study"):
+        import pandas as pd
+
     rows = {}
     for sample, text in failures.items():
         stage, sep, message = str(text).partition(": ")

@@ -69,6 +69,7 @@ from typing import Any
 
 import yaml
 
+from ._optional import requires_extra
 from .device import cpu_threads, idle_cpus
 from .runs import LOCK_FILE, atomic_path, file_sha256, is_temporary, read_json, remove_temporaries, run_lock, write_json
 
@@ -193,7 +194,8 @@ class Stage:
 
 
 def _declared_parameters(path: Path) -> dict[str, str]:
-    import papermill
+    with requires_extra("study"):
+        import papermill
 
     return {name: str(info.get("default")) for name, info in papermill.inspect_notebook(str(path)).items()}
 
@@ -642,7 +644,8 @@ def _label_cells(nb, sample: str) -> None:
 
 def _label_for_sample(path: Path, sample: str) -> None:
     """:func:`_label_cells` on a notebook file."""
-    import nbformat
+    with requires_extra("study"):
+        import nbformat
 
     nb = nbformat.read(path, as_version=4)
     _label_cells(nb, sample)
@@ -662,7 +665,8 @@ def _refresh_prose(source: Path, output: Path, sample: str) -> bool | None:
         already current, None if the markdown cells differ in ids or order
         (one was added, removed or moved): the stage must run again.
     """
-    import nbformat
+    with requires_extra("study"):
+        import nbformat
 
     labelled = nbformat.read(source, as_version=4)
     _label_cells(labelled, sample)
@@ -833,7 +837,8 @@ def _kernel_manager(env: Mapping[str, str], log_path: Path):
     encryption" warning, and the socket errors of a kernel shut down mid-cell,
     belong in a log file, not on the terminal.
     """
-    from jupyter_client.manager import AsyncKernelManager
+    with requires_extra("study"):
+        from jupyter_client.manager import AsyncKernelManager
 
     class StageKernelManager(AsyncKernelManager):
         async def _async_launch_kernel(self, kernel_cmd, **kw):
@@ -856,7 +861,8 @@ def _execute(
     env: Mapping[str, str] | None,
     log_path: Path,
 ) -> None:
-    import papermill
+    with requires_extra("study"):
+        import papermill
 
     with atomic_path(output) as tmp:
         try:
