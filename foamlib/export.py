@@ -78,6 +78,8 @@ from typing import Any
 
 import numpy as np
 
+from ._optional import requires_extra
+
 __all__ = [
     "OnnxExport",
     "export_onnx",
@@ -277,7 +279,8 @@ def export_onnx(
     ModuleNotFoundError
         If ``verify`` is True and ``onnxruntime`` is not installed.
     """
-    import onnx
+    with requires_extra("export"):
+        import onnx
     import torch
 
     from .io import same_path
@@ -365,7 +368,8 @@ def _check_shape_list(shapes: Any, config: dict[str, Any]) -> tuple[tuple[int, i
 
 def _max_difference(onnx_path: Path, model: Any, shapes: Sequence[tuple[int, ...]], rng: Any) -> float:
     """Largest |ONNX Runtime - torch| probability on seeded uniform inputs of ``shapes``."""
-    import onnxruntime
+    with requires_extra("export"):
+        import onnxruntime
     import torch
 
     from .segment import _probabilities
@@ -459,7 +463,8 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
     ValueError
         If it is not a readable ONNX model (names the file).
     """
-    import onnx
+    with requires_extra("export"):
+        import onnx
 
     path = Path(path)
     if not path.is_file():
@@ -586,8 +591,9 @@ def export_bioimageio(
 
     if importlib.util.find_spec("bioimageio") is None or importlib.util.find_spec("bioimageio.spec") is None:
         raise ModuleNotFoundError("a bioimage.io package needs bioimageio.spec (pip install bioimageio.spec)")
-    from bioimageio.spec import load_model_description, save_bioimageio_package
-    from bioimageio.spec.model import v0_5 as bio
+    with requires_extra("export"):
+        from bioimageio.spec import load_model_description, save_bioimageio_package
+        from bioimageio.spec.model import v0_5 as bio
 
     model_path, out_path = Path(model_path), Path(out_path)
     if same_path(model_path, out_path):
@@ -683,7 +689,8 @@ def export_bioimageio(
 
 
 def _onnx_output_difference(onnx_path: Path, x: np.ndarray, expected: np.ndarray) -> float:
-    import onnxruntime
+    with requires_extra("export"):
+        import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
