@@ -193,6 +193,8 @@ def _cmd_segment(args) -> int:
         overwrite=args.overwrite,
         memory_gb=args.memory,
         device=args.device,
+        precision=args.precision,
+        scheduler=args.scheduler,
         progress=True,  # tqdm writes to stderr; stdout keeps only the result
         **_scan_options(args),
     )
@@ -342,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_scan_options(p)
     p.add_argument("--model", type=Path, required=True, help="model file (.pt) written by foamlib")
-    p.add_argument("--out", type=Path, required=True, help="output TIFF stack")
+    p.add_argument("--out", type=Path, required=True, help="output TIFF stack (.tif), or OME-Zarr image (.zarr)")
     p.add_argument("--axes", choices=("z", "xyz"), default="z", help="slice along z, or average z, y and x (default z)")
     p.add_argument(
         "--intensity-range",
@@ -364,6 +366,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threshold", type=float, default=0.5, help="solid probability threshold (default 0.5)")
     p.add_argument("--device", help="auto (default: the first CUDA GPU, else the CPU), cpu, cuda or cuda:N")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="arithmetic of the network on a GPU: auto (default: bf16 on a CUDA GPU that supports it, else fp32), "
+        "fp32, bf16 or fp16 (autocast); the CPU runs fp32",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="local|ADDRESS",
+        help="segment the slabs as Dask tasks: 'local' (a LocalCluster of the idle cores) or a Dask scheduler's "
+        "address (tcp://HOST:PORT); same result as without",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_cmd_segment)
