@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 #: The ``scheduler`` value that starts a LocalCluster of the idle cores.
 LOCAL = "local"
 
+#: How long a Client tries to reach a scheduler address before giving up.
+CONNECT_TIMEOUT = "20s"
+
 #: Bytes of grey values per block of :func:`scan_to_dask` and :func:`segment_dask` where no depth is given (64 MiB).
 BLOCK_BYTES = 64 * 2**20
 
@@ -93,14 +96,14 @@ def dask_client(scheduler: Any = LOCAL, *, n_workers: int | None = None) -> Iter
         from .device import idle_cpus
 
         n = idle_cpus() if n_workers is None else n_workers
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                           env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}) as cluster, Client(cluster) as client:  # fmt: skip
             logger.info("started a Dask LocalCluster of %d single-threaded workers", n)
             yield client
         return
     try:
-        client = Client(scheduler.strip(), timeout="20s")
-    except OSError as exc:
+        client = Client(scheduler.strip(), timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
         raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r} ({type(exc).__name__}: {exc}); "
                          "is it running, and is the address host:port right?") from exc  # fmt: skip
     with client:
