@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "segment",
-        help="segment a scan with a trained U-Net and write the solid as a TIFF stack",
+        help="segment a scan with a trained U-Net and write the solid as a TIFF stack or OME-Zarr image",
         description="Run a segmentation model saved by foamlib on every slice of a scan (tiled, blended), threshold "
         "the solid probability and write a uint8 TIFF stack (255 = solid) with the scan's voxel size; prints the "
         "porosity. Grey values are scaled per scan with the model's normalisation (robust percentiles of the scan) "
@@ -340,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
         "model's, and thin tile overlaps. Memory: the scan is read and segmented slab by slab, never whole, so a "
         "scan of any size runs within --memory GB (default 2) plus about 0.4 GB for Python and torch; the slab "
         "depths, the estimated peak memory and the estimated time are printed before the run starts. "
-        "--axes xyz also needs 4 bytes per voxel of temporary disk space beside the output (a 1024^3 scan: 4.3 GB).",
+        "--axes xyz also needs 4 bytes per voxel of temporary disk space beside the output (a 1024^3 scan: 4.3 GB). "
+        "An --out ending in .zarr is written as an OME-Zarr 0.5 image (chunked, same values); --scheduler runs the "
+        "slabs as Dask tasks on a LocalCluster or a running cluster; --precision sets the GPU's arithmetic.",
     )
     _add_scan_options(p)
     p.add_argument("--model", type=Path, required=True, help="model file (.pt) written by foamlib")

@@ -108,6 +108,24 @@ def test_ome_zarr_refusals_name_the_store_and_value(tmp_path, make, match):
     assert str(path) in str(info.value)
 
 
+def test_read_scan_and_analyze_read_zarr(tmp_path, capsys):
+    from foamlib.cli import main
+
+    volume = _volume((6, 20, 20))
+    path = _ome04(tmp_path / "scan.zarr", volume, axes="zyx", scale=[2.0, 2.0, 2.0])
+    scan = read_scan(path)
+    assert scan.volume.dtype == np.float32 and scan.voxel_size_um == 2.0 and scan.original_dtype == "uint16"
+    np.testing.assert_array_equal(scan.volume, volume.astype(np.float32))
+    assert read_scan(path, voxel_size_um=5.0).voxel_size_um == 5.0
+    assert main(["analyze", str(path), "--json"]) == 0  # in memory
+    in_memory = json.loads(capsys.readouterr().out)
+    assert main(["analyze", str(path), "--json", "--memory", "0.00001"]) == 0  # streamed
+    streamed = json.loads(capsys.readouterr().out)
+    assert streamed["streamed"] and streamed["threshold"] == in_memory["threshold"]
+    assert streamed["porosity"] == pytest.approx(in_memory["porosity"], abs=1e-12)
+    assert streamed["solid_voxels"] == np.count_nonzero(volume.astype(np.float32) > in_memory["threshold"])
+
+
 def test_anisotropic_store_opens_with_a_given_voxel_size(tmp_path):
     path = _ome04(tmp_path / "aniso.zarr", np.ones((3, 4, 5), np.uint8), axes="zyx", scale=[2, 1, 1])
     assert open_scan(path, voxel_size_um=1.0).voxel_size_um == 1.0
