@@ -425,6 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_dask(record: logging.LogRecord) -> bool:
+    """Logging filter: drop distributed's records below ERROR (its loggers are set to INFO when it is imported)."""
+    return not record.name.startswith("distributed") or record.levelno >= logging.ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foamlib`` command; returns the exit status."""
     parser = build_parser()
@@ -433,6 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (logged even at ERROR level) only with --debug, so that an error stays one line.
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL, format="foamlib: %(message)s")
     logging.getLogger("foamlib").setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    if not args.debug:  # Dask's distributed logs its clusters' start-up and shutdown at INFO: errors only
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_dask)
     try:
         return args.func(args)
     except KeyboardInterrupt:
