@@ -5,7 +5,8 @@ volume, either along z only (``axes="z"``, as Griem et al. did) or along all
 three axes with the three probability volumes averaged (``axes="xyz"``), which
 smooths the slice-to-slice jitter of a 2D network at three times the cost.
 :func:`segment_file` segments a scan file slab by slab within a memory budget
-and writes a bool TIFF stack.
+and writes a bool TIFF stack or OME-Zarr image, in this process or as Dask
+tasks (:mod:`foamlib.distributed`).
 
 Tiling
 ------
