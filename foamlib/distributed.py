@@ -328,7 +328,9 @@ def stream_segment(
     progress : bool, optional
         Show a progress bar over the slabs.
     in_flight : int, optional
-        Slabs computed ahead of the writer; default twice the workers.
+        Slabs computed ahead of the writer for ``axes="z"``; default twice
+        the workers. ``axes="xyz"`` submits every slab at once (they share
+        the y and x passes).
 
     Returns
     -------
@@ -359,6 +361,10 @@ def stream_segment(
     start = time.perf_counter()
     with dask_client(scheduler) as client, tqdm(total=len(blocks), desc="segment", unit="slab", disable=not progress) as bar:
         ahead = in_flight or 2 * max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
+        if plan.axes == "xyz":
+            # every output slab depends on every block of the y and x passes: submitted together they share
+            # them (computed once); submitted in turns each would recompute them
+            ahead = len(blocks)
         pending = list(zip(starts, blocks))
         futures = {}
         queue = as_completed()
