@@ -22,8 +22,8 @@ process had resident, memory-mapped file pages included):
 It prints every figure, and exits with status 1 if a check fails (memory bound,
 porosity, bit identity, and the throughput if ``--min-voxels-per-s`` is given).
 
-Run (the issue's figures: two threads, 1024^3; about 15 minutes and 8 GB of
-disk on two cores)::
+Run (the issue's figures: two threads, 1024^3; on two idle cores about 20-30
+minutes, 4 GB of disk and 2-3 GB of memory)::
 
     python benchmarks/bench_large.py --size 1024 --cut 512 --threads 2 --min-voxels-per-s 1.3e6
 
