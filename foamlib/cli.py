@@ -193,6 +193,8 @@ def _cmd_segment(args) -> int:
         overwrite=args.overwrite,
         memory_gb=args.memory,
         device=args.device,
+        precision=args.precision,
+        scheduler=args.scheduler,
         progress=True,  # tqdm writes to stderr; stdout keeps only the result
         label=args.label,
         probabilities=args.probabilities,
@@ -362,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "segment",
-        help="segment a scan with a trained U-Net and write the solid as a TIFF stack",
+        help="segment a scan with a trained U-Net and write the solid as a TIFF stack or OME-Zarr image",
         description="Run a segmentation model saved by foamlib on every slice of a scan (tiled, blended), threshold "
         "the solid probability and write a uint8 TIFF stack (255 = solid, 0 = pore; --label pore for the reverse, "
         "PoreSpy's True = pore) with the scan's voxel size and the phase convention in its ImageJ metadata; "
@@ -372,11 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
         "scan of any size runs within --memory GB (default 2) plus about 0.4 GB for Python and torch; the slab "
         "depths, the estimated peak memory and the estimated time are printed before the run starts. "
         "--axes xyz also needs 4 bytes per voxel of temporary disk space beside the output (a 1024^3 scan: 4.3 GB); "
-        "--probabilities writes 4 bytes per voxel.",
+        "--probabilities writes 4 bytes per voxel. An --out ending in .zarr is written as an OME-Zarr 0.5 image "
+        "(chunked, same values, the phase convention in its attributes); --scheduler runs the slabs as Dask tasks "
+        "on a LocalCluster or a running cluster; --precision sets the GPU's arithmetic.",
     )
     _add_scan_options(p)
     p.add_argument("--model", type=Path, required=True, help="model file (.pt) written by foamlib")
-    p.add_argument("--out", type=Path, required=True, help="output TIFF stack")
+    p.add_argument("--out", type=Path, required=True, help="output TIFF stack (.tif), or OME-Zarr image (.zarr)")
     p.add_argument("--axes", choices=("z", "xyz"), default="z", help="slice along z, or average z, y and x (default z)")
     p.add_argument(
         "--intensity-range",
@@ -402,6 +406,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probabilities", type=Path, metavar="PATH",
                    help="also write the probability of solid here (float32 TIFF stack, 0 to 1, with the voxel size)")
     p.add_argument("--device", help="auto (default: the first CUDA GPU, else the CPU), cpu, cuda or cuda:N")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="arithmetic of the network on a GPU: auto (default: bf16 on a CUDA GPU that supports it, else fp32), "
+        "fp32, bf16 or fp16 (autocast); the CPU runs fp32",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="local|ADDRESS",
+        help="segment the slabs as Dask tasks: 'local' (a LocalCluster of the idle cores) or a Dask scheduler's "
+        "address (tcp://HOST:PORT); same result as without",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_cmd_segment)
@@ -466,6 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_dask(record: logging.LogRecord) -> bool:
+    """Logging filter: drop distributed's records below ERROR (its loggers are set to INFO when it is imported)."""
+    return not record.name.startswith("distributed") or record.levelno >= logging.ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foamlib`` command; returns the exit status."""
     parser = build_parser()
@@ -474,6 +496,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (logged even at ERROR level) only with --debug, so that an error stays one line.
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL, format="foamlib: %(message)s")
     logging.getLogger("foamlib").setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    if not args.debug:  # Dask's distributed logs its clusters' start-up and shutdown at INFO: errors only
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_dask)
     try:
         return args.func(args)
     except KeyboardInterrupt:

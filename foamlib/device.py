@@ -6,19 +6,29 @@ passes it through :func:`pick_device`, so there is one place that decides what
 torch state: on the CPU the number of threads stays whatever the caller set;
 :func:`cpu_threads` says how many cores this process may use, for callers that
 want to set it themselves (``torch.set_num_threads(cpu_threads())``).
+
+Mixed precision on a GPU is one setting, ``precision`` (CLI ``--precision``),
+resolved by :func:`pick_precision` and applied by :func:`autocast` around the
+forward passes of inference and training (and :func:`grad_scaler` for fp16
+training): ``"auto"`` is bf16 on a CUDA device that supports it and fp32
+everywhere else, so the CPU path is unchanged bit for bit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch is imported where it is used, so cpu_threads() does not load it
     import torch
 
-__all__ = ["pick_device", "cpu_threads", "idle_cpus"]
+__all__ = ["pick_device", "cpu_threads", "idle_cpus", "PRECISIONS", "pick_precision", "autocast", "grad_scaler"]
+
+#: Values of the ``precision`` setting: ``"auto"`` and the three a run can use.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 logger = logging.getLogger(__name__)
 
@@ -150,3 +160,93 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
             f"device {device!r} requested, but this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
         )
     return torch.device("cuda", index)
+
+
+def pick_precision(precision: str = "auto", device: str | torch.device | None = None) -> str:
+    """Turn a precision request into the arithmetic a run on ``device`` uses.
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16"}, optional
+        ``"auto"`` (default): bf16 on a CUDA device that supports it
+        (``torch.cuda.is_bf16_supported()``, compute capability 8.0 and up),
+        else fp32. ``"fp32"``: full precision everywhere. ``"bf16"``,
+        ``"fp16"``: autocast to that type, on a CUDA device only.
+    device : str, torch.device or None, optional
+        The device of the run, as for :func:`pick_device`.
+
+    Returns
+    -------
+    str
+        ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+
+    Raises
+    ------
+    ValueError
+        If ``precision`` is not one of :data:`PRECISIONS`, or asks for bf16 or
+        fp16 on the CPU (the CPU path runs fp32 only), or for bf16 on a GPU
+        without it.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    import torch
+
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    if dev.type != "cuda":
+        if precision in ("bf16", "fp16"):
+            raise ValueError(
+                f"precision {precision!r} needs a CUDA device, but the run is on {dev}; "
+                "the CPU runs fp32 (use precision 'auto' or 'fp32', --precision auto)"
+            )
+        return "fp32"
+    if precision == "auto":
+        chosen = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        logger.debug("pick_precision('auto', %s) -> %s", dev, chosen)
+        return chosen
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision 'bf16' requested, but {dev} does not support bfloat16; use 'fp16' or 'fp32'")
+    return precision
+
+
+def autocast(device: torch.device, precision: str) -> Any:
+    """Context manager that runs the forward passes inside it at ``precision``.
+
+    Parameters
+    ----------
+    device : torch.device
+        The device the model runs on.
+    precision : {"fp32", "bf16", "fp16"}
+        As returned by :func:`pick_precision`.
+
+    Returns
+    -------
+    context manager
+        :class:`torch.autocast` to bfloat16 or float16 on CUDA; a context
+        that changes nothing for ``"fp32"``.
+
+    Raises
+    ------
+    ValueError
+        If ``precision`` is not a resolved precision, or is bf16/fp16 on a
+        device other than CUDA.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    import torch
+
+    if precision not in ("bf16", "fp16"):
+        raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16' (see pick_precision), got {precision!r}")
+    if device.type != "cuda":
+        raise ValueError(f"precision {precision!r} runs on a CUDA device only, not on {device}")
+    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def grad_scaler(device: torch.device, precision: str) -> Any:
+    """The :class:`torch.amp.GradScaler` a training step at ``precision`` needs (enabled for fp16 only).
+
+    A disabled scaler passes ``scale(loss)``, ``step(optimizer)`` and
+    ``update()`` straight through, so the fp32 and bf16 steps are unchanged.
+    """
+    import torch
+
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

@@ -73,7 +73,7 @@ _TIFF_SUFFIXES = (".tif", ".tiff")
 _PNG_SUFFIXES = (".png",)
 _RAW_SUFFIXES = (".raw", ".bin", ".vol")
 _NPY_SUFFIXES = (".npy",)
-_SUPPORTED = "'.tif', '.tiff', '.png', '.raw', '.bin', '.vol', '.npy' or a folder of '.tif'/'.tiff'/'.png' slices"
+_SUPPORTED = "'.tif', '.tiff', '.png', '.raw', '.bin', '.vol', '.npy', a '.zarr' store (Zarr, OME-Zarr) or a folder of '.tif'/'.tiff'/'.png' slices"
 
 #: Length units that ImageJ writes, in micrometres. Other units ('pixel',
 #: 'inch', '') carry no physical voxel size and are ignored.
@@ -175,7 +175,9 @@ def read_scan(
           other extensions and hidden files are ignored;
         - a headerless raw file (``.raw``, ``.bin``, ``.vol``), x varying
           fastest; needs ``shape`` and ``dtype``;
-        - a NumPy ``.npy`` file (read without pickle).
+        - a NumPy ``.npy`` file (read without pickle);
+        - a Zarr store or OME-Zarr image (``.zarr`` folder; level 0, voxel
+          size from the OME scale and unit, see :mod:`foamlib.omezarr`).
 
         RGB(A) images are accepted when R == G == B and the alpha channel is
         constant, and read as grey.
@@ -213,7 +215,13 @@ def read_scan(
     override = _check_voxel_size(voxel_size_um, ScanError, f"{path}: voxel_size_um")
     if byte_order not in ("little", "big"):
         raise ScanError(f"{path}: byte_order must be 'little' or 'big', got {byte_order!r}")
-    data, file_voxel_size = _read_any(path, shape=shape, dtype=dtype, byte_order=byte_order)
+    if path.suffix.lower() == ".zarr":  # Zarr / OME-Zarr: foamlib.omezarr, through the lazy reader
+        from .lazy import open_scan
+
+        lazy = open_scan(path, shape=shape, dtype=dtype, voxel_size_um=voxel_size_um)
+        data, file_voxel_size = lazy[:], lazy.voxel_size_um
+    else:
+        data, file_voxel_size = _read_any(path, shape=shape, dtype=dtype, byte_order=byte_order)
     voxel = override if override is not None else file_voxel_size
     scan = _make_scan(data, voxel_size_um=voxel, path=path, source=str(path))
     logger.debug(

@@ -17,7 +17,10 @@ only what it returns:
 - folders of slices are read one file per z slice;
 - raw files are memory-mapped with :class:`numpy.memmap`, ``.npy`` files with
   ``numpy.load(mmap_mode="r")``;
-- a single PNG image (2D, small) is read at once.
+- a single PNG image (2D, small) is read at once;
+- Zarr stores and OME-Zarr images (``.zarr`` folders; level 0 of an OME
+  multiscale, voxel size from its scale and unit) are read chunk by chunk
+  through :mod:`zarr` (see :mod:`foamlib.omezarr`).
 
 Checks that need every voxel (NaN, infinities, a constant scan) are made by
 :meth:`LazyScan.value_range`, which streams the scan once and raises the
@@ -61,12 +64,13 @@ MAP_CHUNK_BYTES = 64 * 2**20
 class _Source:
     """How a LazyScan gets its voxels: a memory-mappable array, TIFF pages, slice files or an array in memory."""
 
-    kind: str  # "array", "memmap", "tiff-pages", "folder"
-    array: Any = None  # an ndarray in memory, (Z, Y, X) or (Z, Y, X, S)
+    kind: str  # "array", "memmap", "tiff-pages", "folder", "zarr"
+    array: Any = None  # an ndarray in memory, (Z, Y, X) or (Z, Y, X, S); a zarr.Array for "zarr"
     mmap: tuple[Any, ...] = ()  # (path, dtype, offset, shape, order) of a memory map, opened per read
     files: tuple[Path, ...] = ()
     first: np.ndarray | None = None  # first slice of a folder (its reference shape and dtype)
     samples: bool = False  # a trailing samples axis (grey stored as RGB(A)) to reduce
+    axes: tuple[str, ...] = ()  # "zarr": the stored array's axes, "z"/"y"/"x" or "t"/"c"/"o" of length 1
 
 
 class LazyScan:
@@ -85,8 +89,8 @@ class LazyScan:
         Voxel size in micrometres, from the argument or the file, as
         :func:`foamlib.io.read_scan` gives it.
     source : str
-        How voxels are read: ``"memmap"``, ``"tiff-pages"``, ``"folder"`` or
-        ``"memory"``.
+        How voxels are read: ``"memmap"``, ``"tiff-pages"``, ``"folder"``,
+        ``"zarr"`` or ``"memory"``.
     """
 
     def __init__(self, path: Path, source: _Source, shape: tuple[int, int, int], dtype: np.dtype,
@@ -168,6 +172,8 @@ class LazyScan:
                 data = _io._to_grey(np.asarray(data), self.path)
             return np.array(data, dtype=self.dtype)  # a copy in native byte order
         single = isinstance(zs, int)
+        if src.kind == "zarr":
+            return self._zarr_read(zs, plane)
         indices = [zs] if single else list(zs)
         probe = np.empty(self.shape[1:], dtype=bool)[plane]
         out = np.empty((len(indices), *probe.shape), dtype=self.dtype)
@@ -201,6 +207,29 @@ class LazyScan:
                                     f"({type(exc).__name__}: {exc})") from exc  # fmt: skip
             _io._raise_collected(collect, self.path, out.shape)
         return out[0] if single else out
+
+    def _zarr_read(self, zs: int | range, plane: tuple[Any, ...]) -> np.ndarray:
+        """``scan[zs, plane]`` of a Zarr source: one read of the chunks it touches (steps > 0 for zarr)."""
+        src = self._source
+        keys: list[Any] = [zs, *(range(n)[k] for n, k in zip(self.shape[1:], plane))]
+        flips = []
+        for i, k in enumerate(keys):
+            if isinstance(k, range):
+                if len(k) == 0:
+                    return np.empty(tuple(len(r) for r in keys if isinstance(r, range)), dtype=self.dtype)
+                flips.append(k.step < 0)
+                keys[i] = slice(k[0], k[-1] + 1, k.step) if k.step > 0 else slice(k[-1], k[0] + 1, -k.step)
+        stored = {"z": keys[0], "y": keys[1], "x": keys[2]}
+        key = tuple(stored[a] if a in stored else 0 for a in src.axes)
+        try:
+            data = np.asarray(src.array[key])
+        except Exception as exc:  # zarr and its codecs raise many types for damaged chunks
+            raise ScanError(f"{self.path}: voxels {key} could not be read ({type(exc).__name__}: {exc})") from exc
+        if "z" not in src.axes:  # a 2D image seen as (1, Y, X)
+            data = data[np.newaxis][keys[0] if isinstance(keys[0], slice) else 0]
+        if any(flips):
+            data = data[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
+        return np.array(data, dtype=self.dtype)  # a copy in native byte order
 
     def _tiff_page(self, tif: tifffile.TiffFile, z: int) -> np.ndarray:
         """Slice ``z`` of a page-by-page TIFF, (Y, X) in :attr:`dtype`."""
@@ -342,9 +371,15 @@ def open_scan(
     override = _io._check_voxel_size(voxel_size_um, ScanError, f"{path}: voxel_size_um")
     if byte_order not in ("little", "big"):
         raise ScanError(f"{path}: byte_order must be 'little' or 'big', got {byte_order!r}")
-    kind = _io._scan_kind(path, shape=shape, dtype=dtype)
+    from .omezarr import is_zarr_path
+
+    kind = "zarr" if is_zarr_path(path) else _io._scan_kind(path, shape=shape, dtype=dtype)
     voxel = None
-    if kind == "folder":
+    if kind == "zarr":
+        if shape is not None or dtype is not None:
+            raise ScanError(f"{path}: shape and dtype apply only to raw files; a Zarr store records its own")
+        source, data_shape, data_dtype, voxel = _open_zarr(path, override)
+    elif kind == "folder":
         files, first, voxel = _io._folder_slices(path)
         source = _Source("folder", files=tuple(files), first=first)
         data_shape, data_dtype = (len(files), *first.shape), first.dtype
@@ -374,12 +409,31 @@ def open_scan(
         elif source.kind == "memmap":
             source = _Source("memmap", mmap=(*source.mmap[:3], (1, *source.mmap[3]), source.mmap[4]),
                              samples=source.samples)  # fmt: skip
+        # a 2D zarr source keeps its ("y", "x") axes; _zarr_read adds the z axis
     scan = LazyScan(
         path, source, tuple(int(n) for n in data_shape), np.dtype(data_dtype).newbyteorder("="),
         override if override is not None else voxel,
     )  # fmt: skip
     logger.debug("opened %r", scan)
     return scan
+
+
+def _open_zarr(path: Path, override: float | None) -> tuple[_Source, tuple[int, ...], np.dtype, float | None]:
+    """The level-0 array of a Zarr or OME-Zarr store; shape without its length-1 non-spatial axes."""
+    from .omezarr import open_zarr_array
+
+    # a given voxel size replaces the store's, which is then not read (it may be anisotropic or in odd units)
+    array, axes, voxel = open_zarr_array(path, voxel_size=override is None)
+    spatial = [a for a in axes if a in "zyx"]
+    if spatial != ["z", "y", "x"][3 - len(spatial) :]:
+        raise ScanError(f"{path}: its spatial axes are stored in the order {''.join(spatial)!r}; "
+                        "foamlib reads (z, y, x) volumes")  # fmt: skip
+    shape = tuple(int(n) for a, n in zip(axes, array.shape) if a in "zyx")
+    try:
+        dtype = np.dtype(array.dtype)
+    except TypeError as exc:
+        raise ScanError(f"{path} stores {array.dtype}, which is not a numpy number dtype") from exc
+    return _Source("zarr", array=array, axes=tuple(axes)), shape, dtype, voxel
 
 
 def _memmap_source(array: np.ndarray, *, samples: bool = False) -> _Source:

@@ -5,9 +5,10 @@ volume, either along z only (``axes="z"``, as Griem et al. did) or along all
 three axes with the three probability volumes averaged (``axes="xyz"``), which
 smooths the slice-to-slice jitter of a 2D network at three times the cost.
 :func:`segment_file` segments a scan file slab by slab within a memory budget
-and writes a mask TIFF stack (uint8, 255 = solid, or 255 = pore with
-``label="pore"``; the stack's metadata says which, see :mod:`foamlib.io`)
-and, on request, the float32 probability of solid as a second stack.
+and writes a mask TIFF stack or OME-Zarr image (uint8, 255 = solid, or 255 =
+pore with ``label="pore"``; the output's metadata says which, see
+:mod:`foamlib.io`) and, on request, the float32 probability of solid as a
+second stack, in this process or as Dask tasks (:mod:`foamlib.distributed`).
 
 Tiling
 ------
@@ -122,7 +123,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .device import pick_device
+from .device import autocast, pick_device, pick_precision
 from .io import MASK_LABELS, check_tiff_output, path_inside, same_path, tiff_slab_writer
 from .lazy import open_scan
 from .training import load_model
@@ -275,14 +276,22 @@ def infer_intensity_range(volume: np.ndarray) -> tuple[float, float]:
         neither within [0, 1] nor whole numbers within [0, 255].
     """
     volume = np.asarray(volume)
-    if np.issubdtype(volume.dtype, np.unsignedinteger):
-        return 0.0, float(np.iinfo(volume.dtype).max)
     if not np.issubdtype(volume.dtype, np.floating):
-        raise ValueError(f"volume must hold unsigned integers or floats, got dtype {volume.dtype}")
+        return _dtype_range_rule(volume.dtype, 0.0, 0.0, True)
     low, high = float(np.min(volume)), float(np.max(volume))
+    return _dtype_range_rule(volume.dtype, low, high, lambda: bool(np.all(volume == np.round(volume))))
+
+
+def _dtype_range_rule(dtype: Any, low: float, high: float, whole: Any) -> tuple[float, float]:
+    """Rules 2 and 3 from the dtype, a float volume's minimum and maximum and whether all are whole
+    (a bool, or a callable giving it, evaluated only where needed); shared with foamlib.distributed."""
+    if np.issubdtype(dtype, np.unsignedinteger):
+        return 0.0, float(np.iinfo(dtype).max)
+    if not np.issubdtype(dtype, np.floating):
+        raise ValueError(f"volume must hold unsigned integers or floats, got dtype {dtype}")
     if 0.0 <= low and high <= 1.0:
         return 0.0, 1.0
-    if 0.0 <= low and high <= 255.0 and bool(np.all(volume == np.round(volume))):
+    if 0.0 <= low and high <= 255.0 and (whole() if callable(whole) else whole):
         return 0.0, 255.0
     raise ValueError(
         f"cannot tell how to scale grey values from {low:.6g} to {high:.6g} to [0, 1]; "
@@ -810,8 +819,12 @@ def _segment_axis(
     high: float,
     device: torch.device,
     bar: tqdm,
+    precision: str = "fp32",
 ) -> None:
-    """Add ``weight`` x the blended probabilities of every slice ``stack[i]`` to ``out[i]`` (views)."""
+    """Add ``weight`` x the blended probabilities of every slice ``stack[i]`` to ``out[i]`` (views).
+
+    ``precision`` is a resolved :func:`foamlib.device.pick_precision` value (autocast on CUDA).
+    """
     n, height, width = stack.shape
     tiles, total, th, tw = _tiling(height, width, tile, overlap)
     scale = (weight / total).astype(np.float32)
@@ -825,7 +838,8 @@ def _segment_axis(
         x -= np.float32(low)
         x /= width  # a division, not a product with 1 / width: exact where the ratio is (see scale_intensity)
         np.clip(x, 0.0, 1.0, out=x)
-        probs = _probabilities(model, torch.from_numpy(x).unsqueeze(1).to(device))[:, 0].float().cpu().numpy()
+        with autocast(device, precision):
+            probs = _probabilities(model, torch.from_numpy(x).unsqueeze(1).to(device))[:, 0].float().cpu().numpy()
         for (i, y0, x0, w), p in zip(batch, probs):
             region = (i, slice(y0, y0 + th), slice(x0, x0 + tw))
             out[region] += p * w * scale[region[1:]]
@@ -842,6 +856,7 @@ def segment_volume(
     batch_size: int = 8,
     intensity_range: tuple[float, float] | None = None,
     device: str | torch.device | None = None,
+    precision: str = "auto",
     progress: bool = False,
 ) -> np.ndarray:
     """Probability of solid for every voxel, from a 2D network applied slice by slice.
@@ -878,6 +893,10 @@ def segment_volume(
         already scaled as in training.
     device : str, torch.device or None, optional
         See :func:`foamlib.device.pick_device`.
+    precision : {"auto", "fp32", "bf16", "fp16"}, optional
+        Arithmetic of the forward passes (:func:`foamlib.device.pick_precision`):
+        "auto" (default) is bf16 autocast on a CUDA device that supports it,
+        fp32 on the CPU (unchanged bit for bit).
     progress : bool, optional
         Show a progress bar over the batches. Default False.
 
@@ -906,6 +925,7 @@ def segment_volume(
     _check_tiling(model, volume.shape, directions, tile=tile, overlap=overlap)
     low, high = infer_intensity_range(volume) if intensity_range is None else _check_range(intensity_range)
     dev = pick_device(device)
+    precision = pick_precision(precision, dev)
 
     out = np.zeros(volume.shape, dtype=np.float32)
     n_batches = 0
@@ -922,6 +942,7 @@ def segment_volume(
                 _segment_axis(
                     model, np.moveaxis(volume, axis, 0), np.moveaxis(out, axis, 0), 1.0 / len(directions),
                     tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high, device=dev, bar=bar,
+                    precision=precision,
                 )  # fmt: skip
     finally:
         model.train(was_training)
@@ -943,6 +964,8 @@ def segment_file(
     overwrite: bool = False,
     memory_gb: float = DEFAULT_MEMORY_GB,
     device: str | torch.device | None = None,
+    precision: str = "auto",
+    scheduler: str | None = None,
     progress: bool = False,
     label: str = "solid",
     probabilities: str | os.PathLike | None = None,
@@ -962,8 +985,10 @@ def segment_file(
     out_path : path-like
         Output ``.tif``/``.tiff``: uint8, 255 = solid and 0 = pore (or the
         reverse with ``label="pore"``), with the scan's voxel size and the
-        phase convention in its ImageJ metadata (:mod:`foamlib.io`). Neither
-        the scan, nor the model, nor inside the scan's folder of slices.
+        phase convention in its ImageJ metadata (:mod:`foamlib.io`); or
+        ``.zarr``: an OME-Zarr 0.5 image of the same values, the convention in
+        its ``foamlib`` attributes (:func:`foamlib.omezarr.zarr_slab_writer`).
+        Neither the scan, nor the model, nor inside the scan's folder of slices.
     axes : {"z", "xyz"}, optional
         See :func:`segment_volume`.
     threshold : float, optional
@@ -987,6 +1012,13 @@ def segment_file(
         need about 0.4 GB on top. Default :data:`DEFAULT_MEMORY_GB`.
     device : str, torch.device or None, optional
         See :func:`foamlib.device.pick_device`.
+    precision : {"auto", "fp32", "bf16", "fp16"}, optional
+        See :func:`segment_volume`.
+    scheduler : str, optional
+        None (default): segment in this process. ``"local"`` (a Dask
+        ``LocalCluster`` of the idle cores) or the address of a Dask
+        scheduler: segment the slabs as Dask tasks there
+        (:func:`foamlib.distributed.stream_segment`); the result is the same.
     progress : bool, optional
         Show a progress bar. Default False.
     label : {"solid", "pore"}, optional
@@ -1013,8 +1045,8 @@ def segment_file(
     ------
     ValueError
         If ``out_path`` is the scan or the model, lies inside the scan's
-        folder, is not a TIFF name, or an option is bad (a tile below the
-        model's minimum names the minimum); if the memory budget cannot hold
+        folder, is neither a TIFF nor a ``.zarr`` name, or an option is bad (a
+        tile below the model's minimum names the minimum); if the memory budget cannot hold
         the smallest slab, or (``axes="xyz"``) the output's folder lacks the
         temporary disk space (both name what would do).
     FileExistsError
@@ -1037,6 +1069,9 @@ def segment_file(
     """
     start = time.perf_counter()
     scan_path, model_path, out_path = Path(scan_path), Path(model_path), Path(out_path)
+    from .omezarr import check_zarr_output, is_zarr_path, zarr_slab_writer
+
+    to_zarr = is_zarr_path(out_path)
     prob_path = None if probabilities is None else Path(probabilities)
     for path in [out_path] + ([prob_path] if prob_path is not None else []):
         if same_path(scan_path, path):
@@ -1048,9 +1083,14 @@ def segment_file(
                 f"output {path} lies inside the input folder of slices {scan_path}; the next read of that folder "
                 "would take it for a slice. Write it elsewhere"
             )
-        check_tiff_output(path, overwrite=overwrite)
-    if prob_path is not None and same_path(prob_path, out_path):
-        raise ValueError(f"probabilities {prob_path} and the mask {out_path} are the same file; give each its own name")
+    (check_zarr_output if to_zarr else check_tiff_output)(out_path, overwrite=overwrite)
+    if prob_path is not None:
+        check_tiff_output(prob_path, overwrite=overwrite)
+        if same_path(prob_path, out_path):
+            raise ValueError(f"probabilities {prob_path} and the mask {out_path} are the same file; give each its own name")
+        if scheduler is not None:
+            raise ValueError("probabilities cannot be written when segmenting on Dask (scheduler=...): the workers "
+                             "return thresholded slabs only; run without a scheduler to write them")  # fmt: skip
     if label not in MASK_LABELS:
         raise ValueError(f"label must be one of {', '.join(map(repr, MASK_LABELS))} (the phase written as 255), "
                          f"got {label!r}")  # fmt: skip
@@ -1081,10 +1121,12 @@ def segment_file(
     _warn_voxel_size(metadata.get("voxel_size_um"), scan.voxel_size_um, model_path=model_path, scan_path=scan_path)
     _check_tiling(model, scan.shape, (0,) if axes == "z" else (0, 1, 2), tile=tile, overlap=overlap)
     dev = pick_device(device)
+    precision = pick_precision(precision, dev)
     was_training = model.training
     model.to(dev).eval()
     try:
-        per_batch = _seconds_per_batch(model, scan.shape, tile=tile, batch_size=batch_size, device=dev)
+        per_batch = _seconds_per_batch(model, scan.shape, tile=tile, batch_size=batch_size, device=dev,
+                                       precision=precision)  # fmt: skip
         logger.info(
             "%s: %s; about %s on %s (%.3g s per batch measured), plus two reads of the scan to check it and "
             "derive its grey-value range",
@@ -1102,20 +1144,25 @@ def segment_file(
             )  # fmt: skip
         temp_path = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp.f32") if axes == "xyz" else None
         try:
+            open_writer = zarr_slab_writer if to_zarr else tiff_slab_writer
             with torch.inference_mode(), contextlib.ExitStack() as stack:
-                # both stacks are moved into place only when every slice of both is written
+                # both outputs are moved into place only when every slice of both is written
                 prob_writer = None
                 if prob_path is not None:
                     prob_writer = stack.enter_context(tiff_slab_writer(
                         prob_path, scan.shape, voxel_size_um=scan.voxel_size_um, dtype=np.float32, label="solid",
                         overwrite=overwrite))  # fmt: skip
-                writer = stack.enter_context(tiff_slab_writer(
+                writer = stack.enter_context(open_writer(
                     out_path, scan.shape, voxel_size_um=scan.voxel_size_um, label=label, overwrite=overwrite))  # fmt: skip
-                solid_voxels = _stream_segment(
-                    model, scan, writer, plan, tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high,
-                    threshold=float(threshold), device=dev, temp_path=temp_path, progress=progress,
-                    prob_writer=prob_writer,
-                )  # fmt: skip
+                options = dict(tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high,
+                               threshold=float(threshold), device=dev, precision=precision, progress=progress)
+                if scheduler is None:
+                    solid_voxels = _stream_segment(model, scan, writer, plan, temp_path=temp_path,
+                                                   prob_writer=prob_writer, **options)  # fmt: skip
+                else:
+                    from .distributed import stream_segment
+
+                    solid_voxels = stream_segment(model, scan, writer, plan, scheduler=scheduler, **options)
         finally:
             if temp_path is not None:
                 temp_path.unlink(missing_ok=True)
@@ -1359,6 +1406,7 @@ def _stream_segment(
     device: torch.device,
     temp_path: Path | None,
     progress: bool,
+    precision: str = "fp32",
     prob_writer: Any = None,
 ) -> int:
     """Segment a LazyScan slab by slab into ``writer``; return the number of solid voxels.
@@ -1373,7 +1421,8 @@ def _stream_segment(
     from .lazy import slab_starts
 
     z, y, x = plan.shape
-    common = dict(tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high, device=device)
+    common = dict(tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high, device=device,
+                  precision=precision)  # fmt: skip
     solid_voxels = 0
     with tqdm(total=plan.n_batches, desc="segment", unit="batch", disable=not progress) as bar:
         if plan.axes == "z":
@@ -1449,11 +1498,11 @@ def _probability_region(path: Path, shape: tuple[int, int, int], key: tuple[slic
 
 
 def _seconds_per_batch(model: nn.Module, shape: tuple[int, int, int], *, tile: int, batch_size: int,
-                       device: torch.device) -> float:  # fmt: skip
+                       device: torch.device, precision: str = "fp32") -> float:  # fmt: skip
     """Wall time of one forward pass of a batch of z-slice tiles (after one warm-up pass)."""
     th, tw = min(tile, shape[1]), min(tile, shape[2])
     x = torch.zeros((batch_size, 1, th, tw), device=device)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, precision):
         _probabilities(model, x)
         start = time.perf_counter()
         _probabilities(model, x)

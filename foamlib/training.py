@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .device import pick_device
+from .device import autocast, grad_scaler, pick_device, pick_precision
 from .losses import ConfusionCounts, confusion_counts, dice_loss
 from .torchfiles import ModelFileError, data_fingerprint, load_module_file, save_module_file, sub_seed
 from .trainloop import TrainingRun, check_config
@@ -610,6 +610,7 @@ def train_unet(
     config: TrainConfig,
     checkpoint_path: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
+    precision: str = "auto",
     progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     on_mismatch: str = "error",
@@ -641,6 +642,12 @@ def train_unet(
         must be the same.
     device : str, torch.device or None, optional
         See :func:`foamlib.device.pick_device`.
+    precision : {"auto", "fp32", "bf16", "fp16"}, optional
+        Arithmetic of the training forward passes
+        (:func:`foamlib.device.pick_precision`): "auto" (default) autocasts to
+        bf16 on a CUDA device that supports it and is fp32 on the CPU
+        (unchanged bit for bit); the loss is computed in float32, and fp16
+        scales it (:func:`foamlib.device.grad_scaler`). Validation runs fp32.
     progress : bool, optional
         Show one progress bar per epoch. Default True.
     on_epoch_end : callable, optional
@@ -684,6 +691,7 @@ def train_unet(
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     dev = pick_device(device)
+    precision = pick_precision(precision, dev)
     x_train, y_train = _check_pair(train, "train")
     x_val, y_val = _check_pair(val, "val")
     data_shapes = {"train": list(x_train.shape), "val": list(x_val.shape)}
@@ -693,6 +701,7 @@ def train_unet(
 
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    scaler = grad_scaler(dev, precision)
     order_rng = np.random.default_rng(sub_seed(config.seed, 0))
     noise_gen = torch.Generator().manual_seed(sub_seed(config.seed, 1))
     best_val_dice, best_epoch, best_state = -math.inf, 0, None
@@ -734,9 +743,12 @@ def train_unet(
                 x = (x + config.noise_sigma * torch.randn(x.shape, generator=noise_gen)).clamp_(0.0, 1.0)
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
-            loss = _loss(model, model(x), y, config.loss)
-            loss.backward()
-            optimizer.step()
+            with autocast(dev, precision):
+                out = model(x)
+            loss = _loss(model, out.float(), y, config.loss)  # .float(): no-op in fp32
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             total_loss += loss.item() * len(x)
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             bar.update(1)

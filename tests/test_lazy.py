@@ -8,6 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
+import zarr
 
 from foamlib.io import ScanError, read_scan, write_tiff
 from foamlib.lazy import LazyScan, open_scan, slab_starts
@@ -38,10 +39,13 @@ def _formats(tmp_path, volume):
     for z, image in enumerate(volume):
         iio.imwrite(folder / f"s_{z}.png", image)
     paths["folder"] = (folder, {}, "folder")
+    store = zarr.create_array(str(tmp_path / "scan.zarr"), shape=volume.shape, dtype=volume.dtype, chunks=(2, 4, 4))
+    store[:] = volume
+    paths["zarr"] = (tmp_path / "scan.zarr", {}, "zarr")
     return paths
 
 
-@pytest.mark.parametrize("fmt", ["tiff", "zlib", "bigtiff", "raw", "npy", "folder"])
+@pytest.mark.parametrize("fmt", ["tiff", "zlib", "bigtiff", "raw", "npy", "folder", "zarr"])
 def test_every_format_reads_as_read_scan_does(tmp_path, fmt):
     volume = _volume()
     path, kwargs, source = _formats(tmp_path, volume)[fmt]
