@@ -118,6 +118,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .checks import check_int, check_real, is_real
 from .device import pick_device
 from .io import check_tiff_output, path_inside, same_path, tiff_slab_writer
 from .lazy import open_scan
@@ -215,21 +216,15 @@ class SegmentResult:
 # --------------------------------------------------------------------------- checks
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_tiling_options(axes: Any, tile: Any, overlap: Any, batch_size: Any) -> tuple[int, int, int]:
     """Validate the options shared by :func:`segment_volume` and :func:`plan_stream`; return tile, overlap, batch size."""
     if axes not in _AXES:
         raise ValueError(f"axes must be 'z' or 'xyz', got {axes!r}")
-    tile = _check_int("tile", tile, 1)
-    overlap = _check_int("overlap", overlap, 0)
+    tile = check_int("tile", tile, low=1)
+    overlap = check_int("overlap", overlap, low=0)
     if overlap >= tile:
         raise ValueError(f"overlap must be smaller than tile ({tile}), got {overlap}")
-    return tile, overlap, _check_int("batch_size", batch_size, 1)
+    return tile, overlap, check_int("batch_size", batch_size, low=1)
 
 
 def _check_range(value: Any) -> tuple[float, float]:
@@ -361,7 +356,7 @@ class IntensityNormalisation:
             raise ValueError(
                 f"low_percentile ({self.low_percentile}) must be below high_percentile ({self.high_percentile})"
             )
-        object.__setattr__(self, "max_samples", _check_int("max_samples", self.max_samples, 1))
+        object.__setattr__(self, "max_samples", check_int("max_samples", self.max_samples, low=1))
 
     def range_for(self, volume: np.ndarray) -> tuple[float, float]:
         """The grey values of ``volume`` that map to 0 and 1.
@@ -1018,16 +1013,15 @@ def segment_file(
             "would take it for a slice. Write it elsewhere"
         )
     check_tiff_output(out_path, overwrite=overwrite)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    threshold = check_real("threshold", threshold, low=0.0, high=1.0)
     if axes not in _AXES:
         raise ValueError(f"axes must be 'z' or 'xyz', got {axes!r}")
     if intensity_range is not None:
         intensity_range = _check_range(intensity_range)
-    tile = _check_int("tile", tile, 1)
+    tile = check_int("tile", tile, low=1)
 
-    batch_size = _check_int("batch_size", batch_size, 1)
-    overlap = _check_int("overlap", overlap, 0)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    overlap = check_int("overlap", overlap, low=0)
     if overlap >= tile:
         raise ValueError(f"overlap must be smaller than tile ({tile}), got {overlap}")
 
@@ -1118,7 +1112,7 @@ def _warn_voxel_size(model_um: Any, scan_um: float | None, *, model_path: Path, 
     """Warn where the scan's voxel size is more than VOXEL_SIZE_WARN_FACTOR from the model's."""
     if model_um is None or scan_um is None:
         return
-    if isinstance(model_um, bool) or not isinstance(model_um, (int, float)) or not (math.isfinite(model_um) and model_um > 0):
+    if not (is_real(model_um) and math.isfinite(model_um) and model_um > 0):
         raise ValueError(f"{model_path}: metadata voxel_size_um must be a positive number of micrometres, got {model_um!r}")
     ratio = scan_um / model_um
     if max(ratio, 1.0 / ratio) > VOXEL_SIZE_WARN_FACTOR:
@@ -1255,8 +1249,7 @@ def plan_stream(
     whose tiles fill whole batches (at most ``batch_size``).
     """
     tile, overlap, batch_size = _check_tiling_options(axes, tile, overlap, batch_size)
-    if isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float)) or not (math.isfinite(memory_gb) and memory_gb > 0):
-        raise ValueError(f"memory_gb must be a positive number of gigabytes, got {memory_gb!r}")
+    memory_gb = check_real("memory_gb (gigabytes)", memory_gb, low=0.0, low_open=True)
     z, y, x = (int(n) for n in shape)
     b = np.dtype(dtype).itemsize
     budget = int(memory_gb * 1e9)
