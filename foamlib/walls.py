@@ -310,7 +310,8 @@ def add_walls(
     images: np.ndarray,
     fraction: float,
     *,
-    seed: int = 0,
+    rng: streams.RngLike = None,
+    seed: int | None = None,
     progress: bool = False,
     **watershed_walls_kwargs: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -325,17 +326,21 @@ def add_walls(
         Share of the images that get walls, in [0, 1]. Exactly
         ``round(fraction * N)`` images are treated (Python's ``round``: halves
         go to the even number, 0.25 of 10 images treats 2).
-    seed : int, default 0
-        Seed (>= 0) of the images' pick. The pick is the first
-        ``round(fraction * N)`` entries of one random permutation of
-        ``range(N)``, so with the same seed and stack the images treated at a
-        smaller fraction are also treated at every larger one (nested
-        sweeps). The permutation comes from a stream of its own
-        (``foamlib.streams.rng(seed, "walls", "order")``), not from the
+    rng : None, int or numpy.random.Generator, optional
+        Source of the images' pick (SPEC 7); default the seed 0, so that a
+        call without ``rng`` picks the same images every time. The pick is
+        the first ``round(fraction * N)`` entries of one random permutation
+        of ``range(N)``, so with the same integer ``rng`` and stack the
+        images treated at a smaller fraction are also treated at every
+        larger one (nested sweeps; a Generator gives another permutation at
+        every call). The permutation comes from a stream of its own
+        (``foamlib.streams.rng(base_seed(rng), "walls", "order")``), not from the
         stream of the train/val/test split drawn later with the same seed
         (:func:`foamlib.datasets.write_dataset`): a shared stream would
         put exactly the treated images first, and every fraction above the
         training share would give the same training set.
+    seed : int, optional
+        The earlier name of an integer ``rng`` (>= 0); give one of the two.
     progress : bool, default False
         Show a tqdm progress bar over the treated images.
     **watershed_walls_kwargs
@@ -363,7 +368,11 @@ def add_walls(
     if arr.ndim != 3:
         raise ValueError(f"images must be a stack of shape (N, H, W), got shape {arr.shape}")
     fraction = check_real("fraction", fraction, low=0.0, high=1.0)
-    seed = check_int("seed", seed, low=0)
+    if seed is not None:
+        if rng is not None:
+            raise ValueError(f"give rng or seed, not both (got rng={rng!r}, seed={seed!r})")
+        rng = check_int("seed", seed, low=0)
+    base = streams.base_seed(0 if rng is None else rng)
     unknown = sorted(set(watershed_walls_kwargs) - set(_WALL_PARAMS))
     if unknown:
         raise TypeError(f"unknown keyword arguments for watershed_walls: {unknown}; valid: {list(_WALL_PARAMS)}")
@@ -376,7 +385,7 @@ def add_walls(
     solid = as_solid(arr, name="images")
 
     n_treat = round(float(fraction) * n)
-    order = streams.rng(seed, "walls", "order").permutation(n)
+    order = streams.rng(base, "walls", "order").permutation(n)
     treated = np.zeros(n, dtype=bool)
     treated[order[:n_treat]] = True
     out = solid.copy()
