@@ -12,8 +12,9 @@ twice.
 Reproducibility
 ---------------
 Everything random in :func:`train_unet` derives from ``TrainConfig.seed``
-through generators owned by the run (a :class:`numpy.random.Generator` for the
-order of the slices, a :class:`torch.Generator` for the input noise); global RNG
+through generators owned by the run (named streams of :mod:`foamlib.streams`:
+``("unet", "order")`` for the order of the slices, ``("unet", "noise")`` for the
+input noise); global RNG
 state is neither read nor changed. Initial weights come from
 :func:`foamlib.unet.build_unet` with its own seed. On the CPU, a run with the
 same data, configuration, initial weights and thread count gives the same

@@ -287,7 +287,8 @@ def build_unet(config: Mapping[str, Any], seed: int) -> UNet:
         Keyword arguments of :class:`UNet` (for instance ``model.config`` or
         :data:`PAPER_BEST_CONFIG`); missing keys take the defaults.
     seed : int
-        Seed of the weight initialisation.
+        Seed (>= 0) of the weight initialisation: the weights draw from the
+        named stream ``foamlib.streams.seed_for(seed, "unet", "init")``.
 
     Returns
     -------
