@@ -51,7 +51,7 @@ rotations), runs one generator update and one discriminator update.
 Reproducibility
 ---------------
 Everything random derives from ``CycleGanConfig.seed`` through
-:func:`foamlib.torchfiles.sub_seed`: the initial weights of the four networks
+:func:`foamlib.streams.seed_for`: the initial weights of the four networks
 (each built inside :func:`torch.random.fork_rng`), the crops of X and of Y
 (one :class:`numpy.random.Generator` each), the two pools (one generator each)
 and the fixed sample crops. Global RNG state is neither read nor changed. On
@@ -75,7 +75,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -89,9 +88,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from . import streams
+from .checks import check_int, check_real
 from .device import pick_device
 from .io import write_image_grid
-from .torchfiles import data_fingerprint, sub_seed
+from .torchfiles import data_fingerprint
 from .trainloop import TrainingRun, check_config, due
 from .unet import UNet, build_unet
 
@@ -143,23 +144,9 @@ _SAMPLE_COUNT = 4
 #: Side of the sample crops (smaller where the images are smaller).
 _SAMPLE_SIDE = 128
 
-# Streams of sub_seed(config.seed, stream).
-_SEED_G, _SEED_F, _SEED_DX, _SEED_DY, _SEED_CROP_X, _SEED_CROP_Y, _SEED_POOL_X, _SEED_POOL_Y, _SEED_SAMPLES = range(9)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_float(name: str, value: Any, low: float = 0.0, high: float = math.inf, *, high_open: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= low
-    ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        bound = f"in [{low:g}, {high:g}{')' if high_open else ']'}" if math.isfinite(high) else f">= {low:g}"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
+# Random streams of a run: foamlib.streams.seed_for(config.seed, "cyclegan", name).
+_SEED_G, _SEED_F, _SEED_DX, _SEED_DY = "g-init", "f-init", "dx-init", "dy-init"
+_SEED_CROP_X, _SEED_CROP_Y, _SEED_POOL_X, _SEED_POOL_Y, _SEED_SAMPLES = "crop-x", "crop-y", "pool-x", "pool-y", "samples"
 
 
 # --------------------------------------------------------------------------- config
@@ -276,17 +263,17 @@ class CycleGanConfig:
                     f"(one grey channel in and out, values in [0, 1]), got {generator[key]!r}"
                 )
         try:  # UNet validates every option; a 1-level, 1-channel copy does so without allocating much
-            _check_int("levels", generator["levels"], 1)
-            _check_int("base_channels", generator["base_channels"], 1)
+            check_int("levels", generator["levels"], low=1)
+            check_int("base_channels", generator["base_channels"], low=1)
             with torch.random.fork_rng(devices=[]):
                 UNet(**{**generator, "levels": 1, "base_channels": 1})
         except ValueError as exc:
             raise ValueError(f"CycleGanConfig.generator: {exc}") from None
         object.__setattr__(self, "generator", generator)
 
-        _check_int("CycleGanConfig.discriminator_channels", self.discriminator_channels, 1)
-        _check_int("CycleGanConfig.discriminator_layers", self.discriminator_layers, 1)
-        _check_int("CycleGanConfig.crop_size", self.crop_size, 1)
+        check_int("CycleGanConfig.discriminator_channels", self.discriminator_channels, low=1)
+        check_int("CycleGanConfig.discriminator_layers", self.discriminator_layers, low=1)
+        check_int("CycleGanConfig.crop_size", self.crop_size, low=1)
         d_min = PatchDiscriminator.min_input_size(self.discriminator_layers)
         if self.crop_size < d_min:
             raise ValueError(
@@ -299,23 +286,23 @@ class CycleGanConfig:
                 f"CycleGanConfig.crop_size must be >= {g_min} for a generator with {generator['levels']} levels, "
                 f"got {self.crop_size}"
             )
-        _check_int("CycleGanConfig.batch_size", self.batch_size, 1)
-        _check_int("CycleGanConfig.steps", self.steps, 1)
-        _check_float("CycleGanConfig.lambda_cycle", self.lambda_cycle)
-        _check_float("CycleGanConfig.lambda_identity", self.lambda_identity)
-        _check_int("CycleGanConfig.pool_size", self.pool_size, 0)
-        _check_float("CycleGanConfig.learning_rate", self.learning_rate)
+        check_int("CycleGanConfig.batch_size", self.batch_size, low=1)
+        check_int("CycleGanConfig.steps", self.steps, low=1)
+        check_real("CycleGanConfig.lambda_cycle", self.lambda_cycle, low=0.0)
+        check_real("CycleGanConfig.lambda_identity", self.lambda_identity, low=0.0)
+        check_int("CycleGanConfig.pool_size", self.pool_size, low=0)
+        check_real("CycleGanConfig.learning_rate", self.learning_rate, low=0.0)
         betas = self.betas
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"CycleGanConfig.betas must be a pair (beta1, beta2), got {betas!r}")
         for i, beta in enumerate(betas):
-            _check_float(f"CycleGanConfig.betas[{i}]", beta, 0.0, 1.0, high_open=True)
+            check_real(f"CycleGanConfig.betas[{i}]", beta, low=0.0, high=1.0, high_open=True)
         object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
-        _check_float("CycleGanConfig.decay_start", self.decay_start, 0.0, 1.0)
-        _check_int("CycleGanConfig.checkpoint_every", self.checkpoint_every, 1)
+        check_real("CycleGanConfig.decay_start", self.decay_start, low=0.0, high=1.0)
+        check_int("CycleGanConfig.checkpoint_every", self.checkpoint_every, low=1)
         if self.sample_every is not None:
-            _check_int("CycleGanConfig.sample_every", self.sample_every, 1)
-        _check_int("CycleGanConfig.seed", self.seed, 0)
+            check_int("CycleGanConfig.sample_every", self.sample_every, low=1)
+        check_int("CycleGanConfig.seed", self.seed, low=0)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain values (``CycleGanConfig(**config.to_dict()) == config``)."""
@@ -345,7 +332,7 @@ def learning_rate_at(config: CycleGanConfig, step: int) -> float:
     float
         The learning rate.
     """
-    step = _check_int("step", step, 0)
+    step = check_int("step", step, low=0)
     decay = round(config.decay_start * config.steps)
     if step < decay:
         return config.learning_rate
@@ -391,9 +378,9 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, *, in_channels: int = 1, base_channels: int = 64, n_layers: int = 3) -> None:
         super().__init__()
-        self.in_channels = _check_int("in_channels", in_channels, 1)
-        self.base_channels = _check_int("base_channels", base_channels, 1)
-        self.n_layers = _check_int("n_layers", n_layers, 1)
+        self.in_channels = check_int("in_channels", in_channels, low=1)
+        self.base_channels = check_int("base_channels", base_channels, low=1)
+        self.n_layers = check_int("n_layers", n_layers, low=1)
 
         def width(i: int) -> int:
             return base_channels * min(2**i, 8)
@@ -420,12 +407,12 @@ class PatchDiscriminator(nn.Module):
     @staticmethod
     def min_input_size(n_layers: int) -> int:
         """Smallest height and width a discriminator with ``n_layers`` accepts: ``3 * 2 ** n_layers``."""
-        return 3 * 2 ** _check_int("n_layers", n_layers, 1)
+        return 3 * 2 ** check_int("n_layers", n_layers, low=1)
 
     @staticmethod
     def output_size(size: int, n_layers: int) -> int:
         """Side of the logit map for an input side ``size``: ``size // 2 ** n_layers - 2``."""
-        return _check_int("size", size, 0) // 2 ** _check_int("n_layers", n_layers, 1) - 2
+        return check_int("size", size, low=0) // 2 ** check_int("n_layers", n_layers, low=1) - 2
 
     @property
     def config(self) -> dict[str, Any]:
@@ -509,10 +496,10 @@ def build_cyclegan(config: CycleGanConfig) -> CycleGan:
     if not isinstance(config, CycleGanConfig):
         raise ValueError(f"config must be a CycleGanConfig, got {type(config).__name__}")
     return CycleGan(
-        g=build_unet(config.generator, sub_seed(config.seed, _SEED_G)),
-        f=build_unet(config.generator, sub_seed(config.seed, _SEED_F)),
-        d_x=_build_discriminator(config, sub_seed(config.seed, _SEED_DX)),
-        d_y=_build_discriminator(config, sub_seed(config.seed, _SEED_DY)),
+        g=build_unet(config.generator, streams.seed_for(config.seed, "cyclegan", _SEED_G)),
+        f=build_unet(config.generator, streams.seed_for(config.seed, "cyclegan", _SEED_F)),
+        d_x=_build_discriminator(config, streams.seed_for(config.seed, "cyclegan", _SEED_DX)),
+        d_y=_build_discriminator(config, streams.seed_for(config.seed, "cyclegan", _SEED_DY)),
         config=config,
     )
 
@@ -537,11 +524,11 @@ class ImagePool:
     """
 
     def __init__(self, size: int, rng: np.random.Generator | int) -> None:
-        self.size = _check_int("size", size, 0)
+        self.size = check_int("size", size, low=0)
         if isinstance(rng, np.random.Generator):
             self.rng = rng
         else:
-            self.rng = np.random.default_rng(_check_int("rng", rng, 0))
+            self.rng = np.random.default_rng(check_int("rng", rng, low=0))
         self.images: list[torch.Tensor] = []
 
     def __len__(self) -> int:
@@ -747,11 +734,10 @@ def _train_step(
 
 
 def _sample_crops(
-    binary: np.ndarray, real: np.ndarray, real_scale: float, crop_size: int, seed: int
+    binary: np.ndarray, real: np.ndarray, real_scale: float, crop_size: int, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fixed example crops of X and Y for the sample grids (their own RNG stream)."""
+    """Fixed example crops of X and Y for the sample grids (``rng``: a stream of their own)."""
     side = min(max(crop_size, _SAMPLE_SIDE), *binary.shape[1:], *real.shape[1:])
-    rng = np.random.default_rng(seed)
 
     def pick(images: np.ndarray, scale: float) -> torch.Tensor:
         index = rng.choice(images.shape[0], size=_SAMPLE_COUNT, replace=images.shape[0] < _SAMPLE_COUNT)
@@ -886,10 +872,10 @@ def train_cyclegan(
     adam = {"lr": config.learning_rate, "betas": config.betas}
     opt_g = torch.optim.Adam([*model.g.parameters(), *model.f.parameters()], **adam)
     opt_d = torch.optim.Adam([*model.d_x.parameters(), *model.d_y.parameters()], **adam)
-    rng_x = np.random.default_rng(sub_seed(config.seed, _SEED_CROP_X))
-    rng_y = np.random.default_rng(sub_seed(config.seed, _SEED_CROP_Y))
-    pool_x = ImagePool(config.pool_size, np.random.default_rng(sub_seed(config.seed, _SEED_POOL_X)))
-    pool_y = ImagePool(config.pool_size, np.random.default_rng(sub_seed(config.seed, _SEED_POOL_Y)))
+    rng_x = streams.rng(config.seed, "cyclegan", _SEED_CROP_X)
+    rng_y = streams.rng(config.seed, "cyclegan", _SEED_CROP_Y)
+    pool_x = ImagePool(config.pool_size, streams.rng(config.seed, "cyclegan", _SEED_POOL_X))
+    pool_y = ImagePool(config.pool_size, streams.rng(config.seed, "cyclegan", _SEED_POOL_Y))
 
     run = TrainingRun.in_folder(
         run_dir, file_format=CHECKPOINT_FORMAT, kind="CycleGAN checkpoint", counter="step", version=FORMAT_VERSION,
@@ -906,7 +892,7 @@ def train_cyclegan(
 
     samples = None
     if run_dir is not None and config.sample_every is not None:
-        samples = _sample_crops(binary, real, real_scale, config.crop_size, sub_seed(config.seed, _SEED_SAMPLES))
+        samples = _sample_crops(binary, real, real_scale, config.crop_size, streams.rng(config.seed, "cyclegan", _SEED_SAMPLES))
 
     model.train()
     bar = run.progress_bar(config.steps, desc="CycleGAN", unit="step", enabled=progress)
@@ -994,7 +980,7 @@ def translate(
     values can differ slightly from what crops would give.
     """
     images, scale = _check_grey(images, "images", None)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = check_int("batch_size", batch_size, low=1)
     levels = getattr(generator, "levels", None)
     instance = getattr(generator, "normalization", None) == "instance"
     if instance and levels is not None and min(images.shape[1:]) <= 2 ** (levels - 1):

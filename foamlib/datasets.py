@@ -35,16 +35,16 @@ import hashlib
 import io
 import json
 import logging
-import math
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import streams
+from .checks import check_real, is_int
 from .runs import to_jsonable, atomic_path, read_json, write_json
 
 __all__ = [
@@ -121,9 +121,7 @@ def _check_split(split) -> tuple[float, float, float]:
         raise ValueError(f"split must be three fractions (train, val, test), got {split!r}")
     out = []
     for name, value in zip(SPLITS, split):
-        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"split fraction for {name!r} must be a number > 0, got {value!r}")
-        out.append(float(value))
+        out.append(check_real(f"split fraction for {name!r}", value, low=0.0, low_open=True))
     if abs(sum(out) - 1.0) > 1e-6:
         raise ValueError(f"split fractions must sum to 1, got {split!r} (sum {sum(out)!r})")
     return tuple(out)
@@ -204,11 +202,9 @@ def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 def _seed_of(rng) -> tuple[int | None, np.random.Generator]:
     """The integer seed to record (None for a Generator) and the generator to use."""
-    if rng is None:
-        seed = int(np.random.SeedSequence().entropy)
-        return seed, np.random.default_rng(seed)
-    if isinstance(rng, Integral) and not isinstance(rng, bool):
-        return int(rng), np.random.default_rng(int(rng))
+    if rng is None or is_int(rng):
+        seed = streams.base_seed(rng)
+        return seed, streams.rng(seed, "dataset", "split")
     return None, np.random.default_rng(rng)
 
 

@@ -50,6 +50,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._optional import requires_extra
+from foamlib.checks import check_real
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,11 +101,7 @@ def _check_kind(kind: object) -> str:
 
 
 def _check_level(kind: str, level: object) -> float:
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{kind} level must be a number, got {type(level).__name__}")
-    value = float(level)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{kind} level must be a finite number >= 0, got {level!r}")
+    value = check_real(f"{kind} level", level, low=0.0)
     if kind == "contrast" and value > 1:
         raise ValueError(f"contrast level must lie in [0, 1], got {level!r}")
     if kind == "opening" and value != int(value):

@@ -22,6 +22,8 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
+from .checks import check_int
+
 if TYPE_CHECKING:  # torch is imported where it is used, so cpu_threads() does not load it
     import torch
 
@@ -79,8 +81,7 @@ def idle_cpus(*, cpus: int | None = None, load: float | None = None) -> int:
         If ``cpus`` is below 1 or ``load`` is negative or not finite.
     """
     cpus = cpu_threads() if cpus is None else cpus
-    if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
-        raise ValueError(f"cpus must be a positive integer, got {cpus!r}")
+    cpus = check_int("cpus", cpus, low=1)
     if load is None:
         try:
             load = os.getloadavg()[0]

@@ -148,7 +148,7 @@ def _segment_block(grey: np.ndarray, prior: np.ndarray | None, model: nn.Module,
     from tqdm import tqdm
 
     from .device import pick_device, pick_precision
-    from .segment import _segment_axis
+    from .segment import segment_axis
 
     options = dict(options)
     device = pick_device(options.pop("device"))
@@ -156,7 +156,7 @@ def _segment_block(grey: np.ndarray, prior: np.ndarray | None, model: nn.Module,
     out = np.zeros(grey.shape, dtype=np.float32) if prior is None else np.array(prior, dtype=np.float32)
     model = model.to(device).eval()
     with torch.inference_mode(), tqdm(disable=True) as bar:
-        _segment_axis(model, np.moveaxis(grey, axis, 0), np.moveaxis(out, axis, 0), weight, device=device, bar=bar,
+        segment_axis(model, np.moveaxis(grey, axis, 0), np.moveaxis(out, axis, 0), weight, device=device, bar=bar,
                       **options)  # fmt: skip
     if clip:
         np.clip(out, 0.0, 1.0, out=out)
@@ -168,12 +168,12 @@ def _infer_range(array: da.Array) -> tuple[float, float]:
     with requires_extra("scale"):
         import dask
 
-    from .segment import _dtype_range_rule
+    from .segment import dtype_range_rule
 
     if not np.issubdtype(array.dtype, np.floating):
-        return _dtype_range_rule(array.dtype, 0.0, 0.0, True)  # the rule for integers reads no voxel
+        return dtype_range_rule(array.dtype, 0.0, 0.0, True)  # the rule for integers reads no voxel
     low, high, whole = dask.compute(array.min(), array.max(), (array == array.round()).all())
-    return _dtype_range_rule(array.dtype, float(low), float(high), bool(whole))
+    return dtype_range_rule(array.dtype, float(low), float(high), bool(whole))
 
 
 def segment_dask(
@@ -230,7 +230,7 @@ def segment_dask(
         import dask.array as da
 
     from .device import PRECISIONS, pick_precision
-    from .segment import _batch_unit, _check_range, _check_tile, _check_tiling_options, _starts
+    from .segment import batch_unit, check_intensity_range, check_tile, check_tiling_options, tile_origins
 
     if not isinstance(array, da.Array):
         raise TypeError(f"array must be a dask.array.Array, got {type(array).__name__}; use segment_volume for numpy")
@@ -238,14 +238,14 @@ def segment_dask(
         raise ValueError(f"array must be a non-empty (Z, Y, X) dask array, got shape {array.shape}")
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise ValueError(f"array must hold numbers, got dtype {array.dtype}")
-    tile, overlap, batch_size = _check_tiling_options(axes, tile, overlap, batch_size)
-    _check_tile(model, tile)
+    tile, overlap, batch_size = check_tiling_options(axes, tile, overlap, batch_size)
+    check_tile(model, tile)
     depths = _check_depths(depth, axes)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
     if device is not None and str(device).strip().lower() == "cpu":
         pick_precision(precision, "cpu")  # bf16/fp16 on the CPU: refused here, not on every worker
-    low, high = _infer_range(array) if intensity_range is None else _check_range(intensity_range)
+    low, high = _infer_range(array) if intensity_range is None else check_intensity_range(intensity_range)
     worker_model = copy.deepcopy(model).cpu().eval()
     model_key = dask.delayed(worker_model, name=f"foamlib-model-{uuid.uuid4().hex}", traverse=False)
     options = dict(tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high, device=device,
@@ -257,7 +257,7 @@ def segment_dask(
     for axis in directions:
         n = shape[axis]
         h, w = (s for i, s in enumerate(shape) if i != axis)
-        unit = _batch_unit(len(_starts(h, tile, overlap)) * len(_starts(w, tile, overlap)), batch_size)
+        unit = batch_unit(len(tile_origins(h, tile, overlap)) * len(tile_origins(w, tile, overlap)), batch_size)
         want = depths[axis] if depths is not None else max(1, BLOCK_BYTES // max(1, h * w * array.dtype.itemsize))
         step = min(n, max(unit, want // unit * unit))
         chunks = tuple(step if i == axis else -1 for i in range(3))

@@ -63,7 +63,6 @@ Reading the maps
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -71,6 +70,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ._optional import requires_extra
+from .checks import check_int, check_real
 from .fid import as_features as _fid_features
 
 if TYPE_CHECKING:  # pandas, matplotlib, scikit-learn and umap-learn are imported by the functions that use them
@@ -105,20 +105,6 @@ _INITS = ("pca", "random")
 def _as_features(features: object, name: str = "features") -> np.ndarray:
     """Validate a numeric ``(N, D)`` array with ``N >= 3`` finite rows; return it as float64."""
     return _fid_features(features, name, min_rows=3, shape="(N, D)")
-
-
-def _positive_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _finite_float(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
 
 
 def _check_method(method: object) -> str:
@@ -238,13 +224,12 @@ def embed(
     method = _check_method(method)
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
-    perplexity = _finite_float(perplexity, "perplexity")
+    seed = check_int("seed", seed, low=0, high=2**32 - 1)
+    perplexity = check_real("perplexity", perplexity)
     if perplexity <= 0:
         raise ValueError(f"perplexity must be > 0, got {perplexity!r}")
-    n_neighbors = _positive_int(n_neighbors, "n_neighbors", 2)
-    min_dist = _finite_float(min_dist, "min_dist")
+    n_neighbors = check_int("n_neighbors", n_neighbors, low=2)
+    min_dist = check_real("min_dist", min_dist)
     if not 0.0 <= min_dist <= 1.0:
         raise ValueError(f"min_dist must lie in [0, 1], got {min_dist!r}")
     if not isinstance(standardize, (bool, np.bool_)):

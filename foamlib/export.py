@@ -372,7 +372,7 @@ def _max_difference(onnx_path: Path, model: Any, shapes: Sequence[tuple[int, ...
         import onnxruntime
     import torch
 
-    from .segment import _probabilities
+    from .segment import solid_probabilities
 
     generator = np.random.default_rng(rng)
     options = onnxruntime.SessionOptions()
@@ -385,7 +385,7 @@ def _max_difference(onnx_path: Path, model: Any, shapes: Sequence[tuple[int, ...
         for shape in shapes:
             x = generator.random(shape, dtype=np.float32)
             with torch.inference_mode():
-                reference = _probabilities(model, torch.from_numpy(x)).float().cpu().numpy()
+                reference = solid_probabilities(model, torch.from_numpy(x)).float().cpu().numpy()
             (result,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
             if result.shape != reference.shape:
                 raise ValueError(f"{onnx_path}: ONNX output shape {result.shape} differs from torch's {reference.shape} "
@@ -586,7 +586,7 @@ def export_bioimageio(
 
     from .io import same_path
     from .runs import atomic_path
-    from .segment import _probabilities
+    from .segment import solid_probabilities
     from .training import load_model
 
     if importlib.util.find_spec("bioimageio") is None or importlib.util.find_spec("bioimageio.spec") is None:
@@ -618,7 +618,7 @@ def export_bioimageio(
         eps = 1e-6  # bioimage.io scale_range: (x - low) / (high - low + eps)
         x = np.clip((grey - low) / (high - low + eps), 0.0, 1.0).astype(np.float32)
         with torch.inference_mode():
-            expected = _probabilities(model.eval(), torch.from_numpy(x)).float().numpy()
+            expected = solid_probabilities(model.eval(), torch.from_numpy(x)).float().numpy()
         difference = None
         if onnxruntime_available():
             difference = _onnx_output_difference(work / "weights.onnx", x, expected)

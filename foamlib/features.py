@@ -84,6 +84,7 @@ from torch import nn
 from tqdm import tqdm
 
 from foamlib.device import pick_device
+from foamlib.checks import check_int
 from foamlib.runs import atomic_path
 
 __all__ = [
@@ -313,8 +314,7 @@ def resnet50(*, num_classes: int = 1000, generator: torch.Generator | None = Non
         normal (``mode="fan_out"``, ReLU) for convolutions, BatchNorm weight 1 and
         bias 0, running mean 0 and variance 1.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    num_classes = check_int("num_classes", num_classes, low=1)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     with torch.device("meta"):  # build without drawing from any random generator
@@ -469,8 +469,7 @@ def efficientnet_lite0(*, num_classes: int = 1000, generator: torch.Generator | 
     EfficientNetLite0
         In training mode, on the CPU, randomly initialised.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    num_classes = check_int("num_classes", num_classes, low=1)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     with torch.device("meta"):
@@ -788,12 +787,6 @@ def efficientnet_lite0_classifier(*, device: str | torch.device | None = None) -
     return model.eval().to(pick_device(device))
 
 
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return int(seed)
-
-
 def load_encoder(
     weights: str | os.PathLike[str] | None = None,
     *,
@@ -865,7 +858,7 @@ def load_encoder(
     if weights is None:
         weights = "micronet"
     if isinstance(weights, str) and weights == "random":
-        seed = _check_seed(seed)
+        seed = check_int("seed", seed)
         gen = torch.Generator(device="cpu").manual_seed(seed)
         encoder = FeatureEncoder(resnet50(generator=gen), name=f"resnet50-random-seed{seed}")
         logger.info("loaded %s (FID with random weights is not comparable to the paper's)", encoder.name)
@@ -1033,10 +1026,9 @@ def extract_features(
     """
     if not isinstance(encoder, nn.Module):
         raise TypeError(f"encoder must be a torch.nn.Module, got {type(encoder).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if resize is not None and (isinstance(resize, bool) or not isinstance(resize, int) or resize < 1):
-        raise ValueError(f"resize must be None or a positive int, got {resize!r}")
+    batch_size = check_int("batch_size", batch_size, low=1)
+    if resize is not None:
+        resize = check_int("resize", resize, low=1)
     batch = _as_image_batch(images)
     if device is None:
         param = next(iter(encoder.parameters()), None)

@@ -44,6 +44,7 @@ import scipy.linalg
 from tqdm import tqdm
 
 from ._optional import requires_extra
+from .checks import check_int, check_real
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -340,12 +341,6 @@ def _kid_arrays(a: np.ndarray, b: np.ndarray, subset_size: int, n_subsets: int, 
     return KID(mean=float(scores.mean()), std=float(scores.std()), subset_size=m, n_subsets=n_subsets)
 
 
-def _check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def kid(
     features_a: object,
     features_b: object,
@@ -381,8 +376,8 @@ def kid(
     a = as_features(features_a, "features_a")
     b = as_features(features_b, "features_b")
     _check_pair(a, b)
-    subset_size = _check_positive_int(subset_size, "subset_size", 2)
-    n_subsets = _check_positive_int(n_subsets, "n_subsets")
+    subset_size = check_int("subset_size", subset_size, low=2)
+    n_subsets = check_int("n_subsets", n_subsets, low=1)
     return _kid_arrays(a, b, subset_size, n_subsets, np.random.default_rng(rng))
 
 
@@ -471,15 +466,13 @@ def bootstrap(
         raise ValueError(f"metric must be 'fid' or 'kid', got {metric!r}")
     if method not in _INTERVAL_METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, _INTERVAL_METHODS))}, got {method!r}")
-    n_boot = _check_positive_int(n_boot, "n_boot", 2)
-    if not (isinstance(confidence, (float, int)) and 0.0 < float(confidence) < 1.0):
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
-    if isinstance(fraction, bool) or not isinstance(fraction, (float, int)) or not 0.0 < float(fraction) < 1.0:
-        raise ValueError(f"fraction must lie in (0, 1), got {fraction!r}")
+    n_boot = check_int("n_boot", n_boot, low=2)
+    confidence = check_real("confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True)
+    fraction = check_real("fraction", fraction, low=0.0, high=1.0, low_open=True, high_open=True)
     gen = np.random.default_rng(rng)
     if metric == "kid":
-        subset_size = _check_positive_int(subset_size, "subset_size", 2)
-        n_subsets = _check_positive_int(n_subsets, "n_subsets")
+        subset_size = check_int("subset_size", subset_size, low=2)
+        n_subsets = check_int("n_subsets", n_subsets, low=1)
 
         def stat(x: np.ndarray, y: np.ndarray) -> float:
             return _kid_arrays(x, y, subset_size, n_subsets, gen).mean

@@ -30,12 +30,14 @@ import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
-from numbers import Integral, Real
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import streams
+from .checks import check_int, check_real
 from .foam import Foam, closed_cell_foam
 from .structure import StructureReport, analyze
 
@@ -106,32 +108,6 @@ _VARY_POROSITY_RANGE = (0.5, 0.99)
 # --------------------------------------------------------------------------- validation
 
 
-def _check_real(name: str, value, *, low: float = -math.inf, high: float = math.inf,
-                low_open: bool = False, high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    bad = (
-        not math.isfinite(value)
-        or (value <= low if low_open else value < low)
-        or (value >= high if high_open else value > high)
-    )
-    if bad:
-        lo = f"{'(' if low_open else '['}{low}"
-        hi = f"{high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be finite and in {lo}, {hi}, got {value!r}")
-    return value
-
-
-def _check_int(name: str, value, *, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"between {low} and {high}"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------- parameters
 
 
@@ -165,11 +141,11 @@ class FoamParameters:
     supersample: int = 1
 
     def __post_init__(self):
-        p = _check_real("porosity", self.porosity, low=0.0, high=1.0, low_open=True, high_open=True)
-        d = _check_real("cell_diameter", self.cell_diameter, low=0.0, low_open=True)
-        cv = _check_real("cell_size_cv", self.cell_size_cv, low=0.0, high=1.0)
-        r = _check_real("wall_strut_ratio", self.wall_strut_ratio, low=0.0, low_open=True)
-        s = _check_int("supersample", self.supersample, low=1, high=16)
+        p = check_real("porosity", self.porosity, low=0.0, high=1.0, low_open=True, high_open=True)
+        d = check_real("cell_diameter", self.cell_diameter, low=0.0, low_open=True)
+        cv = check_real("cell_size_cv", self.cell_size_cv, low=0.0, high=1.0)
+        r = check_real("wall_strut_ratio", self.wall_strut_ratio, low=0.0, low_open=True)
+        s = check_int("supersample", self.supersample, low=1, high=16)
         # normalise numpy scalars to Python numbers (JSON-ready, exact equality)
         object.__setattr__(self, "porosity", p)
         object.__setattr__(self, "cell_diameter", d)
@@ -332,7 +308,7 @@ def _statistics(report: StructureReport) -> dict[str, float]:
 
 def _start_cv(pore_diameters, cell_size_cv) -> float:
     if cell_size_cv is not None:
-        return _check_real("cell_size_cv", cell_size_cv, low=0.0, high=1.0)
+        return check_real("cell_size_cv", cell_size_cv, low=0.0, high=1.0)
     if pore_diameters is not None:
         d = np.asarray(pore_diameters, dtype=np.float64).ravel()
         d = d[np.isfinite(d) & (d > 0)]
@@ -507,10 +483,10 @@ def fit_foam_parameters(
     if not _is_shape(shape):
         raise ValueError(f"shape must be a tuple of 3 positive ints (Z, Y, X), got {shape!r}")
     shape = tuple(int(n) for n in shape)
-    iterations = _check_int("iterations", iterations, low=0)
-    supersample = _check_int("supersample", supersample, low=1, high=16)
-    min_pores = _check_int("min_pores", min_pores, low=1)
-    max_realisations = _check_int("max_realisations", max_realisations, low=1)
+    iterations = check_int("iterations", iterations, low=0)
+    supersample = check_int("supersample", supersample, low=1, high=16)
+    min_pores = check_int("min_pores", min_pores, low=1)
+    max_realisations = check_int("max_realisations", max_realisations, low=1)
     if size_target not in SIZE_TARGETS:
         raise ValueError(f"size_target must be one of {SIZE_TARGETS}, got {size_target!r}")
     measured = _statistics(report)
@@ -531,7 +507,8 @@ def fit_foam_parameters(
             measured["n_pores"], measured["median_pore_diameter"],
         )
     cv = _start_cv(pore_diameters, cell_size_cv)
-    seeds = np.random.default_rng(rng).spawn(max_realisations)
+    base = streams.base_seed(rng)
+    seeds = [streams.rng(base, "fitting", "realisation", i) for i in range(max_realisations)]
     options = {"exclude_border_pores": bool(report.border_pores_excluded),
                "min_pore_voxels": int(report.min_pore_voxels),
                "size_target": size_target}
@@ -732,8 +709,8 @@ def vary_parameters(parameters: FoamParameters, n: int, *, spread: float = 0.1, 
     """
     if not isinstance(parameters, FoamParameters):
         raise TypeError(f"parameters must be FoamParameters, got {type(parameters).__name__}")
-    n = _check_int("n", n, low=1)
-    spread = _check_real("spread", spread, low=0.0, high=0.5, high_open=True)
+    n = check_int("n", n, low=1)
+    spread = check_real("spread", spread, low=0.0, high=0.5, high_open=True)
     gen = np.random.default_rng(rng)
     u = gen.uniform(-1.0, 1.0, size=(n, 3)) * spread
     p0 = parameters.porosity
@@ -765,10 +742,9 @@ def generate_foams(
     shape : tuple of 3 int, default (64, 64, 64)
         Box of every foam ``(Z, Y, X)`` in voxels.
     rng : int, numpy.random.Generator or None
-        Random source, normalised with :func:`numpy.random.default_rng`; one
-        child stream per set is spawned from it
-        (:meth:`numpy.random.Generator.spawn`, i.e. ``SeedSequence``
-        spawning), so item ``i`` depends only on `rng` and ``i``.
+        Random source (SPEC 7); item ``i`` draws from the stream
+        ``foamlib.streams.rng(base_seed(rng), "foams", i)``, so it depends
+        only on `rng` and ``i``.
     progress : bool, default False
         Show a tqdm progress bar.
 
@@ -788,7 +764,8 @@ def generate_foams(
             raise TypeError(f"parameter_sets[{i}] must be FoamParameters, got {type(p).__name__}")
     if not _is_shape(shape):
         raise ValueError(f"shape must be a tuple of 3 positive ints (Z, Y, X), got {shape!r}")
-    children = np.random.default_rng(rng).spawn(len(sets))
+    base = streams.base_seed(rng)
+    children = [streams.rng(base, "foams", i) for i in range(len(sets))]
     return _generate(sets, tuple(int(s) for s in shape), children, bool(progress))
 
 

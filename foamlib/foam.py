@@ -62,10 +62,12 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from scipy.spatial import cKDTree
+
+from .checks import check_int, check_real
 
 __all__ = [
     "Foam",
@@ -172,32 +174,13 @@ def _check_shape(shape) -> tuple[int, int, int]:
     return tuple(int(n) for n in dims)
 
 
-def _check_real(name: str, value, *, low: float = 0.0, low_open: bool = False, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    bad_low = value <= low if low_open else value < low
-    if not math.isfinite(value) or bad_low or value > high:
-        bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if math.isfinite(high) else "")
-        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
-    return value
-
-
-def _check_supersample(supersample) -> int:
-    if isinstance(supersample, bool) or not isinstance(supersample, Integral):
-        raise TypeError(f"supersample must be an int >= 1, got {supersample!r}")
-    if not 1 <= supersample <= 16:
-        raise ValueError(f"supersample must be between 1 and 16, got {supersample!r}")
-    return int(supersample)
-
-
 def _check_sizes(wall_thickness, strut_diameter, porosity):
-    t0 = _check_real("wall_thickness", wall_thickness)
-    d0 = _check_real("strut_diameter", strut_diameter)
+    t0 = check_real("wall_thickness", wall_thickness, low=0.0)
+    d0 = check_real("strut_diameter", strut_diameter, low=0.0)
     if t0 == 0.0 and d0 == 0.0:
         raise ValueError("wall_thickness and strut_diameter are both 0: the foam would have no solid")
     if porosity is not None:
-        porosity = _check_real("porosity", porosity, low=0.0, low_open=True, high=1.0)
+        porosity = check_real("porosity", porosity, low=0.0, low_open=True, high=1.0)
         if porosity >= 1.0:
             raise ValueError(f"porosity must be < 1, got {porosity!r}")
     return t0, d0, porosity
@@ -240,8 +223,8 @@ def place_seeds(shape, *, cell_diameter: float, cell_size_cv: float = 0.0, rng=N
         nominal diameters (n,) float64 (voxels).
     """
     shape = _check_shape(shape)
-    d = _check_real("cell_diameter", cell_diameter, low=0.0, low_open=True)
-    cv = _check_real("cell_size_cv", cell_size_cv, high=1.0)
+    d = check_real("cell_diameter", cell_diameter, low=0.0, low_open=True)
+    cv = check_real("cell_size_cv", cell_size_cv, low=0.0, high=1.0)
     rng = np.random.default_rng(rng)
     box = np.asarray(shape, dtype=np.float64)
     volume = float(np.prod(box))
@@ -829,7 +812,7 @@ def foam_from_seeds(
     """
     shape = _check_shape(shape)
     t0, d0, porosity = _check_sizes(wall_thickness, strut_diameter, porosity)
-    supersample = _check_supersample(supersample)
+    supersample = check_int("supersample", supersample, low=1, high=16)
     pos = np.asarray(seeds, dtype=np.float64)
     if pos.ndim != 2 or pos.shape[1] != 3 or len(pos) < 2:
         raise ValueError(f"seeds must have shape (n, 3) with n >= 2, got shape {pos.shape}")
@@ -913,9 +896,9 @@ def closed_cell_foam(
     0.88
     """
     shape = _check_shape(shape)
-    _check_real("cell_diameter", cell_diameter, low=0.0, low_open=True)
+    check_real("cell_diameter", cell_diameter, low=0.0, low_open=True)
     t0, d0, porosity = _check_sizes(wall_thickness, strut_diameter, porosity)
-    supersample = _check_supersample(supersample)
+    supersample = check_int("supersample", supersample, low=1, high=16)
     if min(shape) < 2.0 * cell_diameter:
         logger.warning(
             "box %s is shorter than two cell diameters (%.3g voxels) along an axis: cells meet their own "
@@ -950,8 +933,7 @@ def slice_volume(volume, *, axis: int = 0) -> np.ndarray:
     vol = np.asarray(volume)
     if vol.ndim != 3:
         raise ValueError(f"volume must be 3-d (Z, Y, X), got {vol.ndim}-d with shape {vol.shape}")
-    if isinstance(axis, bool) or not isinstance(axis, Integral):
-        raise TypeError(f"axis must be an int, got {axis!r}")
+    axis = check_int("axis", axis)
     if not -3 <= axis < 3:
         raise ValueError(f"axis must be in -3..2, got {axis!r}")
     return np.moveaxis(vol, int(axis), 0)

@@ -102,7 +102,7 @@ Reproducibility and files
 -------------------------
 Initial weights come from :func:`build_gan` (its own seeds derived from
 ``GanConfig.seed``); batches, latent vectors and instance noise come from
-generators owned by the run (:func:`foamlib.torchfiles.sub_seed`), so global
+generators owned by the run (named streams of :mod:`foamlib.streams`), so global
 RNG state is neither read nor changed. On the CPU with a fixed thread count
 the same data and configuration give the same weights, and a run resumed from
 its checkpoint gives the same weights as one never interrupted. Checkpoints
@@ -130,9 +130,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from . import streams
+from .checks import check_int, check_real
 from .device import pick_device
 from .io import write_image_grid
-from .torchfiles import ModelFileError, data_fingerprint, load_module_file, save_module_file, save_torch_file, sub_seed
+from .torchfiles import ModelFileError, data_fingerprint, load_module_file, save_module_file, save_torch_file
 from .trainloop import TrainingRun, check_config, due
 
 __all__ = [
@@ -163,26 +165,20 @@ _N_SAMPLES = 32
 #: Channels stop doubling at this multiple of ``base_channels``.
 _MAX_MULTIPLIER = 8
 
-# Random streams of a run (foamlib.torchfiles.sub_seed(config.seed, stream)).
-_STREAM_GENERATOR_INIT = 0
-_STREAM_DISCRIMINATOR_INIT = 1
-_STREAM_BATCHES = 2
-_STREAM_LATENT = 3
-_STREAM_NOISE = 4
-_STREAM_SAMPLES = 5
-_STREAM_BATCH_STATS = 6
+# Random streams of a run: foamlib.streams.seed_for(config.seed, "gan", name).
+_STREAM_GENERATOR_INIT = "generator-init"
+_STREAM_DISCRIMINATOR_INIT = "discriminator-init"
+_STREAM_BATCHES = "batches"
+_STREAM_LATENT = "latent"
+_STREAM_NOISE = "noise"
+_STREAM_SAMPLES = "samples"
+_STREAM_BATCH_STATS = "batch-stats"
 #: Batches (of GanConfig.batch_size) that estimate the batch-norm statistics of the returned generator.
 _STAT_BATCHES = 32
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def _check_image_size(name: str, value: Any) -> int:
-    _check_int(name, value, 16)
+    value = check_int(name, value, low=16)
     if value & (value - 1):
         raise ValueError(f"{name} must be a power of 2 >= 16, got {value!r}")
     return value
@@ -284,15 +280,10 @@ class GanConfig:
 
     def __post_init__(self) -> None:
         def positive_int(name: str, value: Any, minimum: int) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"GanConfig.{name} must be an integer >= {minimum}, got {value!r}")
+            object.__setattr__(self, name, check_int(f"GanConfig.{name}", value, low=minimum))
 
-        def real(name: str, value: Any, *, low: float, high: float = math.inf, low_open: bool = False, high_open: bool = False) -> None:
-            ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-            ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-            if not ok:
-                lo, hi = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
-                raise ValueError(f"GanConfig.{name} must be a finite number in {lo}{low}, {high}{hi}, got {value!r}")
+        def real(name: str, value: Any, **bounds: Any) -> None:
+            object.__setattr__(self, name, check_real(f"GanConfig.{name}", value, **bounds))
 
         positive_int("image_size", self.image_size, 16)
         if self.image_size & (self.image_size - 1):
@@ -388,9 +379,9 @@ class Generator(nn.Module):
 
     def __init__(self, latent_dim: int = 64, image_size: int = 64, base_channels: int = 16) -> None:
         super().__init__()
-        self.latent_dim = _check_int("latent_dim", latent_dim, 1)
+        self.latent_dim = check_int("latent_dim", latent_dim, low=1)
         self.image_size = _check_image_size("image_size", image_size)
-        self.base_channels = _check_int("base_channels", base_channels, 1)
+        self.base_channels = check_int("base_channels", base_channels, low=1)
         n_up = int(math.log2(image_size)) - 2  # 4 x 4 -> image_size
         start = _channels(base_channels, n_up)
         self.project = nn.Linear(latent_dim, start * 16, bias=False)
@@ -455,7 +446,7 @@ class Discriminator(nn.Module):
     def __init__(self, image_size: int = 64, base_channels: int = 16, minibatch_std: bool = True) -> None:
         super().__init__()
         self.image_size = _check_image_size("image_size", image_size)
-        self.base_channels = _check_int("base_channels", base_channels, 1)
+        self.base_channels = check_int("base_channels", base_channels, low=1)
         if not isinstance(minibatch_std, bool):
             raise ValueError(f"minibatch_std must be True or False, got {minibatch_std!r}")
         self.minibatch_std = minibatch_std
@@ -521,9 +512,9 @@ def build_gan(config: GanConfig) -> tuple[Generator, Discriminator]:
     if not isinstance(config, GanConfig):
         raise ValueError(f"config must be a GanConfig, got {type(config).__name__}")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(sub_seed(config.seed, _STREAM_GENERATOR_INIT))
+        torch.manual_seed(streams.seed_for(config.seed, "gan", _STREAM_GENERATOR_INIT))
         generator = Generator(config.latent_dim, config.image_size, config.base_channels)
-        torch.manual_seed(sub_seed(config.seed, _STREAM_DISCRIMINATOR_INIT))
+        torch.manual_seed(streams.seed_for(config.seed, "gan", _STREAM_DISCRIMINATOR_INIT))
         discriminator = Discriminator(config.image_size, config.base_channels, config.minibatch_std)
     return generator, discriminator
 
@@ -605,8 +596,8 @@ def load_generator(path: str | os.PathLike, *, device: str | torch.device | None
 # --------------------------------------------------------------------------- sampling
 
 
-def _latent(n: int, latent_dim: int, seed: int) -> torch.Tensor:
-    return torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
+def _latent(n: int, latent_dim: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(n, latent_dim, generator=generator)
 
 
 def _run_generator(generator: Generator, z: torch.Tensor, device: torch.device, batch_size: int) -> np.ndarray:
@@ -694,14 +685,12 @@ def generate(
     """
     if not isinstance(generator, Generator):
         raise ValueError(f"generator must be a foamlib.gan.Generator, got {type(generator).__name__}")
-    n = _check_int("n", n, 1)
-    seed = _check_int("seed", seed, 0)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    if threshold is not None and (
-        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0
-    ):
-        raise ValueError(f"threshold must be a number in [0, 1] or None, got {threshold!r}")
-    probs = _run_generator(generator, _latent(n, generator.latent_dim, seed), pick_device(device), batch_size)
+    n = check_int("n", n, low=1)
+    seed = check_int("seed", seed, low=0)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    if threshold is not None:
+        threshold = check_real("threshold", threshold, low=0.0, high=1.0)
+    probs = _run_generator(generator, _latent(n, generator.latent_dim, streams.torch_generator(seed, "gan", "generate")), pick_device(device), batch_size)
     return probs if threshold is None else probs >= threshold
 
 
@@ -763,7 +752,7 @@ def _batch_statistics(generator: Generator, config: GanConfig, device: torch.dev
     """
     norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
-    z = _latent(_STAT_BATCHES * config.batch_size, config.latent_dim, sub_seed(config.seed, _STREAM_BATCH_STATS))
+    z = _latent(_STAT_BATCHES * config.batch_size, config.latent_dim, streams.torch_generator(config.seed, "gan", _STREAM_BATCH_STATS))
     try:
         for m in norms:
             m.reset_running_stats()
@@ -898,10 +887,10 @@ def train_gan(
     discriminator.to(dev).train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
-    batch_rng = np.random.default_rng(sub_seed(config.seed, _STREAM_BATCHES))
-    latent_gen = torch.Generator().manual_seed(sub_seed(config.seed, _STREAM_LATENT))
-    noise_gen = torch.Generator().manual_seed(sub_seed(config.seed, _STREAM_NOISE))
-    z_fixed = _latent(_N_SAMPLES, config.latent_dim, sub_seed(config.seed, _STREAM_SAMPLES))
+    batch_rng = streams.rng(config.seed, "gan", _STREAM_BATCHES)
+    latent_gen = streams.torch_generator(config.seed, "gan", _STREAM_LATENT)
+    noise_gen = streams.torch_generator(config.seed, "gan", _STREAM_NOISE)
+    z_fixed = _latent(_N_SAMPLES, config.latent_dim, streams.torch_generator(config.seed, "gan", _STREAM_SAMPLES))
     average = copy.deepcopy(generator).requires_grad_(False)
     run = TrainingRun.in_folder(
         run_dir, file_format=CHECKPOINT_FORMAT, kind="GAN checkpoint", counter="step", version=FORMAT_VERSION,

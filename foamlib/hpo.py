@@ -68,6 +68,8 @@ import torch
 from tqdm import tqdm
 
 from ._optional import requires_extra
+from . import streams
+from .checks import check_int
 from .runs import atomic_path
 from .torchfiles import ON_MISMATCH, data_fingerprint
 from .training import TrainConfig, train_unet
@@ -135,8 +137,7 @@ class SearchSpace:
             if isinstance(choices, (str, bytes)) or not isinstance(choices, (tuple, list)) or not choices:
                 raise ValueError(f"SearchSpace.{name} must be a non-empty tuple of integers, got {choices!r}")
             for value in choices:
-                if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-                    raise ValueError(f"SearchSpace.{name} must hold integers >= 1, got {value!r}")
+                check_int(f"SearchSpace.{name}[]", value, low=1)
             if len(set(choices)) != len(choices):
                 raise ValueError(f"SearchSpace.{name} holds a duplicate choice: {choices!r}")
             object.__setattr__(self, name, tuple(int(v) for v in choices))
@@ -228,17 +229,6 @@ def _quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(before)
 
 
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _sampler_seed(seed: int, stage: int, slot: int) -> int:
-    """Seed of the sampler that draws the trial in ``slot`` of ``stage`` (1 or 2) of a search seeded with ``seed``."""
-    return int(np.random.SeedSequence([seed, stage, slot]).generate_state(1)[0])
-
-
 class _SlotSeeded:
     """A sampler made afresh for every trial, seeded from the trial's slot in its stage.
 
@@ -253,11 +243,11 @@ class _SlotSeeded:
 
     def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], *, seed: int, stage: int, name: str) -> None:
         self._make, self._seed, self._stage, self._name = make, seed, stage, name
-        self._inner = make(_sampler_seed(seed, stage, 0))
+        self._inner = make(streams.seed_for(seed, "hpo", "sampler", stage, 0, bits=32))
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         slot = len(_own_trials(study, self._name))
-        self._inner = self._make(_sampler_seed(self._seed, self._stage, slot))
+        self._inner = self._make(streams.seed_for(self._seed, "hpo", "sampler", self._stage, slot, bits=32))
         self._inner.before_trial(study, trial)
 
     def infer_relative_search_space(self, study, trial):  # noqa: D102 (delegates)
@@ -568,10 +558,10 @@ def search(
         import optuna
         import pandas as pd
 
-    hyperband_trials = _check_count("hyperband_trials", hyperband_trials, 1)
-    bayes_trials = _check_count("bayes_trials", bayes_trials, 0)
-    max_epochs = _check_count("max_epochs", max_epochs, 1)
-    seed = _check_count("seed", seed, 0)
+    hyperband_trials = check_int("hyperband_trials", hyperband_trials, low=1)
+    bayes_trials = check_int("bayes_trials", bayes_trials, low=0)
+    max_epochs = check_int("max_epochs", max_epochs, low=1)
+    seed = check_int("seed", seed, low=0)
     if not isinstance(space, SearchSpace):
         raise ValueError(f"space must be a SearchSpace, got {type(space).__name__}")
     base = TrainConfig() if train_config is None else train_config

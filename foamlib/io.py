@@ -46,6 +46,7 @@ import imageio.v3 as iio
 import numpy as np
 import tifffile
 
+from .checks import check_int
 from .runs import atomic_path
 
 __all__ = [
@@ -741,10 +742,8 @@ def image_grid(images: np.ndarray, *, columns: int = 8, pad: int = 2, pad_value:
     arr = np.asarray(images)
     if arr.ndim != 3 or arr.size == 0:
         raise ValueError(f"images must be a non-empty (N, H, W) stack, got shape {arr.shape}")
-    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-        raise ValueError(f"columns must be an integer >= 1, got {columns!r}")
-    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"pad must be an integer >= 0, got {pad!r}")
+    columns = check_int("columns", columns, low=1)
+    pad = check_int("pad", pad, low=0)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     elif arr.dtype != np.uint8:

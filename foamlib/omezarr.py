@@ -376,12 +376,12 @@ def zarr_slab_writer(
     with requires_extra("scale"):
         import zarr
 
-    from .io import _check_voxel_size
+    from .checks import check_real
 
     path = check_zarr_output(path, overwrite=overwrite)
     if label not in ("solid", "pore"):
         raise ValueError(f"{path}: label must be 'solid' or 'pore' (the phase written as 255), got {label!r}")
-    voxel = _check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
+    voxel = None if voxel_size_um is None else check_real("voxel_size_um", voxel_size_um, low=0.0, low_open=True)
     if len(shape) != 3 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in shape):
         raise ValueError(f"{path}: shape must be three positive integers (z, y, x), got {shape!r}")
     shape = (int(shape[0]), int(shape[1]), int(shape[2]))

@@ -47,6 +47,9 @@ from ._optional import requires_extra
 if TYPE_CHECKING:
     import pandas as pd
 
+from .checks import check_int, check_real
+from .streams import RngLike
+
 __all__ = ["extract_patches", "orthogonal_slices", "tile_starts", "patch_statistics", "compare_patch_sets", "STATISTICS"]
 
 logger = logging.getLogger(__name__)
@@ -55,12 +58,6 @@ _AXIS_INDEX = {"z": 0, "y": 1, "x": 2}
 
 #: Columns of :func:`patch_statistics`, in order; the rows of :func:`compare_patch_sets`.
 STATISTICS = ("porosity", "n_pores", "mean_pore_diameter_um", "median_pore_diameter_um")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_axes(axes: Any) -> tuple[int, ...]:
@@ -75,7 +72,9 @@ def _check_axes(axes: Any) -> tuple[int, ...]:
     return tuple(_AXIS_INDEX[a] for a in letters)
 
 
-def extract_patches(volume: np.ndarray, size: int, n: int, *, axes: str = "z", seed: int = 0) -> np.ndarray:
+def extract_patches(
+    volume: np.ndarray, size: int, n: int, *, axes: str = "z", rng: RngLike = None, seed: int | None = None
+) -> np.ndarray:
     """Random square crops of 2D slices of a volume.
 
     Parameters
@@ -91,9 +90,15 @@ def extract_patches(volume: np.ndarray, size: int, n: int, *, axes: str = "z", s
         Axes the slices are perpendicular to, any non-empty combination of
         ``"z"``, ``"y"`` and ``"x"`` without repeats (``"z"``: slices
         ``volume[k]``, ``"zyx"``: all three). Default ``"z"``.
+    rng : None, int or numpy.random.Generator, optional
+        Source of the positions (SPEC 7, normalised with
+        :func:`numpy.random.default_rng`; e.g.
+        ``foamlib.streams.rng(seed, "gan", "real-patches")``). The same
+        arguments give the same patches; the global NumPy RNG is not used.
+        Default: the seed 0 (``seed``'s default), so that a call without
+        either gives the same patches every time.
     seed : int, optional
-        Seed of the positions, >= 0. Default 0. The same arguments give the
-        same patches; the global NumPy RNG is not used.
+        The earlier name of an integer ``rng`` (>= 0); give one of the two.
 
     Returns
     -------
@@ -108,9 +113,12 @@ def extract_patches(volume: np.ndarray, size: int, n: int, *, axes: str = "z", s
     Raises
     ------
     ValueError
-        If ``volume`` is not 3D or empty, ``size``, ``n`` or ``seed`` are not
-        integers in range, ``axes`` is malformed, or ``size`` exceeds a slice
-        side along one of the requested axes.
+        If ``volume`` is not 3D or empty, ``size``, ``n`` or ``seed`` are
+        out of range, ``axes`` is malformed, ``size`` exceeds a slice
+        side along one of the requested axes, or both ``rng`` and ``seed``
+        are given.
+    TypeError
+        If ``size``, ``n`` or ``seed`` is not an integer.
 
     Examples
     --------
@@ -121,9 +129,12 @@ def extract_patches(volume: np.ndarray, size: int, n: int, *, axes: str = "z", s
     vol = np.asarray(volume)
     if vol.ndim != 3 or vol.size == 0:
         raise ValueError(f"volume must be a non-empty 3D (Z, Y, X) array, got shape {vol.shape}")
-    size = _check_int("size", size, 1)
-    n = _check_int("n", n, 1)
-    seed = _check_int("seed", seed, 0)
+    size = check_int("size", size, low=1)
+    n = check_int("n", n, low=1)
+    if seed is not None:
+        if rng is not None:
+            raise ValueError(f"give rng or seed, not both (got rng={rng!r}, seed={seed!r})")
+        rng = check_int("seed", seed, low=0)
     axis_ids = _check_axes(axes)
     for axis in axis_ids:
         plane = tuple(s for i, s in enumerate(vol.shape) if i != axis)
@@ -134,7 +145,7 @@ def extract_patches(volume: np.ndarray, size: int, n: int, *, axes: str = "z", s
                 f"{vol.shape} (slices are {plane[0]} x {plane[1]})"
             )
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(0 if rng is None else rng)
     which = rng.integers(0, len(axis_ids), size=n)
     out = np.empty((n, size, size), dtype=vol.dtype)
     offsets = np.arange(size)
@@ -179,8 +190,8 @@ def tile_starts(length: int, size: int) -> np.ndarray:
     >>> tile_starts(10, 4).tolist()
     [0, 4, 6]
     """
-    length = _check_int("length", length, 1)
-    size = _check_int("size", size, 1)
+    length = check_int("length", length, low=1)
+    size = check_int("size", size, low=1)
     if size > length:
         raise ValueError(f"tile size {size} is larger than the length {length} to cover")
     starts = np.arange(0, length - size + 1, size, dtype=np.int64)
@@ -248,7 +259,7 @@ def orthogonal_slices(volume: np.ndarray, *, axes: str = "zyx", size: int | None
     largest = min(min(plane) for plane in planes.values())
     if size is None:
         size = largest
-    size = _check_int("size", size, 1)
+    size = check_int("size", size, low=1)
     if size > largest:
         axis = min(axis_ids, key=lambda a: min(planes[a]))
         raise ValueError(
@@ -340,14 +351,10 @@ def patch_statistics(
     from .structure import pore_sizes
 
     arr = _as_binary_patches(patches, "patches")
-    if isinstance(voxel_size_um, bool) or not isinstance(voxel_size_um, (int, float)) or not (
-        math.isfinite(voxel_size_um) and voxel_size_um > 0
-    ):
-        raise ValueError(f"voxel_size_um must be a positive finite number, got {voxel_size_um!r}")
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (math.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
-    min_distance = _check_int("min_distance", min_distance, 1)
-    min_pixels = _check_int("min_pixels", min_pixels, 1)
+    voxel_size_um = check_real("voxel_size_um", voxel_size_um, low=0.0, low_open=True)
+    sigma = check_real("sigma", sigma, low=0.0)
+    min_distance = check_int("min_distance", min_distance, low=1)
+    min_pixels = check_int("min_pixels", min_pixels, low=1)
 
     n, h, w = arr.shape
     solid_counts = np.count_nonzero(arr.reshape(n, -1), axis=1)

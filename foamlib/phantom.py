@@ -28,14 +28,15 @@ import logging
 import math
 import types
 from dataclasses import dataclass
-from numbers import Integral, Real
 
 import numpy as np
 import scipy.fft
 import scipy.sparse
 from scipy.ndimage import gaussian_filter
 
-from .foam import closed_cell_foam
+from . import streams
+from .checks import check_int, check_real
+from .fitting import FoamParameters
 
 __all__ = [
     "DEMO_SAMPLES",
@@ -66,14 +67,6 @@ def _check_angles(angles_deg) -> np.ndarray:
     if angles.ndim != 1 or angles.size == 0 or not np.all(np.isfinite(angles)):
         raise ValueError(f"angles_deg must be a non-empty 1-d array of finite angles in degrees, got shape {angles.shape}")
     return angles
-
-
-def _check_positive_int(name, value, low=1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value!r}")
-    return int(value)
 
 
 def _system_matrix(rows: np.ndarray, cols: np.ndarray, angles_deg: np.ndarray, n_det: int) -> scipy.sparse.csr_matrix:
@@ -166,9 +159,9 @@ class ParallelBeamProjector:
     """
 
     def __init__(self, image_size: int, angles_deg, *, n_det: int | None = None):
-        self.image_size = _check_positive_int("image_size", image_size)
+        self.image_size = check_int("image_size", image_size, low=1)
         self.angles_deg = _check_angles(angles_deg)
-        self.n_det = self.image_size if n_det is None else _check_positive_int("n_det", n_det)
+        self.n_det = self.image_size if n_det is None else check_int("n_det", n_det, low=1)
         self._back: dict[tuple[int, int, int, int], scipy.sparse.csr_matrix] = {}
 
     @property
@@ -269,7 +262,7 @@ class ParallelBeamProjector:
         """
         a, single = self._stack(sinograms, (self.n_angles, self.n_det), "sinograms")
         if output_shape is None:
-            size = self.n_det if output_size is None else _check_positive_int("output_size", output_size)
+            size = self.n_det if output_size is None else check_int("output_size", output_size, low=1)
             output_shape = (size, size)
         back = self.back_matrix(output_shape, offset)
         filt = self.filter(a.reshape(-1, self.n_angles, self.n_det), filter=filter)
@@ -334,23 +327,12 @@ def fbp(sinograms, angles_deg, *, output_size: int | None = None, filter: str = 
     if a.shape[-2] != angles.size:
         raise ValueError(f"sinograms have {a.shape[-2]} angles but angles_deg has {angles.size}")
     n_det = a.shape[-1]
-    size = n_det if output_size is None else _check_positive_int("output_size", output_size)
+    size = n_det if output_size is None else check_int("output_size", output_size, low=1)
     proj = ParallelBeamProjector(n_det, angles)
     return proj.fbp(a, output_size=size, filter=filter)
 
 
 # --------------------------------------------------------------------------- CT simulation
-
-
-def _check_real(name, value, *, low=None, low_open=False, allow_inf=False):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    return value
 
 
 def simulate_ct(
@@ -428,11 +410,11 @@ def simulate_ct(
     single = frac.ndim == 2
     if single:
         frac = frac[None]
-    dose = _check_real("photons_per_ray", photons_per_ray, low=0.0, low_open=True, allow_inf=True)
-    n_angles = _check_positive_int("n_angles", n_angles)
-    mu = _check_real("mu_solid", mu_solid, low=0.0, low_open=True)
-    ring = _check_real("ring_strength", ring_strength, low=0.0)
-    blur = _check_real("blur_sigma", blur_sigma, low=0.0)
+    dose = check_real("photons_per_ray", photons_per_ray, low=0.0, low_open=True, allow_inf=True)
+    n_angles = check_int("n_angles", n_angles, low=1)
+    mu = check_real("mu_solid", mu_solid, low=0.0, low_open=True)
+    ring = check_real("ring_strength", ring_strength, low=0.0)
+    blur = check_real("blur_sigma", blur_sigma, low=0.0)
     if pad_mode not in ("reflect", "wrap", "edge"):
         raise ValueError(f"pad_mode must be 'reflect', 'wrap' or 'edge', got {pad_mode!r}")
     try:
@@ -636,23 +618,20 @@ def demo_sample(name: str, *, size: int | tuple[int, int, int] = 128, supersampl
     if isinstance(size, (tuple, list)):
         if len(size) != 3:
             raise ValueError(f"size must be an int or a (Z, Y, X) tuple of 3 ints, got {size!r}")
-        shape = tuple(_check_positive_int(f"size[{i}]", n, low=16) for i, n in enumerate(size))
+        shape = tuple(check_int(f"size[{i}]", n, low=16) for i, n in enumerate(size))
     else:
-        n = _check_positive_int("size", size, low=16)
+        n = check_int("size", size, low=16)
         shape = (n, n, n)
     params = DEMO_SAMPLES[name]
-    gen = np.random.default_rng(params.seed if rng is None else rng)
-    foam_rng, ct_rng = gen.spawn(2)
-    foam = closed_cell_foam(
-        shape,
-        cell_diameter=params.cell_diameter,
-        wall_thickness=params.wall_strut_ratio,
-        strut_diameter=1.0,
+    base = streams.base_seed(params.seed if rng is None else rng)
+    foam_rng, ct_rng = streams.rng(base, "phantom", "foam"), streams.rng(base, "phantom", "ct")
+    foam = FoamParameters(
         porosity=params.porosity,
+        cell_diameter=params.cell_diameter,
         cell_size_cv=params.cell_size_cv,
+        wall_strut_ratio=params.wall_strut_ratio,
         supersample=supersample,
-        rng=foam_rng,
-    )
+    ).generate(shape, rng=foam_rng)
     scan = simulate_ct(
         foam.fraction,
         photons_per_ray=params.photons_per_ray,

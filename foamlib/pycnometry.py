@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._optional import requires_extra
+from .checks import check_real
 
 __all__ = [
     "ETHANOL_DENSITY_G_CM3",
@@ -98,34 +99,11 @@ class Measurement:
         return self.uncertainty / abs(self.value) if self.value else math.inf
 
 
-def _finite(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return out
-
-
-def _positive(value: object, name: str) -> float:
-    out = _finite(value, name)
-    if out <= 0.0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return out
-
-
-def _non_negative(value: object, name: str) -> float:
-    out = _finite(value, name)
-    if out < 0.0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return out
-
-
 def _check_masses(m_s: object, m_1: object, m_2: object, rho_liquid: object) -> tuple[float, float, float, float]:
-    ms = _positive(m_s, "m_s")
-    m1 = _positive(m_1, "m_1")
-    m2 = _non_negative(m_2, "m_2")
-    rho = _positive(rho_liquid, "rho_liquid")
+    ms = check_real("m_s", m_s, low=0.0, low_open=True)
+    m1 = check_real("m_1", m_1, low=0.0, low_open=True)
+    m2 = check_real("m_2", m_2, low=0.0)
+    rho = check_real("rho_liquid", rho_liquid, low=0.0, low_open=True)
     if m1 <= m2:
         raise ValueError(
             f"m_1 ({m1} g) must exceed m_2 ({m2} g): m_1 - m_2 is the liquid displaced by the specimen "
@@ -192,10 +170,10 @@ def solid_density_with_uncertainty(
         Solid density and its standard uncertainty, g/cm³.
     """
     ms, m1, m2, rho = _check_masses(m_s, m_1, m_2, rho_liquid)
-    us = _non_negative(u_m_s, "u_m_s")
-    u1 = _non_negative(u_m_1, "u_m_1")
-    u2 = _non_negative(u_m_2, "u_m_2")
-    ur = _non_negative(u_rho_liquid, "u_rho_liquid")
+    us = check_real("u_m_s", u_m_s, low=0.0)
+    u1 = check_real("u_m_1", u_m_1, low=0.0)
+    u2 = check_real("u_m_2", u_m_2, low=0.0)
+    ur = check_real("u_rho_liquid", u_rho_liquid, low=0.0)
     delta = m1 - m2
     value = ms * rho / delta
     var = (rho / delta * us) ** 2 + (ms / delta * ur) ** 2 + (value / delta) ** 2 * (u1**2 + u2**2)
@@ -203,8 +181,8 @@ def solid_density_with_uncertainty(
 
 
 def _check_densities(rho_effective_kg_m3: object, rho_solid_g_cm3: object) -> tuple[float, float]:
-    eff = _positive(rho_effective_kg_m3, "rho_effective_kg_m3") * _G_CM3_PER_KG_M3
-    solid = _positive(rho_solid_g_cm3, "rho_solid_g_cm3")
+    eff = check_real("rho_effective_kg_m3", rho_effective_kg_m3, low=0.0, low_open=True) * _G_CM3_PER_KG_M3
+    solid = check_real("rho_solid_g_cm3", rho_solid_g_cm3, low=0.0, low_open=True)
     if eff > solid:
         raise ValueError(
             f"rho_effective_kg_m3 ({rho_effective_kg_m3} kg/m³ = {eff:g} g/cm³) exceeds rho_solid_g_cm3 "
@@ -261,8 +239,8 @@ def porosity_with_uncertainty(
         Porosity and its standard uncertainty, as fractions.
     """
     eff, solid = _check_densities(rho_effective_kg_m3, rho_solid_g_cm3)
-    u_eff = _non_negative(u_rho_effective_kg_m3, "u_rho_effective_kg_m3") * _G_CM3_PER_KG_M3
-    u_solid = _non_negative(u_rho_solid_g_cm3, "u_rho_solid_g_cm3")
+    u_eff = check_real("u_rho_effective_kg_m3", u_rho_effective_kg_m3, low=0.0) * _G_CM3_PER_KG_M3
+    u_solid = check_real("u_rho_solid_g_cm3", u_rho_solid_g_cm3, low=0.0)
     value = 1.0 - eff / solid
     uncertainty = math.hypot(u_eff / solid, eff * u_solid / solid**2)
     return Measurement(value=value, uncertainty=uncertainty)

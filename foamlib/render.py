@@ -27,13 +27,13 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 from scipy.optimize import minimize_scalar
 
+from .checks import check_int, check_real
 from .foam import slice_volume
 from .phantom import simulate_ct
 
@@ -61,19 +61,6 @@ _DTYPES = (np.dtype(np.uint8), np.dtype(np.float32))
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def _real(name: str, value, *, low: float | None = None, low_open: bool = False, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value!r}")
-    return value
 
 
 def _grey_range(grey_range) -> tuple[float, float]:
@@ -130,14 +117,14 @@ class GreyModel:
     blur_sigma: float = 0.0
 
     def __post_init__(self):
-        pore = _real("pore_level", self.pore_level)
-        solid = _real("solid_level", self.solid_level)
+        pore = check_real("pore_level", self.pore_level)
+        solid = check_real("solid_level", self.solid_level)
         if not solid > pore:
             raise ValueError(f"solid_level ({solid!r}) must be greater than pore_level ({pore!r}); solid is bright")
         object.__setattr__(self, "pore_level", pore)
         object.__setattr__(self, "solid_level", solid)
-        object.__setattr__(self, "noise_sigma", _real("noise_sigma", self.noise_sigma, low=0.0))
-        object.__setattr__(self, "blur_sigma", _real("blur_sigma", self.blur_sigma, low=0.0))
+        object.__setattr__(self, "noise_sigma", check_real("noise_sigma", self.noise_sigma, low=0.0))
+        object.__setattr__(self, "blur_sigma", check_real("blur_sigma", self.blur_sigma, low=0.0))
 
     @property
     def contrast(self) -> float:
@@ -193,12 +180,12 @@ class RenderRanges:
     offset: float = 0.05
 
     def __post_init__(self):
-        object.__setattr__(self, "contrast", _real("contrast", self.contrast, low=0.0))
+        object.__setattr__(self, "contrast", check_real("contrast", self.contrast, low=0.0))
         if self.contrast >= 1.0:
             raise ValueError(f"contrast must be < 1 (the contrast must stay positive), got {self.contrast!r}")
-        object.__setattr__(self, "noise", _real("noise", self.noise, low=0.0, high=1.0))
-        object.__setattr__(self, "blur", _real("blur", self.blur, low=0.0, high=1.0))
-        object.__setattr__(self, "offset", _real("offset", self.offset, low=0.0))
+        object.__setattr__(self, "noise", check_real("noise", self.noise, low=0.0, high=1.0))
+        object.__setattr__(self, "blur", check_real("blur", self.blur, low=0.0, high=1.0))
+        object.__setattr__(self, "offset", check_real("offset", self.offset, low=0.0))
 
     @classmethod
     def none(cls) -> RenderRanges:
@@ -305,10 +292,9 @@ def fit_grey_model(
         raise TypeError(f"solid must be a boolean segmentation, got dtype {seg.dtype}")
     if img.dtype == bool or not (np.issubdtype(img.dtype, np.floating) or np.issubdtype(img.dtype, np.integer)):
         raise TypeError(f"scan must hold real grey values, got dtype {img.dtype}")
-    pore_distance = _real("pore_distance", pore_distance, low=0.0)
-    core_depth = _real("core_depth", core_depth, low=0.0)
-    if isinstance(max_voxels, bool) or not isinstance(max_voxels, Integral) or max_voxels < 1:
-        raise ValueError(f"max_voxels must be a positive int, got {max_voxels!r}")
+    pore_distance = check_real("pore_distance", pore_distance, low=0.0)
+    core_depth = check_real("core_depth", core_depth, low=0.0)
+    max_voxels = check_int("max_voxels", max_voxels, low=1)
     rng = np.random.default_rng(rng)
     if img.ndim == 2:
         img, seg = img[None], seg[None]
@@ -404,8 +390,7 @@ def draw_render_parameters(
         ``noise_sigma * (1 + ranges.noise * u2)``;
         ``blur_sigma * (1 + ranges.blur * u3)``.
     """
-    if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    n = check_int("n", n, low=0)
     if not isinstance(model, GreyModel):
         raise TypeError(f"model must be a GreyModel, got {type(model).__name__}")
     if not isinstance(ranges, RenderRanges):

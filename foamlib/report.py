@@ -8,6 +8,7 @@ its Otsu and step-1 porosities. The functions here take the summaries as
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,9 @@ from ._optional import requires_extra
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["METHODS", "porosity_error_pp", "porosity_table", "failure_table", "samples_with_stage"]
+from .metrics import MetricsError, StageMetrics, metrics_class, parse_metrics
+
+__all__ = ["METHODS", "porosity_error_pp", "porosity_table", "failure_table", "samples_with_stage", "stage_metrics"]
 
 #: The segmentations compared on the results page: summary key -> label.
 METHODS = {"otsu": "Otsu", "step1": "step-1 U-Net", "step2": "step-2 U-Net"}
@@ -114,26 +117,65 @@ def failure_table(failures: Mapping[str, str]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=["stage", "message"]).rename_axis("sample")
 
 
-def samples_with_stage(summaries: Mapping[str, Mapping[str, Any]], stage: str, *keys: str) -> list[str]:
-    """Samples whose summary holds a stage's metrics (and, optionally, given keys in them).
+def stage_metrics(summary: Mapping[str, Any], stage: str) -> StageMetrics | None:
+    """A stage's typed metrics from a sample's summary, or None if the stage did not record them.
+
+    Parameters
+    ----------
+    summary : mapping
+        A sample's summary (``summary.json``, :func:`foamlib.study.summarize`).
+    stage : str
+        A key of :data:`foamlib.metrics.STAGE_METRICS`, e.g. ``"similarity"``.
+
+    Returns
+    -------
+    StageMetrics or None
+        E.g. :class:`~foamlib.metrics.SimilarityMetrics`; None where
+        ``summary["stages"]`` holds nothing for the stage.
+
+    Raises
+    ------
+    foamlib.metrics.MetricsError
+        For an unknown stage, or stored metrics whose layout does not match
+        the stage's class (names the sample and the key).
+    """
+    metrics_class(stage)
+    data = (summary.get("stages") or {}).get(stage)
+    if data is None:
+        return None
+    return parse_metrics(stage, data, source=f"summary of {summary.get('sample', '?')}: stages[{stage!r}]")
+
+
+def samples_with_stage(summaries: Mapping[str, Mapping[str, Any]], stage: str, *fields: str) -> list[str]:
+    """Samples whose summary holds a stage's metrics (and, optionally, values of given fields).
 
     Parameters
     ----------
     summaries : mapping of str to mapping
         Sample name -> summary, as for :func:`porosity_table`.
     stage : str
-        A stage's metrics name in ``summary["stages"]``, e.g. ``"similarity"``.
-    *keys : str
-        Keys that must be present in that stage's metrics.
+        A key of :data:`foamlib.metrics.STAGE_METRICS`, e.g. ``"similarity"``.
+    *fields : str
+        Fields of the stage's metrics class that must not be None (e.g.
+        ``"fid_by_fraction"``).
 
     Returns
     -------
     list of str
         The sample names, in the given order.
+
+    Raises
+    ------
+    foamlib.metrics.MetricsError
+        As :func:`stage_metrics`, or for a field the stage's class does not have.
     """
+    known = {f.name for f in dataclasses.fields(metrics_class(stage))}
+    unknown = [f for f in fields if f not in known]
+    if unknown:
+        raise MetricsError(f"{metrics_class(stage).__name__} has no field {unknown[0]!r}; fields: {', '.join(sorted(known))}")
     out = []
     for sample, summary in summaries.items():
-        metrics = (summary.get("stages") or {}).get(stage)
-        if isinstance(metrics, Mapping) and all(k in metrics for k in keys):
+        metrics = stage_metrics(summary, stage)
+        if metrics is not None and all(getattr(metrics, f) is not None for f in fields):
             out.append(sample)
     return out

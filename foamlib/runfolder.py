@@ -26,7 +26,7 @@ stage                     artefact                               accessor
                           ``step2/sweep.csv``, checkpoints       ``step2_sweep``, ``step2_checkpoint``,
                                                                  ``sweep_checkpoint(F)``
 10, 11 evaluation         ``evaluation/*``                       ``evaluation(name)``
-every stage               ``<name>/metrics.json``                ``metrics(name)``, ``update_metrics``
+every stage               ``<name>/metrics.json``                ``metrics(name)`` (typed, :mod:`foamlib.metrics`), ``update_metrics``
 ========================  =====================================  ===========================
 
 ``F`` is a wall fraction, written with two decimals (``fraction_0.50``).
@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .io import read_mask
+from .metrics import StageMetrics, metrics_class, parse_metrics
 from .runs import read_json, update_metrics
 
 __all__ = ["RunFolder", "read_mask", "study_folder", "STUDY_FOLDER"]
@@ -208,13 +209,59 @@ class RunFolder:
         """:func:`foamlib.io.read_mask` of :meth:`segmentation`: ``(Z, Y, X)`` bool, True = solid, whatever its label."""
         return read_mask(self.segmentation(method))
 
-    def metrics(self, name: str) -> dict[str, Any]:
-        """A stage's metrics as it recorded them (``<name>/metrics.json``)."""
-        return read_json(self.path / name / "metrics.json")
+    def metrics_file(self, name: str) -> Path:
+        """The file of a stage's metrics, ``<name>/metrics.json`` (``name`` a key of
+        :data:`foamlib.metrics.STAGE_METRICS`)."""
+        metrics_class(name)
+        return self.path / name / "metrics.json"
 
-    def update_metrics(self, name: str, values: Mapping[str, Any]) -> Path:
-        """Record a stage's metrics (:func:`foamlib.runs.update_metrics`)."""
-        return update_metrics(self.path, name, values)
+    def metrics(self, name: str) -> StageMetrics:
+        """A stage's metrics, typed (:mod:`foamlib.metrics`).
+
+        Parameters
+        ----------
+        name : str
+            The stage, e.g. ``"otsu"``, ``"step2"``, ``"similarity"``.
+
+        Returns
+        -------
+        StageMetrics
+            E.g. :class:`~foamlib.metrics.SegmentationMetrics` for ``"step2"``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the stage has not recorded its metrics (names the file).
+        foamlib.metrics.MetricsError
+            For an unknown stage or a file whose layout does not match its class.
+        """
+        path = self.metrics_file(name)
+        return parse_metrics(name, read_json(path), source=str(path))
+
+    def update_metrics(self, name: str, values: Mapping[str, Any] | StageMetrics) -> Path:
+        """Record a stage's metrics, checked against its class (:func:`foamlib.runs.update_metrics`).
+
+        Parameters
+        ----------
+        name : str
+            The stage (a key of :data:`foamlib.metrics.STAGE_METRICS`).
+        values : mapping or StageMetrics
+            The metrics: an instance of the stage's class or its JSON layout
+            (numpy scalars accepted).
+
+        Returns
+        -------
+        pathlib.Path
+            The file written (atomically).
+
+        Raises
+        ------
+        foamlib.metrics.MetricsError
+            For an unknown stage, an unknown or missing key or a value of the
+            wrong type; nothing is written then.
+        """
+        metrics = parse_metrics(name, values, source=f"{self.metrics_file(name)} (being written)")
+        return update_metrics(self.path, name, metrics.to_json())
 
 
 _MODELS = ("step1", "step2", "gan", "cyclegan_g")

@@ -123,6 +123,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .checks import check_int, check_real, is_real
 from .device import autocast, pick_device, pick_precision
 from .io import MASK_LABELS, check_tiff_output, path_inside, same_path, tiff_slab_writer
 from .lazy import open_scan
@@ -228,24 +229,18 @@ class SegmentResult:
 # --------------------------------------------------------------------------- checks
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_tiling_options(axes: Any, tile: Any, overlap: Any, batch_size: Any) -> tuple[int, int, int]:
+def check_tiling_options(axes: Any, tile: Any, overlap: Any, batch_size: Any) -> tuple[int, int, int]:
     """Validate the options shared by :func:`segment_volume` and :func:`plan_stream`; return tile, overlap, batch size."""
     if axes not in _AXES:
         raise ValueError(f"axes must be 'z' or 'xyz', got {axes!r}")
-    tile = _check_int("tile", tile, 1)
-    overlap = _check_int("overlap", overlap, 0)
+    tile = check_int("tile", tile, low=1)
+    overlap = check_int("overlap", overlap, low=0)
     if overlap >= tile:
         raise ValueError(f"overlap must be smaller than tile ({tile}), got {overlap}")
-    return tile, overlap, _check_int("batch_size", batch_size, 1)
+    return tile, overlap, check_int("batch_size", batch_size, low=1)
 
 
-def _check_range(value: Any) -> tuple[float, float]:
+def check_intensity_range(value: Any) -> tuple[float, float]:
     ok = isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2
     if ok:
         try:
@@ -277,12 +272,12 @@ def infer_intensity_range(volume: np.ndarray) -> tuple[float, float]:
     """
     volume = np.asarray(volume)
     if not np.issubdtype(volume.dtype, np.floating):
-        return _dtype_range_rule(volume.dtype, 0.0, 0.0, True)
+        return dtype_range_rule(volume.dtype, 0.0, 0.0, True)
     low, high = float(np.min(volume)), float(np.max(volume))
-    return _dtype_range_rule(volume.dtype, low, high, lambda: bool(np.all(volume == np.round(volume))))
+    return dtype_range_rule(volume.dtype, low, high, lambda: bool(np.all(volume == np.round(volume))))
 
 
-def _dtype_range_rule(dtype: Any, low: float, high: float, whole: Any) -> tuple[float, float]:
+def dtype_range_rule(dtype: Any, low: float, high: float, whole: Any) -> tuple[float, float]:
     """Rules 2 and 3 from the dtype, a float volume's minimum and maximum and whether all are whole
     (a bool, or a callable giving it, evaluated only where needed); shared with foamlib.distributed."""
     if np.issubdtype(dtype, np.unsignedinteger):
@@ -382,7 +377,7 @@ class IntensityNormalisation:
             raise ValueError(
                 f"low_percentile ({self.low_percentile}) must be below high_percentile ({self.high_percentile})"
             )
-        object.__setattr__(self, "max_samples", _check_int("max_samples", self.max_samples, 1))
+        object.__setattr__(self, "max_samples", check_int("max_samples", self.max_samples, low=1))
 
     def range_for(self, volume: np.ndarray) -> tuple[float, float]:
         """The grey values of ``volume`` that map to 0 and 1.
@@ -573,7 +568,7 @@ def clipped_fraction(volume: np.ndarray, intensity_range: tuple[float, float]) -
     float
         In [0, 1].
     """
-    low, high = _check_range(intensity_range)
+    low, high = check_intensity_range(intensity_range)
     volume = np.asarray(volume)
     if volume.size == 0:
         return 0.0
@@ -731,13 +726,13 @@ def scale_intensity(volume: np.ndarray, intensity_range: tuple[float, float]) ->
     inputs, including grey values exactly at the network's threshold (uint8
     scans have many). Multiplying by ``1 / (high - low)`` would round twice.
     """
-    low, high = _check_range(intensity_range)
+    low, high = check_intensity_range(intensity_range)
     out = np.asarray(volume, dtype=np.float32) - np.float32(low)
     out /= np.float32(high - low)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def _starts(size: int, tile: int, overlap: int) -> list[int]:
+def tile_origins(size: int, tile: int, overlap: int) -> list[int]:
     """Tile starts along one axis: stride ``tile - overlap``, the last tile ending at the border."""
     if size <= tile:
         return [0]
@@ -763,7 +758,7 @@ def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
 def _tiling(height: int, width: int, tile: int, overlap: int) -> tuple[list[tuple[int, int, np.ndarray]], np.ndarray, int, int]:
     """Tiles ``(y0, x0, window)`` of one slice, the summed window, and the tile shape."""
     th, tw = min(tile, height), min(tile, width)
-    ys, xs = _starts(height, tile, overlap), _starts(width, tile, overlap)
+    ys, xs = tile_origins(height, tile, overlap), tile_origins(width, tile, overlap)
     tiles = []
     total = np.zeros((height, width), dtype=np.float64)
     for i, y0 in enumerate(ys):
@@ -778,7 +773,7 @@ def _tiling(height: int, width: int, tile: int, overlap: int) -> tuple[list[tupl
 
 def _check_tiling(model: nn.Module, shape: tuple[int, ...], directions: tuple[int, ...], *, tile: int, overlap: int) -> None:
     """Refuse a tile below the U-Net's minimum; warn on an overlap below its minimum where slices are tiled."""
-    limits = _check_tile(model, tile)
+    limits = check_tile(model, tile)
     if limits is None:
         return
     tiled = any(max(np.delete(np.asarray(shape), axis)) > tile for axis in directions)
@@ -790,7 +785,7 @@ def _check_tiling(model: nn.Module, shape: tuple[int, ...], directions: tuple[in
         )  # fmt: skip
 
 
-def _check_tile(model: nn.Module, tile: int) -> TilingLimits | None:
+def check_tile(model: nn.Module, tile: int) -> TilingLimits | None:
     """The U-Net's tiling limits (None for other modules); raise ValueError for a tile below its minimum."""
     limits = _model_limits(model)
     if limits is not None and tile < limits.min_tile:
@@ -801,12 +796,12 @@ def _check_tile(model: nn.Module, tile: int) -> TilingLimits | None:
     return limits
 
 
-def _probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def solid_probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     out = model(x)
     return torch.sigmoid(out) if getattr(model, "output", "sigmoid") == "logits" else out
 
 
-def _segment_axis(
+def segment_axis(
     model: nn.Module,
     stack: np.ndarray,
     out: np.ndarray,
@@ -839,7 +834,7 @@ def _segment_axis(
         x /= width  # a division, not a product with 1 / width: exact where the ratio is (see scale_intensity)
         np.clip(x, 0.0, 1.0, out=x)
         with autocast(device, precision):
-            probs = _probabilities(model, torch.from_numpy(x).unsqueeze(1).to(device))[:, 0].float().cpu().numpy()
+            probs = solid_probabilities(model, torch.from_numpy(x).unsqueeze(1).to(device))[:, 0].float().cpu().numpy()
         for (i, y0, x0, w), p in zip(batch, probs):
             region = (i, slice(y0, y0 + th), slice(x0, x0 + tw))
             out[region] += p * w * scale[region[1:]]
@@ -920,10 +915,10 @@ def segment_volume(
         raise ValueError(f"volume must be a non-empty (Z, Y, X) array, got shape {volume.shape}")
     if not (np.issubdtype(volume.dtype, np.integer) or np.issubdtype(volume.dtype, np.floating)):
         raise ValueError(f"volume must hold numbers, got dtype {volume.dtype}")
-    tile, overlap, batch_size = _check_tiling_options(axes, tile, overlap, batch_size)
+    tile, overlap, batch_size = check_tiling_options(axes, tile, overlap, batch_size)
     directions = (0,) if axes == "z" else (0, 1, 2)
     _check_tiling(model, volume.shape, directions, tile=tile, overlap=overlap)
-    low, high = infer_intensity_range(volume) if intensity_range is None else _check_range(intensity_range)
+    low, high = infer_intensity_range(volume) if intensity_range is None else check_intensity_range(intensity_range)
     dev = pick_device(device)
     precision = pick_precision(precision, dev)
 
@@ -931,7 +926,7 @@ def segment_volume(
     n_batches = 0
     for axis in directions:
         n, h, w = np.moveaxis(volume, axis, 0).shape
-        per_slice = len(_starts(h, tile, overlap)) * len(_starts(w, tile, overlap))
+        per_slice = len(tile_origins(h, tile, overlap)) * len(tile_origins(w, tile, overlap))
         n_batches += math.ceil(n * per_slice / batch_size)
 
     was_training = model.training
@@ -939,7 +934,7 @@ def segment_volume(
     try:
         with torch.inference_mode(), tqdm(total=n_batches, desc="segment", unit="batch", disable=not progress) as bar:
             for axis in directions:
-                _segment_axis(
+                segment_axis(
                     model, np.moveaxis(volume, axis, 0), np.moveaxis(out, axis, 0), 1.0 / len(directions),
                     tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high, device=dev, bar=bar,
                     precision=precision,
@@ -1094,22 +1089,21 @@ def segment_file(
     if label not in MASK_LABELS:
         raise ValueError(f"label must be one of {', '.join(map(repr, MASK_LABELS))} (the phase written as 255), "
                          f"got {label!r}")  # fmt: skip
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    threshold = check_real("threshold", threshold, low=0.0, high=1.0)
     if axes not in _AXES:
         raise ValueError(f"axes must be 'z' or 'xyz', got {axes!r}")
     if intensity_range is not None:
-        intensity_range = _check_range(intensity_range)
-    tile = _check_int("tile", tile, 1)
+        intensity_range = check_intensity_range(intensity_range)
+    tile = check_int("tile", tile, low=1)
 
-    batch_size = _check_int("batch_size", batch_size, 1)
-    overlap = _check_int("overlap", overlap, 0)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    overlap = check_int("overlap", overlap, low=0)
     if overlap >= tile:
         raise ValueError(f"overlap must be smaller than tile ({tile}), got {overlap}")
 
     model, metadata = load_model(model_path, device=device)
     check_segmentation_model(metadata, source=str(model_path))
-    _check_tile(model, tile)
+    check_tile(model, tile)
     normalisation = None if intensity_range is not None else normalisation_from_metadata(metadata, source=str(model_path))
     scan = open_scan(scan_path, **read_kwargs)
     config = getattr(model, "config", None)
@@ -1211,7 +1205,7 @@ def _warn_voxel_size(model_um: Any, scan_um: float | None, *, model_path: Path, 
     """Warn where the scan's voxel size is more than VOXEL_SIZE_WARN_FACTOR from the model's."""
     if model_um is None or scan_um is None:
         return
-    if isinstance(model_um, bool) or not isinstance(model_um, (int, float)) or not (math.isfinite(model_um) and model_um > 0):
+    if not (is_real(model_um) and math.isfinite(model_um) and model_um > 0):
         raise ValueError(f"{model_path}: metadata voxel_size_um must be a positive number of micrometres, got {model_um!r}")
     ratio = scan_um / model_um
     if max(ratio, 1.0 / ratio) > VOXEL_SIZE_WARN_FACTOR:
@@ -1292,7 +1286,7 @@ def _gb(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.2f} MB"
 
 
-def _batch_unit(per_slice: int, batch_size: int) -> int:
+def batch_unit(per_slice: int, batch_size: int) -> int:
     """Fewest slices whose tiles fill whole batches."""
     return batch_size // math.gcd(batch_size, per_slice)
 
@@ -1347,9 +1341,8 @@ def plan_stream(
     MiB (reads of the scan and, for ``"xyz"``, of the probability file). The smallest slab of a pass is the number of slices
     whose tiles fill whole batches (at most ``batch_size``).
     """
-    tile, overlap, batch_size = _check_tiling_options(axes, tile, overlap, batch_size)
-    if isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float)) or not (math.isfinite(memory_gb) and memory_gb > 0):
-        raise ValueError(f"memory_gb must be a positive number of gigabytes, got {memory_gb!r}")
+    tile, overlap, batch_size = check_tiling_options(axes, tile, overlap, batch_size)
+    memory_gb = check_real("memory_gb (gigabytes)", memory_gb, low=0.0, low_open=True)
     z, y, x = (int(n) for n in shape)
     b = np.dtype(dtype).itemsize
     budget = int(memory_gb * 1e9)
@@ -1366,8 +1359,8 @@ def plan_stream(
     peak = 0
     n_batches = 0
     for name, n, area, h, w, per_voxel in passes:
-        per_slice = len(_starts(h, tile, overlap)) * len(_starts(w, tile, overlap))
-        unit = _batch_unit(per_slice, batch_size)
+        per_slice = len(tile_origins(h, tile, overlap)) * len(tile_origins(w, tile, overlap))
+        unit = batch_unit(per_slice, batch_size)
         fixed = network + _TILING_BYTES * area + maps
         per = per_voxel * area
         fits = (budget - fixed) // per if budget > fixed else 0
@@ -1428,7 +1421,7 @@ def _stream_segment(
         if plan.axes == "z":
             for z0, z1 in slab_starts(z, plan.z_depth):
                 out = np.zeros((z1 - z0, y, x), dtype=np.float32)
-                _segment_axis(model, scan.read(z0, z1), out, 1.0, bar=bar, **common)
+                segment_axis(model, scan.read(z0, z1), out, 1.0, bar=bar, **common)
                 np.clip(out, 0.0, 1.0, out=out)
                 if prob_writer is not None:
                     prob_writer.write(z0, out)
@@ -1442,7 +1435,7 @@ def _stream_segment(
             handle.truncate(4 * z * y * x)  # sparse until written
             for z0, z1 in slab_starts(z, plan.z_depth):
                 out = np.zeros((z1 - z0, y, x), dtype=np.float32)
-                _segment_axis(model, scan.read(z0, z1), out, weight, bar=bar, **common)
+                segment_axis(model, scan.read(z0, z1), out, weight, bar=bar, **common)
                 handle.seek(4 * z0 * y * x)
                 handle.write(out.data)
                 del out
@@ -1451,7 +1444,7 @@ def _stream_segment(
                 key = (slice(None), slice(s0, s1)) if axis == 1 else (slice(None), slice(None), slice(s0, s1))
                 grey = scan[key]
                 region = _probability_region(temp_path, plan.shape, key)
-                _segment_axis(model, np.moveaxis(grey, axis, 0), np.moveaxis(region, axis, 0), weight, bar=bar, **common)
+                segment_axis(model, np.moveaxis(grey, axis, 0), np.moveaxis(region, axis, 0), weight, bar=bar, **common)
                 del grey
                 _probability_region(temp_path, plan.shape, key, region)
                 del region
@@ -1503,9 +1496,9 @@ def _seconds_per_batch(model: nn.Module, shape: tuple[int, int, int], *, tile: i
     th, tw = min(tile, shape[1]), min(tile, shape[2])
     x = torch.zeros((batch_size, 1, th, tw), device=device)
     with torch.inference_mode(), autocast(device, precision):
-        _probabilities(model, x)
+        solid_probabilities(model, x)
         start = time.perf_counter()
-        _probabilities(model, x)
+        solid_probabilities(model, x)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     return time.perf_counter() - start

@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from .checks import check_mask, check_real
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -111,16 +113,6 @@ def as_solid(solid: Any, *, name: str = "solid") -> np.ndarray:
     )
 
 
-def _check_voxel_size(voxel_size_um: float) -> float:
-    try:
-        value = float(voxel_size_um)
-    except (TypeError, ValueError):
-        raise TypeError(f"voxel_size_um must be a number, got {voxel_size_um!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"voxel_size_um must be positive and finite, got {voxel_size_um!r}")
-    return value
-
-
 # --------------------------------------------------------------------------- porosity
 
 
@@ -155,14 +147,8 @@ def porosity(solid: np.ndarray, *, mask: np.ndarray | None = None) -> float:
         n_total = solid.size
         n_solid = np.count_nonzero(solid)
     else:
-        mask = np.asarray(mask)
-        if mask.dtype != bool:
-            raise TypeError(f"mask must be a boolean array, got dtype {mask.dtype}")
-        if mask.shape != solid.shape:
-            raise ValueError(f"mask shape {mask.shape} does not match solid shape {solid.shape}")
+        mask = check_mask(mask, solid.shape, like="solid")
         n_total = np.count_nonzero(mask)
-        if n_total == 0:
-            raise ValueError("mask selects no voxels")
         n_solid = np.count_nonzero(solid & mask)
     # count_nonzero returns Python ints (arbitrary precision): no int32 overflow on large volumes.
     return 1.0 - int(n_solid) / int(n_total)
@@ -314,7 +300,7 @@ def pore_sizes(
     from skimage.segmentation import relabel_sequential, watershed
 
     solid = as_solid(solid)
-    vs = _check_voxel_size(voxel_size_um)
+    vs = check_real("voxel_size_um", voxel_size_um, low=0.0, low_open=True)
     if sigma < 0:
         raise ValueError(f"sigma must be >= 0, got {sigma}")
     if int(min_distance) < 1:
@@ -797,7 +783,7 @@ def local_thickness(solid: np.ndarray, *, voxel_size_um: float = 1.0) -> np.ndar
     Journal of Microscopy 185(1), 67-75.
     """
     solid = as_solid(solid)
-    vs = _check_voxel_size(voxel_size_um)
+    vs = check_real("voxel_size_um", voxel_size_um, low=0.0, low_open=True)
     n_solid = np.count_nonzero(solid)
     if n_solid == solid.size:
         raise ValueError("the structure is all solid: no pore bounds it, so its local thickness is undefined")
@@ -930,7 +916,7 @@ def specific_surface_area(solid: np.ndarray, *, voxel_size_um: float = 1.0) -> f
     from skimage import measure
 
     solid = as_solid(solid)
-    vs = _check_voxel_size(voxel_size_um)
+    vs = check_real("voxel_size_um", voxel_size_um, low=0.0, low_open=True)
     if min(solid.shape) < 2:
         raise ValueError(f"every axis needs at least 2 voxels for an interface, got shape {solid.shape}")
     n_solid = np.count_nonzero(solid)
@@ -1181,7 +1167,7 @@ def analyze(
         pore size). These are checked before the costly steps.
     """
     solid = as_solid(solid)
-    vs = None if voxel_size_um is None else _check_voxel_size(voxel_size_um)
+    vs = None if voxel_size_um is None else check_real("voxel_size_um", voxel_size_um, low=0.0, low_open=True)
     if min(solid.shape) < 2:
         raise ValueError(f"every axis needs at least 2 voxels, got shape {solid.shape}")
     n_solid = np.count_nonzero(solid)

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from .checks import check_mask
+
 log = logging.getLogger(__name__)
 
 #: Methods understood by :func:`threshold_value` and :func:`segment`.
@@ -101,14 +103,7 @@ def _selected_values(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     if mask is None:
         values = image.reshape(-1)
     else:
-        mask = np.asarray(mask)
-        if mask.dtype != bool:
-            raise TypeError(f"mask must be a boolean array, got dtype {mask.dtype}")
-        if mask.shape != image.shape:
-            raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape}")
-        values = image[mask]
-        if values.size == 0:
-            raise ValueError("mask selects no voxels")
+        values = image[check_mask(mask, image.shape, like="image")]
     if values.size > MAX_SAMPLES:
         step = math.ceil(values.size / MAX_SAMPLES)
         log.debug("threshold from every %d-th of %d voxels", step, values.size)

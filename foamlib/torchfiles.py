@@ -315,9 +315,16 @@ def plain(value: Any, where: str = "metadata") -> Any:
     raise TypeError(f"metadata must hold plain values (str, numbers, bool, None, lists, dicts); {where} is a {type(value).__name__}")
 
 
-def sub_seed(seed: int, stream: int) -> int:
-    """An independent 64-bit seed for random stream ``stream`` of a run seeded with ``seed``."""
-    return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0])
+def sub_seed(seed: int, stream: int | str) -> int:
+    """The seed of random stream ``stream`` of a run seeded with ``seed``.
+
+    Kept for callers of earlier versions; it is
+    ``foamlib.streams.seed_for(seed, stream)`` (63 bits), which new code
+    calls directly with a named stream path.
+    """
+    from .streams import seed_for
+
+    return seed_for(seed, stream)
 
 
 def data_fingerprint(*arrays: np.ndarray) -> str:

@@ -12,8 +12,9 @@ twice.
 Reproducibility
 ---------------
 Everything random in :func:`train_unet` derives from ``TrainConfig.seed``
-through generators owned by the run (a :class:`numpy.random.Generator` for the
-order of the slices, a :class:`torch.Generator` for the input noise); global RNG
+through generators owned by the run (named streams of :mod:`foamlib.streams`:
+``("unet", "order")`` for the order of the slices, ``("unet", "noise")`` for the
+input noise); global RNG
 state is neither read nor changed. Initial weights come from
 :func:`foamlib.unet.build_unet` with its own seed. On the CPU, a run with the
 same data, configuration, initial weights and thread count gives the same
@@ -49,9 +50,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from . import streams
+from .checks import check_int, check_real, is_real
 from .device import autocast, grad_scaler, pick_device, pick_precision
 from .losses import ConfusionCounts, confusion_counts, dice_loss
-from .torchfiles import ModelFileError, data_fingerprint, load_module_file, save_module_file, sub_seed
+from .torchfiles import ModelFileError, data_fingerprint, load_module_file, save_module_file
 from .trainloop import TrainingRun, check_config
 from .unet import UNet, build_unet
 
@@ -132,12 +135,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         def positive_int(name: str, value: Any, minimum: int) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"TrainConfig.{name} must be an integer >= {minimum}, got {value!r}")
+            object.__setattr__(self, name, check_int(f"TrainConfig.{name}", value, low=minimum))
 
         def nonnegative_float(name: str, value: Any) -> None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")
+            object.__setattr__(self, name, check_real(f"TrainConfig.{name}", value, low=0.0))
 
         positive_int("epochs", self.epochs, 1)
         positive_int("batch_size", self.batch_size, 1)
@@ -432,10 +433,8 @@ def _check_model_metadata(metadata: Mapping[str, Any]) -> None:
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"metadata 'intensity_range' must be finite with low < high, got {bounds!r}")
     size = metadata.get("voxel_size_um")
-    if size is not None and (
-        isinstance(size, bool) or not isinstance(size, (int, float, np.integer, np.floating))
-        or not (math.isfinite(size) and size > 0)
-    ):
+    if size is not None and not (is_real(size) and math.isfinite(size) and size > 0):
+        # a ValueError like the other metadata checks: the metadata is content of a file, not an argument
         raise ValueError(f"metadata 'voxel_size_um' must be a positive number of micrometres or None, got {size!r}")
 
 
@@ -475,8 +474,7 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device | None = N
 
 def _run_batches(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int, progress: bool, desc: str):
     """Yield ``(slice_indices, probabilities)`` for consecutive batches, model in eval mode."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    batch_size = check_int("batch_size", batch_size, low=1)
     dataset = _BatchDataset(images)
     batches = [np.arange(i, min(i + batch_size, len(images))) for i in range(0, len(images), batch_size)]
     was_training = model.training
@@ -702,8 +700,8 @@ def train_unet(
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     scaler = grad_scaler(dev, precision)
-    order_rng = np.random.default_rng(sub_seed(config.seed, 0))
-    noise_gen = torch.Generator().manual_seed(sub_seed(config.seed, 1))
+    order_rng = streams.rng(config.seed, "unet", "order")
+    noise_gen = streams.torch_generator(config.seed, "unet", "noise")
     best_val_dice, best_epoch, best_state = -math.inf, 0, None
     run = TrainingRun(
         checkpoint_path, file_format=CHECKPOINT_FORMAT, kind="checkpoint", counter="epoch", version=FORMAT_VERSION,

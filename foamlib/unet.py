@@ -37,6 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import streams
+from .checks import check_int, check_choice
+
 __all__ = ["UNet", "PAPER_BEST_CONFIG", "build_unet", "count_parameters"]
 
 logger = logging.getLogger(__name__)
@@ -60,20 +63,6 @@ _CONFIG_KEYS = (
     "normalization",
     "output",
 )
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    """Return ``value`` if it is an integer >= ``minimum``; raise ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``choices``; raise ValueError otherwise."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
 
 
 class _SameConv2d(nn.Module):
@@ -189,15 +178,15 @@ class UNet(nn.Module):
         output: str = "sigmoid",
     ) -> None:
         super().__init__()
-        self.levels = _check_int("levels", levels, 1)
-        self.convs_per_level = _check_int("convs_per_level", convs_per_level, 1)
-        self.base_channels = _check_int("base_channels", base_channels, 1)
-        self.kernel_size = _check_int("kernel_size", kernel_size, 1)
-        self.pooling = _check_choice("pooling", pooling, _POOLINGS)
-        self.in_channels = _check_int("in_channels", in_channels, 1)
-        self.out_channels = _check_int("out_channels", out_channels, 1)
-        self.normalization = _check_choice("normalization", normalization, _NORMALIZATIONS)
-        self.output = _check_choice("output", output, _OUTPUTS)
+        self.levels = check_int("levels", levels, low=1)
+        self.convs_per_level = check_int("convs_per_level", convs_per_level, low=1)
+        self.base_channels = check_int("base_channels", base_channels, low=1)
+        self.kernel_size = check_int("kernel_size", kernel_size, low=1)
+        self.pooling = check_choice("pooling", pooling, _POOLINGS)
+        self.in_channels = check_int("in_channels", in_channels, low=1)
+        self.out_channels = check_int("out_channels", out_channels, low=1)
+        self.normalization = check_choice("normalization", normalization, _NORMALIZATIONS)
+        self.output = check_choice("output", output, _OUTPUTS)
 
         channels = [base_channels * 2**i for i in range(levels)]
         self.encoders = nn.ModuleList(
@@ -298,7 +287,8 @@ def build_unet(config: Mapping[str, Any], seed: int) -> UNet:
         Keyword arguments of :class:`UNet` (for instance ``model.config`` or
         :data:`PAPER_BEST_CONFIG`); missing keys take the defaults.
     seed : int
-        Seed of the weight initialisation.
+        Seed (>= 0) of the weight initialisation: the weights draw from the
+        named stream ``foamlib.streams.seed_for(seed, "unet", "init")``.
 
     Returns
     -------
@@ -320,9 +310,9 @@ def build_unet(config: Mapping[str, Any], seed: int) -> UNet:
     unknown = sorted(set(config) - known)
     if unknown:
         raise ValueError(f"unknown UNet option(s) {unknown}; known options are {sorted(known)}")
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, low=0)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(streams.seed_for(seed, "unet", "init"))
         return UNet(**config)
 
 

@@ -104,13 +104,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 from tqdm import tqdm
 
+from . import streams
+from .checks import check_int, check_real
 from .structure import as_solid, watershed_markers
 
 __all__ = ["add_walls", "wall_statistics", "watershed_walls"]
@@ -124,34 +125,17 @@ _WALL_PARAMS = ("wall_width", "sigma", "min_distance", "min_wall_length", "speck
 # --------------------------------------------------------------------------- validation
 
 
-def _check_int(name: str, value: Any, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if int(value) < low:
-        raise ValueError(f"{name} must be >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_sigma(sigma: Any) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, Real):
-        raise TypeError(f"sigma must be a number, got {sigma!r}")
-    value = float(sigma)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"sigma must be finite and >= 0, got {sigma!r}")
-    return value
-
-
 def _check_params(
     *, wall_width: Any = 1, sigma: Any = 1.0, min_distance: Any = 3, min_wall_length: Any = 0, speck_size: Any = 2
 ) -> tuple[int, float, int, int, int]:
     """Validated parameters of :func:`watershed_walls` (TypeError for an unknown keyword)."""
-    wall_width = _check_int("wall_width", wall_width, low=1)
+    wall_width = check_int("wall_width", wall_width, low=1)
     if wall_width not in (1, 2):
         raise ValueError(f"wall_width must be 1 or 2 pixels, got {wall_width}")
-    sigma = _check_sigma(sigma)
-    min_distance = _check_int("min_distance", min_distance, low=1)
-    min_wall_length = _check_int("min_wall_length", min_wall_length, low=0)
-    speck_size = _check_int("speck_size", speck_size, low=0)
+    sigma = check_real("sigma", sigma, low=0.0)
+    min_distance = check_int("min_distance", min_distance, low=1)
+    min_wall_length = check_int("min_wall_length", min_wall_length, low=0)
+    speck_size = check_int("speck_size", speck_size, low=0)
     return wall_width, sigma, min_distance, min_wall_length, speck_size
 
 
@@ -326,7 +310,8 @@ def add_walls(
     images: np.ndarray,
     fraction: float,
     *,
-    seed: int = 0,
+    rng: streams.RngLike = None,
+    seed: int | None = None,
     progress: bool = False,
     **watershed_walls_kwargs: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -341,17 +326,21 @@ def add_walls(
         Share of the images that get walls, in [0, 1]. Exactly
         ``round(fraction * N)`` images are treated (Python's ``round``: halves
         go to the even number, 0.25 of 10 images treats 2).
-    seed : int, default 0
-        Seed (>= 0) of the images' pick. The pick is the first
-        ``round(fraction * N)`` entries of one random permutation of
-        ``range(N)``, so with the same seed and stack the images treated at a
-        smaller fraction are also treated at every larger one (nested
-        sweeps). The permutation comes from a stream of its own
-        (``SeedSequence(seed, spawn_key=(1,))``), not from
-        ``default_rng(seed)``: a train/val/test split drawn later with the
-        same seed (:func:`foamlib.datasets.write_dataset`) would otherwise
+    rng : None, int or numpy.random.Generator, optional
+        Source of the images' pick (SPEC 7); default the seed 0, so that a
+        call without ``rng`` picks the same images every time. The pick is
+        the first ``round(fraction * N)`` entries of one random permutation
+        of ``range(N)``, so with the same integer ``rng`` and stack the
+        images treated at a smaller fraction are also treated at every
+        larger one (nested sweeps; a Generator gives another permutation at
+        every call). The permutation comes from a stream of its own
+        (``foamlib.streams.rng(base_seed(rng), "walls", "order")``), not from the
+        stream of the train/val/test split drawn later with the same seed
+        (:func:`foamlib.datasets.write_dataset`): a shared stream would
         put exactly the treated images first, and every fraction above the
         training share would give the same training set.
+    seed : int, optional
+        The earlier name of an integer ``rng`` (>= 0); give one of the two.
     progress : bool, default False
         Show a tqdm progress bar over the treated images.
     **watershed_walls_kwargs
@@ -378,11 +367,12 @@ def add_walls(
     arr = np.asarray(images)
     if arr.ndim != 3:
         raise ValueError(f"images must be a stack of shape (N, H, W), got shape {arr.shape}")
-    if isinstance(fraction, bool) or not isinstance(fraction, Real):
-        raise TypeError(f"fraction must be a number in [0, 1], got {fraction!r}")
-    if not 0.0 <= float(fraction) <= 1.0:
-        raise ValueError(f"fraction must be in [0, 1], got {fraction!r}")
-    seed = _check_int("seed", seed, low=0)
+    fraction = check_real("fraction", fraction, low=0.0, high=1.0)
+    if seed is not None:
+        if rng is not None:
+            raise ValueError(f"give rng or seed, not both (got rng={rng!r}, seed={seed!r})")
+        rng = check_int("seed", seed, low=0)
+    base = streams.base_seed(0 if rng is None else rng)
     unknown = sorted(set(watershed_walls_kwargs) - set(_WALL_PARAMS))
     if unknown:
         raise TypeError(f"unknown keyword arguments for watershed_walls: {unknown}; valid: {list(_WALL_PARAMS)}")
@@ -395,7 +385,7 @@ def add_walls(
     solid = as_solid(arr, name="images")
 
     n_treat = round(float(fraction) * n)
-    order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,))).permutation(n)
+    order = streams.rng(base, "walls", "order").permutation(n)
     treated = np.zeros(n, dtype=bool)
     treated[order[:n_treat]] = True
     out = solid.copy()
@@ -469,10 +459,10 @@ def wall_statistics(
     a = as_solid(after, name="after")
     if a.shape != b.shape:
         raise ValueError(f"after shape {a.shape} does not match before shape {b.shape}")
-    connectivity = _check_int("connectivity", connectivity, low=1)
+    connectivity = check_int("connectivity", connectivity, low=1)
     if connectivity not in (1, 2):
         raise ValueError(f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), got {connectivity}")
-    min_pore_pixels = _check_int("min_pore_pixels", min_pore_pixels, low=1)
+    min_pore_pixels = check_int("min_pore_pixels", min_pore_pixels, low=1)
     if b.ndim == 2:
         b, a = b[np.newaxis], a[np.newaxis]
     n_images = b.shape[0]

@@ -177,11 +177,9 @@ def test_accepts_float32_int_and_torch_features(blobs):
         (np.ones((10, 4)), {"method": "pca"}, "method must be one of"),
         (np.ones((10, 4)), {"metric": "hamming"}, "metric must be one of"),
         (np.ones((10, 4)), {"seed": -1}, "seed must be"),
-        (np.ones((10, 4)), {"seed": True}, "seed must be"),
         (np.ones((10, 4)), {"perplexity": 0.0}, "perplexity must be > 0"),
-        (np.ones((10, 4)), {"perplexity": float("inf")}, "perplexity must be finite"),
-        (np.ones((10, 4)), {"n_neighbors": 1}, "n_neighbors must be an int >= 2"),
-        (np.ones((10, 4)), {"n_neighbors": 3.5}, "n_neighbors must be an int >= 2"),
+        (np.ones((10, 4)), {"perplexity": float("inf")}, "perplexity must be a finite number"),
+        (np.ones((10, 4)), {"n_neighbors": 1}, "n_neighbors must be an integer >= 2"),
         (np.ones((10, 4)), {"min_dist": 1.5}, r"min_dist must lie in \[0, 1\]"),
         (np.ones((10, 4)), {"standardize": "yes"}, "standardize must be a bool"),
         (np.ones((10, 4)), {"init": "spectral"}, "init must be one of"),
@@ -191,6 +189,14 @@ def test_accepts_float32_int_and_torch_features(blobs):
 def test_embed_validation(features, kwargs, match):
     with pytest.raises(ValueError, match=match):
         E.embed(features, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"seed": True}, "^seed must be an integer"),
+                                           ({"n_neighbors": 3.5}, "^n_neighbors must be an integer >= 2"),
+                                           ({"perplexity": "5"}, "^perplexity must be a real number")])
+def test_embed_type_errors(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        E.embed(np.ones((10, 4)), **kwargs)
 
 
 def test_embed_rejects_non_numeric():

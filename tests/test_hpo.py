@@ -226,7 +226,6 @@ def test_storage_restores_logging_and_no_storage_writes_nothing(data, tmp_path, 
         ({"hyperband_trials": 0}, "hyperband_trials"),
         ({"bayes_trials": -1}, "bayes_trials"),
         ({"max_epochs": 0}, "max_epochs"),
-        ({"max_epochs": 1.5}, "max_epochs"),
         ({"seed": -1}, "seed"),
         ({"train_config": {"epochs": 3}}, "train_config"),
         ({"storage": "sqlite:///hpo.db"}, "not a URL"),
@@ -237,6 +236,11 @@ def test_storage_restores_logging_and_no_storage_writes_nothing(data, tmp_path, 
 def test_invalid_budgets_raise(data, kwargs, word):
     with pytest.raises(ValueError, match=word):
         search(*data, **kwargs)
+
+
+def test_a_budget_of_a_wrong_type_raises_type_error(data):
+    with pytest.raises(TypeError, match="^max_epochs must be an integer"):
+        search(*data, max_epochs=1.5)
 
 
 @pytest.mark.parametrize(

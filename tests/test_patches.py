@@ -75,7 +75,6 @@ def test_extract_patches_mixes_axes_and_is_seeded():
         (np.zeros((4, 20, 20)), 5, 1, {"axes": "y"}, "does not fit.*perpendicular to y"),
         (np.zeros((4, 20, 20)), 21, 1, {"axes": "z"}, "does not fit"),
         (np.zeros((8, 8, 8)), 0, 1, {}, "size"),
-        (np.zeros((8, 8, 8)), True, 1, {}, "size"),
         (np.zeros((8, 8, 8)), 4, 0, {}, "n must"),
         (np.zeros((8, 8, 8)), 4, 1, {"axes": "zz"}, "repeat"),
         (np.zeros((8, 8, 8)), 4, 1, {"axes": "a"}, "only 'z', 'y' and 'x'"),
@@ -86,6 +85,26 @@ def test_extract_patches_mixes_axes_and_is_seeded():
 def test_extract_patches_errors(volume, size, n, kwargs, match):
     with pytest.raises(ValueError, match=match):
         extract_patches(volume, size, n, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("size", "n", "kwargs", "match"),
+    [(True, 1, {}, "^size must be an integer"), (4, 2.0, {}, "^n must be an integer"),
+     (4, 1, {"seed": "1"}, "^seed must be an integer")],
+)
+def test_extract_patches_type_errors(size, n, kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        extract_patches(np.zeros((8, 8, 8)), size, n, **kwargs)
+
+
+def test_extract_patches_takes_rng_or_the_earlier_seed():
+    vol = np.arange(16**3).reshape(16, 16, 16)
+    np.testing.assert_array_equal(extract_patches(vol, 4, 5, seed=7), extract_patches(vol, 4, 5, rng=7))
+    np.testing.assert_array_equal(extract_patches(vol, 4, 5), extract_patches(vol, 4, 5, seed=0))
+    gen = np.random.default_rng(7)
+    np.testing.assert_array_equal(extract_patches(vol, 4, 5, rng=gen), extract_patches(vol, 4, 5, seed=7))
+    with pytest.raises(ValueError, match="rng or seed, not both"):
+        extract_patches(vol, 4, 5, rng=1, seed=1)
 
 
 # --------------------------------------------------------------------------- patch_statistics

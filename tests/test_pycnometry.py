@@ -29,7 +29,7 @@ def test_solid_density_formula():
 def test_solid_density_rejects_bad_values():
     with pytest.raises(ValueError, match="m_1 .* must exceed m_2"):
         P.solid_density(2.0, 28.0, 30.0)
-    with pytest.raises(ValueError, match="m_s must be > 0"):
+    with pytest.raises(ValueError, match="m_s must be a finite number > 0"):
         P.solid_density(0.0, 30.0, 28.0)
     with pytest.raises(ValueError, match="rho_liquid"):
         P.solid_density(2.0, 30.0, 28.0, rho_liquid=-0.8)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from foamlib.report import failure_table, porosity_error_pp, porosity_table, samples_with_stage
+from foamlib.metrics import MetricsError, SegmentationMetrics
+from foamlib.report import failure_table, porosity_error_pp, porosity_table, samples_with_stage, stage_metrics
 
 
 def test_porosity_error_is_in_percentage_points_and_nan_without_reference():
@@ -32,8 +33,22 @@ def test_failure_table_splits_the_stage_from_the_message():
     assert list(failure_table({}).columns) == ["stage", "message"]
 
 
-def test_samples_with_stage_requires_the_stage_and_its_keys():
-    summaries = {"a": {"stages": {"similarity": {"fid": 1, "fid_by_fraction": {}}}},
-                 "b": {"stages": {"similarity": {"fid": 1}}}, "c": {"stages": {}}, "d": {}}
+def test_samples_with_stage_requires_the_stage_and_its_fields():
+    fid = {"step1": 40.0, "step2": 30.0, "encoder": "random"}
+    kid = {"step1": 0.1, "step2": 0.1}
+    summaries = {"a": {"stages": {"similarity": {"fid": fid, "kid": kid, "fid_by_fraction": {"0.50": 30.0}}}},
+                 "b": {"stages": {"similarity": {"fid": fid, "kid": kid}}}, "c": {"stages": {}}, "d": {}}
     assert samples_with_stage(summaries, "similarity") == ["a", "b"]
     assert samples_with_stage(summaries, "similarity", "fid_by_fraction") == ["a"]
+    with pytest.raises(MetricsError, match="no field 'fid_by_fracton'"):
+        samples_with_stage(summaries, "similarity", "fid_by_fracton")
+
+
+def test_stage_metrics_reads_typed_metrics_and_names_the_sample_on_a_bad_layout():
+    summary = {"sample": "foam89", "stages": {"step2": {"porosity": 0.8, "wall_fraction": 0.5}}}
+    assert stage_metrics(summary, "step2") == SegmentationMetrics(porosity=0.8, wall_fraction=0.5)
+    assert stage_metrics(summary, "similarity") is None
+    with pytest.raises(MetricsError, match=r"summary of foam89: stages\['step2'\].*unknown key 'porositty'"):
+        stage_metrics({"sample": "foam89", "stages": {"step2": {"porositty": 0.8}}}, "step2")
+    with pytest.raises(MetricsError, match="unknown stage"):
+        stage_metrics(summary, "stage2")

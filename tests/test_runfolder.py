@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from foamlib.io import write_tiff
+from foamlib.metrics import OtsuMetrics
 from foamlib.runfolder import RunFolder, read_mask, study_folder
 
 
@@ -31,7 +32,8 @@ def test_unknown_artefacts_are_refused(tmp_path, call):
 def test_metrics_round_trip_and_a_missing_file_names_the_stage_to_run(tmp_path):
     run = RunFolder(tmp_path)
     run.update_metrics("otsu", {"porosity": np.float64(0.8)})
-    assert run.metrics("otsu") == {"porosity": 0.8}
+    assert run.metrics("otsu") == OtsuMetrics(porosity=0.8)
+    assert run.metrics_file("otsu") == tmp_path / "otsu" / "metrics.json"
     with pytest.raises(FileNotFoundError, match="step2"):
         run.metrics("step2")
 

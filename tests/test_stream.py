@@ -118,7 +118,9 @@ def test_a_budget_too_small_names_the_budget_that_would_do(setup, tmp_path):
         segment_file(inputs["tiff"][0], model_path, tmp_path / "solid.tif", memory_gb=0.0001, **OPTIONS)
     assert "--memory" in str(info.value)
     assert not (tmp_path / "solid.tif").exists()
-    for bad in (0, -1.0, float("nan"), "2"):
+    with pytest.raises(TypeError, match="memory_gb"):
+        plan_stream(SHAPE, np.uint16, memory_gb="2")
+    for bad in (0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="memory_gb"):
             plan_stream(SHAPE, np.uint16, memory_gb=bad)
 

@@ -127,11 +127,17 @@ def test_losses_reject_mismatched_shapes():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("epochs", 0), ("batch_size", 1.5), ("learning_rate", -1.0), ("noise_sigma", float("nan")), ("patience", 0),
+    [("epochs", 0), ("learning_rate", -1.0), ("noise_sigma", float("nan")), ("patience", 0),
      ("seed", -1), ("num_workers", -1), ("loss", "mse"), ("eval_batch_size", 0)],
 )  # fmt: skip
 def test_train_config_validation(field, value):
     with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize(("field", "value"), [("batch_size", 1.5), ("epochs", True), ("learning_rate", "0.1")])
+def test_train_config_type_errors(field, value):
+    with pytest.raises(TypeError, match=f"^TrainConfig.{field} must be"):
         TrainConfig(**{field: value})
 
 

@@ -376,3 +376,15 @@ def test_the_pick_is_independent_of_a_split_drawn_with_the_same_seed():
     _, treated = add_walls(images, 0.5, seed=0)
     first_half_of_split = np.random.default_rng(0).permutation(20)[:10]
     assert not np.array_equal(np.sort(np.flatnonzero(treated)), np.sort(first_half_of_split))
+
+
+def test_add_walls_takes_rng_or_the_earlier_seed():
+    images = np.stack([random_binary(s, shape=(24, 24)) for s in range(8)])
+    _, by_seed = add_walls(images, 0.5, seed=3)
+    _, by_rng = add_walls(images, 0.5, rng=3)
+    np.testing.assert_array_equal(by_seed, by_rng)
+    np.testing.assert_array_equal(add_walls(images, 0.5)[1], add_walls(images, 0.5, rng=0)[1])
+    _, by_gen = add_walls(images, 0.5, rng=np.random.default_rng(3))
+    assert by_gen.sum() == 4
+    with pytest.raises(ValueError, match="rng or seed, not both"):
+        add_walls(images, 0.5, rng=1, seed=1)
