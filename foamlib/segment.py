@@ -991,7 +991,7 @@ def segment_file(
     FileExistsError
         If ``out_path`` exists and ``overwrite`` is False (checked before any
         work is done).
-    foamlib.training.ModelFileError
+    foamlib.torchfiles.ModelFileError
         If the model file is missing, not a foamlib model, or not a
         segmentation model (names the file).
     foamlib.io.ScanError
