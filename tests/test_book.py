@@ -140,7 +140,7 @@ def _problems(page: Path, machine_paths: list[str], *, api: bool) -> list[str]:
     found += [f"absolute path {m.group(0)!r}" for m in re.finditer(r"(?<![\w.:/~-])/(?:home|root|tmp|work)/[^\s'\"<]*", text)]
     found += ["PosixPath repr" for _ in re.finditer(r"(?:Posix|Windows)Path\(", text)]
     found += ["traceback" for _ in re.finditer(r"Traceback \(most recent call last\)", text)]
-    found += [f"stderr output" for c in parser.classes if c == "stderr"]
+    found += ["stderr output" for c in parser.classes if c == "stderr"]
     found += ["widget output" for _ in re.finditer(r"application/vnd\.jupyter\.widget", raw)]
     if not api:  # an API page may name a warning class that a function handles
         found += [f"warning text {m.group(0)!r}" for m in re.finditer(r"\w*Warning\b[^\n]{0,60}", text)]
@@ -163,8 +163,7 @@ def test_the_book_built_from_a_smoke_run_has_no_stray_outputs_paths_or_warnings(
                  "--notebooks", str(ROOT / "notebooks"), "--jobs", "1"]) == 0
 
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     build = subprocess.run([str(jupyter_book), "build", str(src), "-W", "-n", "--keep-going"],
                            capture_output=True, text=True, env=env, timeout=1200)
     log = build.stdout + build.stderr
