@@ -183,6 +183,9 @@ def test_the_book_built_from_a_smoke_run_has_no_stray_outputs_paths_or_warnings(
             problems[str(rel)] = sorted(set(found))
     assert not problems, json.dumps(problems, indent=1)
 
+    # figures carry captions but no book-wide number that could be read as the paper's
+    otsu = (html_dir / "runs" / "foam89" / "notebooks" / "01_otsu_baseline.html").read_text(encoding="utf-8")
+    assert "<figcaption>" in otsu and "caption-number" not in otsu
     # Previous/Next follows the sample: its Otsu page comes after its samples page, not another sample's
     first = (html_dir / "runs" / "foam89" / "notebooks" / "00_samples.html").read_text(encoding="utf-8")
     assert re.search(r'class="right-next"\s+href="01_otsu_baseline.html"', first)
