@@ -267,15 +267,24 @@ def format_number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _format_cell(value: object) -> str:
+    return format_number(value) if isinstance(value, (float, np.floating)) else str(value)
+
+
 def use_book_tables() -> None:
     """Show floats in pandas tables with :func:`format_number` for the rest of the session.
 
-    Sets pandas' ``display.float_format``; a notebook calls it once, after its
-    imports. Tables written to files are not affected.
+    Sets pandas' ``display.float_format`` (DataFrames), and
+    ``styler.format.formatter`` and ``styler.format.na_rep`` (a ``Styler``'s
+    columns that are not formatted explicitly; a missing value shows as "–").
+    A notebook calls it once, after its imports. Tables written to files are
+    not affected.
     """
     import pandas as pd
 
     pd.set_option("display.float_format", format_number)
+    pd.set_option("styler.format.formatter", _format_cell)
+    pd.set_option("styler.format.na_rep", "–")
 
 
 class _Collect(logging.Handler):

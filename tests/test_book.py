@@ -210,10 +210,16 @@ def test_use_book_tables_formats_a_dataframes_html():
 
     from foamlib.plot import use_book_tables
 
-    with pd.option_context("display.float_format", None):  # restored afterwards
+    frame = pd.DataFrame({"seconds": [60.0, 2.0], "porosity": [0.869156, 0.5], "set": ["real", "step 1"],
+                          "p": [1e-30, float("nan")]})
+    with pd.option_context("display.float_format", None, "styler.format.formatter", None,
+                           "styler.format.na_rep", None):  # restored afterwards
         use_book_tables()
-        page = pd.DataFrame({"seconds": [60.0, 2.0], "porosity": [0.869156, 0.5]})._repr_html_()
+        page = frame._repr_html_()
+        styled = frame.style.format("{:.1%}", subset=["porosity"]).to_html()
     assert "<td>60</td>" in page and "<td>0.8692</td>" in page and "000000" not in page
+    assert ">60</td>" in styled and ">86.9%</td>" in styled and ">step 1</td>" in styled and "000000" not in styled
+    assert ">1e-30</td>" in styled and ">–</td>" in styled
 
 
 def test_library_notes_turn_log_warnings_into_one_table_with_counts_and_no_stderr(monkeypatch, capsys):
