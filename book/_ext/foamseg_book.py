@@ -93,7 +93,8 @@ def present_parameters(notebook: dict, docname: str) -> bool:
                 if shown != value:
                     line = f"{name} = {json.dumps(shown, ensure_ascii=False)}"
             lines.append(line)
-        lines[0:1] = ["# Parameters of this run (paths relative to the book)"] if lines[:1] == ["# Parameters"] else lines[:1]
+        if lines[:1] == ["# Parameters"]:  # papermill's heading
+            lines[0] = "# Parameters of this run (paths relative to the book)"
         cell["source"] = "\n".join(lines)
     for cell in cells:  # the defaults that the injected cell overrides
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
