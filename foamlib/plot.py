@@ -345,4 +345,4 @@ def library_notes(
 
         counts = pd.Series(messages).value_counts(sort=False)
         table = pd.DataFrame({"message": counts.index, "times": counts.to_numpy()})
-        display(table.style.hide(axis="index").set_caption(title))
+        display(table.style.format(escape="html").hide(axis="index").set_caption(title))
