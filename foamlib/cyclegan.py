@@ -26,7 +26,7 @@ Networks
   binary images from ``F(y)``.
 
 Objective and optimisation (Zhu et al.'s defaults)
--------------------------------------------------
+--------------------------------------------------
 * Least-squares adversarial loss (Mao et al. 2017, LSGAN): the generators
   minimise ``mean((D(fake) - 1)^2)``, the discriminators ``0.5 * (mean((D(real)
   - 1)^2) + mean(D(fake)^2))`` (the halving slows D relative to G).

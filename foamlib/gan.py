@@ -425,17 +425,17 @@ class Discriminator(nn.Module):
     base_channels : int, optional
         Channels of the first layer, >= 1; they double at every halving of
         the resolution, up to ``8 * base_channels``. Default 16.
+    minibatch_std : bool, optional
+        Append the mean standard deviation of the last features across the
+        batch as one more feature map before the score layer (Karras et al.,
+        2018), so that the discriminator can see a batch whose images are too
+        alike, a direct signal against mode collapse. Default True.
 
     Raises
     ------
     ValueError
         If an argument is out of range.
 
-    minibatch_std : bool, optional
-        Append the mean standard deviation of the last features across the
-        batch as one more feature map before the score layer (Karras et al.,
-        2018), so that the discriminator can see a batch whose images are too
-        alike, a direct signal against mode collapse. Default True.
 
     Notes
     -----
@@ -866,7 +866,7 @@ def train_gan(
     0.5 and the discriminator is not first won over by the porosity alone: on
     patches that are 90 % solid, a generator started at 0.5 collapsed to
     all-solid images within 300 steps, one started at the solid fraction did
-    not (notes of :func:`_start_at_the_solid_fraction`).
+    not (notes of ``_start_at_the_solid_fraction``).
 
     One step: draw a real batch and a fake batch, update ``D`` with the hinge
     loss on both (``config.d_steps`` times, fresh batches each time), then

@@ -1047,7 +1047,7 @@ def segment_file(
     FileExistsError
         If ``out_path`` (or ``probabilities``) exists and ``overwrite`` is
         False (checked before any work is done).
-    foamlib.training.ModelFileError
+    foamlib.torchfiles.ModelFileError
         If the model file is missing, not a foamlib model, or not a
         segmentation model (names the file).
     foamlib.io.ScanError

@@ -219,7 +219,7 @@ def watershed_markers(smooth: np.ndarray, pore: np.ndarray, min_distance: int) -
     longer than ``min_distance`` (e.g. the distance map of a pore cut by the
     volume's face is flat along the face), which would split one pore. Peaks
     joined by a plateau, i.e. by voxels no lower than any neighbour (within
-    :data:`_PLATEAU_TOLERANCE`), are merged into one marker.
+    ``_PLATEAU_TOLERANCE``), are merged into one marker.
     """
     from skimage.feature import peak_local_max
 
