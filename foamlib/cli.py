@@ -270,6 +270,7 @@ def _cmd_study_run(args) -> int:
         runs_dir=args.runs_dir,
         jobs=args.jobs,
         force=args.force,
+        progress_every=args.progress_every,
     )
     failed = [r for r in results if r.status == "failed"]
     ran = sum(r.status == "ran" for r in results)
@@ -401,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of the run folders")
     p.add_argument("--jobs", type=int, help="samples run in parallel (default: one per idle core)")
     p.add_argument("--force", action="store_true", help="run every stage even if unchanged")
+    p.add_argument("--progress-every", type=float, default=10.0, metavar="S",
+                   help="seconds between two progress lines of a running stage (default 10; 0: only a line per stage)")
     p.set_defaults(func=_cmd_study_run)
     p = study_sub.add_parser("summary", help="print every sample's porosities as a markdown table")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of the run folders")

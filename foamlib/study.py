@@ -70,6 +70,7 @@ from typing import Any
 import yaml
 
 from .device import cpu_threads, idle_cpus
+from .progress import PROGRESS_FILE_VARIABLE, PROGRESS_STAGE_VARIABLE
 from .runs import LOCK_FILE, atomic_path, file_sha256, is_temporary, read_json, remove_temporaries, run_lock, write_json
 
 __all__ = [
@@ -754,14 +755,19 @@ def _run_stage(
     env: Mapping[str, str] | None = None,
     on_stage_start: Callable[[Stage], None] | None = None,
     notify: Callable[[str], None] | None = None,
+    progress_every: float = 0.0,
 ) -> tuple[StageResult, str]:
     """Skip a stage whose key is unchanged, whose page exists and whose outputs verify; else execute it.
 
     ``sample`` names the result (a sample, or ``"_study"``); ``label`` is what
     the page's title and figure names get (:func:`_label_cells`). A successful
     run writes ``run_dir/.stages/<stage>.json`` with the key and the size and
-    SHA-256 of every file the stage wrote or changed (its outputs). A failed
-    run keeps the executed notebook as ``run_dir/failed/<notebook>``.
+    SHA-256 of every file the stage wrote or changed (its outputs), its wall
+    time (``seconds``), the kernel's peak resident memory (``peak_memory_bytes``,
+    :class:`_StageMonitor`) and the parameters it got. A failed run keeps the
+    executed notebook as ``run_dir/failed/<notebook>``. While the notebook
+    runs, ``notify`` gets a progress line every ``progress_every`` seconds
+    (0: none) from the bars of :func:`foamlib.progress.progress_bar`.
 
     Returns
     -------
@@ -798,8 +804,13 @@ def _run_stage(
     before = _snapshot(run_dir)
     start = time.perf_counter()
     log_path = run_dir / ".stages" / f"{stage.name}.kernel.log"
+    progress_path = run_dir / ".stages" / f"{stage.name}.progress.jsonl"
+    env = {**(env or {}), PROGRESS_FILE_VARIABLE: str(progress_path), PROGRESS_STAGE_VARIABLE: stage.name}
+    monitor = _StageMonitor(progress_path, sample=sample, stage=stage.name, every=progress_every, say=notify)
     try:
-        _execute(stage, output, params, sample=label, failed_copy=failed_copy, env=env, log_path=log_path)
+        with monitor:
+            _execute(stage, output, params, sample=label, failed_copy=failed_copy, env=env, log_path=log_path,
+                     monitor=monitor)
     except Exception as exc:  # noqa: BLE001 - a failed stage is reported, the other samples go on
         notebook = str(failed_copy) if failed_copy.is_file() else ""
         return StageResult(sample, stage.name, "failed", time.perf_counter() - start, _failure_line(exc, stage.path),
@@ -811,7 +822,8 @@ def _run_stage(
     _disown(run_dir, stage.name, changed | (before.keys() - after.keys()))
     outputs = {rel: {"size": after[rel][0], "sha256": file_sha256(run_dir / rel)} for rel in sorted(changed)}
     digest = _digest(outputs)
-    write_json(record, {"key": key, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    write_json(record, {"key": key, "seconds": seconds, "peak_memory_bytes": monitor.peak_bytes or None,
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "parameters": _jsonable(params),
                         "outputs": outputs, "outputs_digest": digest})
     return StageResult(sample, stage.name, "ran", seconds, reason, str(output)), digest
 
@@ -825,13 +837,15 @@ def _failure_line(exc: BaseException, notebook: Path) -> str:
     return f"{notebook.name}: {where} raised {ename}: {evalue}"
 
 
-def _kernel_manager(env: Mapping[str, str], log_path: Path):
+def _kernel_manager(env: Mapping[str, str], log_path: Path, monitor: _StageMonitor | None = None):
     """A kernel manager class whose kernels get ``env`` and write their own stderr to ``log_path``.
 
     A kernel's process stderr carries only the kernel's own log (cell output
     goes through Jupyter's messages): its "running over TCP without
     encryption" warning, and the socket errors of a kernel shut down mid-cell,
-    belong in a log file, not on the terminal.
+    belong in a log file, not on the terminal. A ``monitor`` learns the
+    kernel's process id when it starts and takes a last memory reading before
+    it shuts down.
     """
     from jupyter_client.manager import AsyncKernelManager
 
@@ -842,8 +856,130 @@ def _kernel_manager(env: Mapping[str, str], log_path: Path):
             with open(log_path, "wb") as log:  # the kernel gets its own copy of the descriptor
                 kw["stderr"] = log
                 await super()._async_launch_kernel(kernel_cmd, **kw)
+            if monitor is not None:
+                monitor.watch(getattr(self.provisioner, "pid", None))
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False):
+            if monitor is not None:
+                monitor.sample_memory()
+            await super().shutdown_kernel(now=now, restart=restart)
 
     return StageKernelManager
+
+
+#: Seconds between two progress lines of a running stage (default of ``progress_every``).
+PROGRESS_EVERY_S = 10.0
+#: A stage that reports no progress for this many progress intervals gets a line that it still runs.
+_QUIET_INTERVALS = 6
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _bar_text(record) -> str:
+    count = f"{record.n:g}" if record.total is None else f"{record.n:g}/{record.total:g}"
+    return f"{record.desc} {count} {record.unit} [{_clock(record.elapsed)}]".replace("  ", " ").strip()
+
+
+class _StageMonitor:
+    """Follow a running stage's kernel: its progress file (printed every ``every`` s) and its memory.
+
+    A thread reads the JSON lines that :func:`foamlib.progress.progress_bar`
+    appends to ``progress_path`` and, every ``every`` seconds, prints one line
+    with the stage's elapsed time and the bars still open (``foam89:
+    04_unet_step1 1:05: search 3/9 trial [0:58], epoch 2/3 40/120 batch
+    [0:04]``); ``every`` = 0 prints nothing. It also samples the resident
+    memory of the kernel and its child processes (psutil) once a second, and
+    the kernel's own high-water mark (``VmHWM`` in ``/proc``, Linux), whose
+    maximum is :attr:`peak_bytes`.
+    """
+
+    def __init__(self, progress_path: Path, *, sample: str, stage: str, every: float,
+                 say: Callable[[str], None] | None) -> None:
+        self.progress_path = progress_path
+        self.sample, self.stage, self.every, self.say = sample, stage, every, say
+        self.peak_bytes = 0
+        self._pid: int | None = None
+        self._offset = 0
+        self._bars: dict[str, Any] = {}
+        self._changed = False
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name=f"progress {sample} {stage}", daemon=True)
+
+    def __enter__(self) -> _StageMonitor:
+        self.progress_path.parent.mkdir(parents=True, exist_ok=True)
+        self.progress_path.unlink(missing_ok=True)
+        self._start = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample_memory()
+        self.progress_path.unlink(missing_ok=True)
+
+    def watch(self, pid: int | None) -> None:
+        """Start sampling the memory of the kernel process ``pid``."""
+        self._pid = pid
+        self.sample_memory()
+
+    def sample_memory(self) -> None:
+        """Take one reading of the kernel's memory (resident set of it and its children, and its peak)."""
+        if self._pid is None:
+            return
+        try:
+            import psutil
+
+            process = psutil.Process(self._pid)
+            total = process.memory_info().rss + sum(
+                child.memory_info().rss for child in process.children(recursive=True)
+            )
+        except Exception:  # noqa: BLE001 - the kernel may be gone; psutil raises several kinds
+            total = 0
+        peak = 0
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{self._pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) * 1024
+        with self._lock:
+            self.peak_bytes = max(self.peak_bytes, total, peak)
+
+    def _read(self) -> None:
+        from .progress import read_records
+
+        records, self._offset = read_records(self.progress_path, self._offset)
+        for record in records:
+            self._changed = True
+            if record.closed:
+                self._bars.pop(record.bar, None)
+            else:
+                self._bars[record.bar] = record
+
+    def line(self) -> str:
+        """The stage's progress line now."""
+        elapsed = _clock(time.monotonic() - self._start)
+        bars = ", ".join(_bar_text(r) for r in self._bars.values())
+        return f"{self.sample}: {self.stage} {elapsed}: {bars or 'running'}"
+
+    def _loop(self) -> None:
+        last_line = time.monotonic()
+        quiet = 0
+        while not self._stop.wait(1.0):
+            self.sample_memory()
+            self._read()
+            if self.every <= 0 or self.say is None or time.monotonic() - last_line < self.every:
+                continue
+            last_line = time.monotonic()
+            quiet = 0 if self._changed else quiet + 1
+            if self._changed or quiet % _QUIET_INTERVALS == 0:
+                self.say(self.line())
+            self._changed = False
 
 
 def _execute(
@@ -855,6 +991,7 @@ def _execute(
     failed_copy: Path,
     env: Mapping[str, str] | None,
     log_path: Path,
+    monitor: _StageMonitor | None = None,
 ) -> None:
     import papermill
 
@@ -868,7 +1005,7 @@ def _execute(
                 kernel_name="python3",
                 progress_bar=False,
                 log_output=False,
-                kernel_manager_class=_kernel_manager(dict(env or {}), log_path),
+                kernel_manager_class=_kernel_manager(dict(env or {}), log_path, monitor),
             )
         except Exception:
             if tmp.is_file():  # papermill wrote the notebook up to the failing cell: keep it to look at
@@ -892,6 +1029,11 @@ def kernel_environment(threads: int) -> dict[str, str]:
     return env
 
 
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` as JSON values (what the stage record keeps; a value JSON cannot hold becomes its text)."""
+    return json.loads(json.dumps(dict(params), default=str))
+
+
 def _chain(key: str, digest: str) -> str:
     return hashlib.sha256(f"{key}:{digest}".encode()).hexdigest()
 
@@ -908,6 +1050,7 @@ def run_sample(
     threads: int | Callable[[], int] | None = None,
     notify: Callable[[str], None] | None = None,
     lock: bool = True,
+    progress_every: float = 0.0,
 ) -> list[StageResult]:
     """Run the per-sample stages for one sample; stop at the first failure.
 
@@ -933,11 +1076,15 @@ def run_sample(
         cores of this machine.
     notify : callable, optional
         Called with a line of text where a stage re-runs although its key is
-        unchanged (an output is missing or damaged).
+        unchanged (an output is missing or damaged), and with the progress
+        lines of a running stage.
     lock : bool
         Hold the run folder's lock (:func:`foamlib.runs.run_lock`) and remove
         the temporary files interrupted runs left; False where the caller
         holds it already.
+    progress_every : float
+        Seconds between two progress lines of a running stage (passed to
+        ``notify``); 0 for none.
 
     Returns
     -------
@@ -950,13 +1097,16 @@ def run_sample(
     """
     run_dir = (Path(runs_dir) / spec.name).resolve()
     if not lock:
-        return _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify)
+        return _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify,
+                                  progress_every)
     with run_lock(run_dir, what=f"foamlib study run of {spec.name}"):
         remove_temporaries(run_dir)
-        return _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify)
+        return _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify,
+                                  progress_every)
 
 
-def _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify):
+def _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify,
+                       progress_every=0.0):
     library = _foamlib_source_hash()
     previous = spec.fingerprint()
     results: list[StageResult] = []
@@ -966,7 +1116,8 @@ def _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_s
         key = stage_key(stage, params, previous=previous, library=library)
         count = threads() if callable(threads) else (cpu_threads() if threads is None else threads)
         result, digest = _run_stage(stage, run_dir, key, params, sample=spec.name, label=spec.name, force=force,
-                                    env=kernel_environment(count), on_stage_start=on_stage_start, notify=notify)
+                                    env=kernel_environment(count), on_stage_start=on_stage_start, notify=notify,
+                                    progress_every=progress_every)
         previous = _chain(key, digest)  # a consumer re-runs when its producer's outputs change
         results.append(result)
         if report is not None:
@@ -1141,14 +1292,14 @@ def _init_worker() -> None:  # pragma: no cover - child process
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
-def _worker(spec, stages, profile, runs_dir, force, cpus, jobs, unfinished, lock):  # pragma: no cover - child process
+def _worker(spec, stages, profile, runs_dir, force, cpus, jobs, unfinished, lock, every):  # pragma: no cover - child
     def threads() -> int:
         # divide the cores between the samples running now, do not multiply
         return threads_per_sample(cpus, jobs, unfinished.value)
 
     try:
         return run_sample(spec, stages, profile, runs_dir=runs_dir, force=force, report=print_result,
-                          threads=threads, notify=_say, lock=False)
+                          threads=threads, notify=_say, lock=False, progress_every=every)
     except KeyboardInterrupt:
         return []
     finally:
@@ -1223,6 +1374,7 @@ def run_study(
     runs_dir: str | os.PathLike = "runs",
     jobs: int | None = None,
     force: bool = False,
+    progress_every: float = PROGRESS_EVERY_S,
 ) -> list[StageResult]:
     """Run the study: each sample's stages (samples in parallel processes), then study-wide stages.
 
@@ -1255,6 +1407,11 @@ def run_study(
         order.
     force : bool
         Ignore the cache and run every stage.
+    progress_every : float
+        Seconds between two progress lines of a running stage (its elapsed
+        time and the bars of :func:`foamlib.progress.progress_bar` it has
+        open: epochs, steps, trials, slabs); 0 for none. A stage that reports
+        no progress gets a line every six intervals that it still runs.
 
     Returns
     -------
@@ -1282,26 +1439,27 @@ def run_study(
                 locks.enter_context(run_lock(folder, what="foamlib study run"))
             for folder in folders:
                 remove_temporaries(folder)
-            results = _run_samples(samples, stages, values, runs_dir, jobs, force)
+            results = _run_samples(samples, stages, values, runs_dir, jobs, force, progress_every)
             if study_stages:
                 # studies of other samples share _study: wait for its lock rather than refuse
                 with run_lock(runs_dir / "_study", what="foamlib study run", wait=True, on_wait=_say):
                     remove_temporaries(runs_dir / "_study")
-                    results += _run_study_stages(study_stages, values, runs_dir, samples, results, force=force)
+                    results += _run_study_stages(study_stages, values, runs_dir, samples, results, force=force,
+                                                 every=progress_every)
             return results
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous_handler)
 
 
-def _run_samples(samples, stages, values, runs_dir, jobs, force) -> list[StageResult]:
+def _run_samples(samples, stages, values, runs_dir, jobs, force, every) -> list[StageResult]:
     cpus = idle_cpus()
     jobs = max(1, min(len(samples), cpus if jobs is None else jobs))
     results: list[StageResult] = []
     if jobs == 1:
         for spec in samples:
             results += run_sample(spec, stages, values, runs_dir=runs_dir, force=force, report=print_result,
-                                  threads=cpus, notify=_say, lock=False)
+                                  threads=cpus, notify=_say, lock=False, progress_every=every)
         return results
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
@@ -1309,7 +1467,8 @@ def _run_samples(samples, stages, values, runs_dir, jobs, force) -> list[StageRe
         try:
             unfinished, lock = manager.Value("i", len(samples)), manager.Lock()
             futures = [
-                pool.submit(_worker, s, stages, values, runs_dir, force, cpus, jobs, unfinished, lock) for s in samples
+                pool.submit(_worker, s, stages, values, runs_dir, force, cpus, jobs, unfinished, lock, every)
+                for s in samples
             ]
             for spec, future in zip(samples, futures):
                 try:
@@ -1329,7 +1488,7 @@ def _run_samples(samples, stages, values, runs_dir, jobs, force) -> list[StageRe
     return results
 
 
-def _run_study_stages(stages, values, runs_dir, samples, results, force=False) -> list[StageResult]:
+def _run_study_stages(stages, values, runs_dir, samples, results, force=False, every=0.0) -> list[StageResult]:
     """Run the study-wide stages on the samples that got past their first stage.
 
     A stage is skipped when its notebook, parameters, library, the samples'
@@ -1362,7 +1521,7 @@ def _run_study_stages(stages, values, runs_dir, samples, results, force=False) -
         params = {k: params[k] for k in stage.parameters if k in params}
         key = stage_key(stage, params, previous=previous, library=library)
         result, digest = _run_stage(stage, run_dir, key, params, sample="_study", label="all samples", force=force,
-                                    env=kernel_environment(idle_cpus()), notify=_say)
+                                    env=kernel_environment(idle_cpus()), notify=_say, progress_every=every)
         previous = _chain(key, digest)
         print_result(result)
         out.append(result)
