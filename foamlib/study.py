@@ -91,6 +91,10 @@ __all__ = [
     "stage_key",
     "run_sample",
     "run_study",
+    "StagePlan",
+    "format_plan",
+    "plan_study",
+    "prepare_notebooks",
     "summary_table",
     "threads_per_sample",
     "write_summary",
@@ -650,7 +654,7 @@ def _label_for_sample(path: Path, sample: str) -> None:
     nbformat.write(nb, path)
 
 
-def _refresh_prose(source: Path, output: Path, sample: str) -> bool | None:
+def _refresh_prose(source: Path, output: Path, sample: str, *, write: bool = True) -> bool | None:
     """Copy edited markdown cells of a stage's notebook into its executed page, matched by cell id.
 
     The stage key covers code cells only, so a prose edit does not re-run a
@@ -659,9 +663,10 @@ def _refresh_prose(source: Path, output: Path, sample: str) -> bool | None:
     Returns
     -------
     bool or None
-        True if the page was rewritten (atomically), False if its prose was
-        already current, None if the markdown cells differ in ids or order
-        (one was added, removed or moved): the stage must run again.
+        True if the page was rewritten (atomically; with ``write=False``: would
+        be), False if its prose was already current, None if the markdown
+        cells differ in ids or order (one was added, removed or moved): the
+        stage must run again.
     """
     import nbformat
 
@@ -677,6 +682,8 @@ def _refresh_prose(source: Path, output: Path, sample: str) -> bool | None:
         return None
     if all(a.source == b.source for a, b in zip(new, old)):
         return False
+    if not write:
+        return True
     for a, b in zip(new, old):
         b.source = a.source
     with atomic_path(output) as tmp:
@@ -743,6 +750,41 @@ def _disown(run_dir: Path, stage_name: str, paths: set[str]) -> None:
             write_json(record, data)
 
 
+def _cache_check(stage: Stage, run_dir: Path, key: str, *, label: str, force: bool,
+                 write: bool) -> tuple[bool, str, str]:
+    """Whether a stage is skipped: its key is unchanged, its page exists and its outputs verify.
+
+    Returns
+    -------
+    skip : bool
+    reason : str
+        For a skipped stage ``"prose refreshed"`` where edited markdown was (with
+        ``write=False``: would be) copied into its page, else ``""``; for a stage
+        that runs although its key is unchanged, why (``"models/step1.pt is
+        missing"``); ``""`` where the key changed or there is no record.
+    digest : str
+        The recorded outputs' digest of a skipped stage, else ``""``.
+    """
+    output = run_dir / "notebooks" / stage.path.name
+    record = run_dir / ".stages" / f"{stage.name}.json"
+    if force or not record.is_file() or not output.is_file():
+        return False, "", ""
+    try:
+        data = read_json(record)
+    except ValueError:
+        return False, "", ""
+    if data.get("key") != key:
+        return False, "", ""
+    outputs = data.get("outputs")
+    problem = "its record predates output checks" if not isinstance(outputs, dict) else _verify_outputs(run_dir, outputs)
+    if problem is not None:
+        return False, problem, ""
+    refreshed = _refresh_prose(stage.path, output, label, write=write)
+    if refreshed is None:
+        return False, "its markdown cells were added, removed or moved", ""
+    return True, "prose refreshed" if refreshed else "", str(data.get("outputs_digest", ""))
+
+
 def _run_stage(
     stage: Stage,
     run_dir: Path,
@@ -763,8 +805,9 @@ def _run_stage(
     the page's title and figure names get (:func:`_label_cells`). A successful
     run writes ``run_dir/.stages/<stage>.json`` with the key and the size and
     SHA-256 of every file the stage wrote or changed (its outputs), its wall
-    time (``seconds``), the kernel's peak resident memory (``peak_memory_bytes``,
-    :class:`_StageMonitor`) and the parameters it got. A failed run keeps the
+    time (``seconds``), the kernel's peak resident memory (``peak_memory_bytes``)
+    and CPU time (``cpu_seconds``; both :class:`_StageMonitor`) and the
+    parameters it got. A failed run keeps the
     executed notebook as ``run_dir/failed/<notebook>``. While the notebook
     runs, ``notify`` gets a progress line every ``progress_every`` seconds
     (0: none) from the bars of :func:`foamlib.progress.progress_bar`.
@@ -779,23 +822,9 @@ def _run_stage(
     output = run_dir / "notebooks" / stage.path.name
     record = run_dir / ".stages" / f"{stage.name}.json"
     failed_copy = run_dir / "failed" / stage.path.name
-    reason = ""
-    if not force and record.is_file() and output.is_file():
-        data = read_json(record)
-        if data.get("key") == key:
-            outputs = data.get("outputs")
-            problem = "its record predates output checks" if not isinstance(outputs, dict) else _verify_outputs(
-                run_dir, outputs
-            )
-            if problem is None:
-                refreshed = _refresh_prose(stage.path, output, label)
-                if refreshed is not None:
-                    result = StageResult(sample, stage.name, "skipped", 0.0, "prose refreshed" if refreshed else "",
-                                         str(output))
-                    return result, str(data.get("outputs_digest", ""))
-                reason = "its markdown cells were added, removed or moved"
-            else:
-                reason = problem
+    skip, reason, digest = _cache_check(stage, run_dir, key, label=label, force=force, write=True)
+    if skip:
+        return StageResult(sample, stage.name, "skipped", 0.0, reason, str(output)), digest
     if reason and notify is not None:
         notify(f"{sample}: {stage.name} re-runs: {reason}")
     record.unlink(missing_ok=True)
@@ -823,6 +852,7 @@ def _run_stage(
     outputs = {rel: {"size": after[rel][0], "sha256": file_sha256(run_dir / rel)} for rel in sorted(changed)}
     digest = _digest(outputs)
     write_json(record, {"key": key, "seconds": seconds, "peak_memory_bytes": monitor.peak_bytes or None,
+                        "cpu_seconds": monitor.cpu_seconds or None,
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "parameters": _jsonable(params),
                         "outputs": outputs, "outputs_digest": digest})
     return StageResult(sample, stage.name, "ran", seconds, reason, str(output)), digest
@@ -894,7 +924,9 @@ class _StageMonitor:
     [0:04]``); ``every`` = 0 prints nothing. It also samples the resident
     memory of the kernel and its child processes (psutil) once a second, and
     the kernel's own high-water mark (``VmHWM`` in ``/proc``, Linux), whose
-    maximum is :attr:`peak_bytes`.
+    maximum is :attr:`peak_bytes`, and the CPU time of the kernel and its
+    children, :attr:`cpu_seconds` (at the last reading, just before the kernel
+    shuts down).
     """
 
     def __init__(self, progress_path: Path, *, sample: str, stage: str, every: float,
@@ -902,6 +934,7 @@ class _StageMonitor:
         self.progress_path = progress_path
         self.sample, self.stage, self.every, self.say = sample, stage, every, say
         self.peak_bytes = 0
+        self.cpu_seconds = 0.0
         self._pid: int | None = None
         self._offset = 0
         self._bars: dict[str, Any] = {}
@@ -937,11 +970,14 @@ class _StageMonitor:
             import psutil
 
             process = psutil.Process(self._pid)
-            total = process.memory_info().rss + sum(
-                child.memory_info().rss for child in process.children(recursive=True)
+            children = process.children(recursive=True)
+            total = process.memory_info().rss + sum(child.memory_info().rss for child in children)
+            times = process.cpu_times()
+            cpu = times.user + times.system + times.children_user + times.children_system + sum(
+                child.cpu_times().user + child.cpu_times().system for child in children
             )
         except Exception:  # noqa: BLE001 - the kernel may be gone; psutil raises several kinds
-            total = 0
+            total, cpu = 0, 0.0
         peak = 0
         with contextlib.suppress(OSError, ValueError):
             for line in Path(f"/proc/{self._pid}/status").read_text().splitlines():
@@ -949,6 +985,7 @@ class _StageMonitor:
                     peak = int(line.split()[1]) * 1024
         with self._lock:
             self.peak_bytes = max(self.peak_bytes, total, peak)
+            self.cpu_seconds = max(self.cpu_seconds, cpu)
 
     def _read(self) -> None:
         from .progress import read_records
@@ -1252,6 +1289,313 @@ def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
     if notes:
         lines += [""] + notes
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What :func:`run_study` would do with one stage, and what it would cost.
+
+    Attributes
+    ----------
+    sample : str
+        The sample, or ``"_study"`` for a study-wide stage.
+    stage : str
+    action : str
+        ``"run"`` or ``"skip"``, decided by the runner's own checks (the
+        stage's key and its recorded outputs).
+    reason : str
+        Why a stage runs (``"not run before"``, ``"its notebook, parameters,
+        inputs or foamlib changed"``, ``"an earlier stage runs"``, ``"models/step1.pt
+        is missing"``, ``"--force"``); ``""`` or ``"prose refreshed"`` for a skip.
+    cost : foamlib.costs.Cost or None
+        Estimated wall time and peak memory of a stage that runs: this
+        sample's own record where the stage last ran with the same parameters,
+        else :func:`foamlib.costs.estimate`; None for a skipped stage and for a
+        stage the cost model does not know.
+    """
+
+    sample: str
+    stage: str
+    action: str
+    reason: str
+    cost: Any = None
+
+
+def _recorded_cost(run_dir: Path, stage: Stage, params: Mapping[str, Any]):
+    from .costs import Cost
+
+    path = run_dir / ".stages" / f"{stage.name}.json"
+    try:
+        data = read_json(path) if path.is_file() else {}
+    except ValueError:
+        return None
+    if data.get("parameters") != _jsonable(params) or not data.get("seconds") or not data.get("peak_memory_bytes"):
+        return None
+    return Cost(seconds=float(data["seconds"]), peak_memory_bytes=float(data["peak_memory_bytes"]), basis="recorded")
+
+
+def _plan_stage(stage, run_dir, key, params, *, sample, label, force, running, estimate):
+    """``(StagePlan, outputs digest or None)`` of one stage; the digest is None where the stage runs."""
+    if running:
+        skip, reason, digest = False, "an earlier stage runs", ""
+    elif force:
+        skip, reason, digest = False, "--force", ""
+    else:
+        skip, reason, digest = _cache_check(stage, run_dir, key, label=label, force=False, write=False)
+        if not skip and not reason:
+            known = (run_dir / ".stages" / f"{stage.name}.json").is_file()
+            reason = "its notebook, parameters, inputs or foamlib changed" if known else "not run before"
+    if skip:
+        return StagePlan(sample, stage.name, "skip", reason), digest
+    cost = _recorded_cost(run_dir, stage, params) or estimate(stage.name, params)
+    return StagePlan(sample, stage.name, "run", reason, cost), None
+
+
+def plan_study(
+    samples: Sequence[SampleSpec],
+    *,
+    profile: str | os.PathLike | Mapping[str, Any] = "demo",
+    notebooks_dir: str | os.PathLike = "notebooks",
+    runs_dir: str | os.PathLike = "runs",
+    jobs: int | None = None,
+    force: bool = False,
+) -> list[StagePlan]:
+    """What :func:`run_study` would run or skip, with estimated time and peak memory; no kernel starts.
+
+    The same checks as :func:`run_study` come first (:func:`check_study`);
+    then each stage's key is computed as the runner does and its record and
+    outputs verified (nothing is written, no lock is taken). Once a stage of a
+    sample runs, every later one runs too (its inputs change). The study-wide
+    stages run when any sample's stage runs.
+
+    Parameters
+    ----------
+    samples, profile, notebooks_dir, runs_dir, jobs, force
+        As for :func:`run_study`.
+
+    Returns
+    -------
+    list of StagePlan
+        Every stage of every sample in order, then the study-wide stages.
+
+    Raises
+    ------
+    ValueError, TypeError
+        From :func:`check_study`.
+    """
+    from .costs import estimate
+
+    values = dict(profile) if isinstance(profile, Mapping) else load_profile(profile)
+    stages = find_stages(notebooks_dir)
+    check_study(samples, values, stages, jobs=jobs)
+    runs_dir = Path(runs_dir)
+    library = _foamlib_source_hash()
+    resolved = {k: v for k, (v, _) in resolved_parameters(stages, values).items()}
+    plans: list[StagePlan] = []
+    for spec in samples:
+        run_dir = (runs_dir / spec.name).resolve()
+        if spec.scan_path is not None:
+            shape = _scan_shape(spec)[0]
+        else:
+            shape = (int(resolved.get("size", 0) or 0),) * 3
+        every = {**values, **spec.parameters(), "run_dir": str(run_dir)}  # what the runner passes
+        previous, running = spec.fingerprint(), False
+        for stage in (s for s in stages if s.scope == "sample"):
+            params = {k: every[k] for k in stage.parameters if k in every}
+            key = stage_key(stage, params, previous=previous, library=library)
+            plan, digest = _plan_stage(
+                stage, run_dir, key, params, sample=spec.name, label=spec.name, force=force, running=running,
+                estimate=lambda name, p: estimate(name, {**resolved, **p}, scan_shape=shape))
+            running = running or digest is None
+            previous = _chain(key, digest or "")
+            plans.append(plan)
+    study_stages = [s for s in stages if s.scope == "study"]
+    if study_stages:
+        names = [s.name for s in samples]
+        run_dir = (runs_dir / "_study").resolve()
+        running = any(p.action == "run" for p in plans)
+        records = {
+            name: sorted(
+                (p.stem, read_json(p).get("key", ""), read_json(p).get("outputs_digest", ""))
+                for p in (runs_dir / name / ".stages").glob("*.json")
+            )
+            for name in names
+        }
+        previous = json.dumps({"records": records, "failures": {}}, sort_keys=True)
+        for stage in study_stages:
+            params = {**values, "runs_dir": str(runs_dir.resolve()), "samples": names, "failures": {}}
+            params = {k: params[k] for k in stage.parameters if k in params}
+            key = stage_key(stage, params, previous=previous, library=library)
+            plan, digest = _plan_stage(
+                stage, run_dir, key, params, sample="_study", label="all samples", force=force, running=running,
+                estimate=lambda name, p: estimate(name, {**resolved, **values, **p}, scan_shape=(0, 0, 0),
+                                                  samples=len(names)))
+            running = running or digest is None
+            previous = _chain(key, digest or "")
+            plans.append(plan)
+    return plans
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _gigabytes(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+def format_plan(plans: Sequence[StagePlan], *, jobs: int = 1) -> str:
+    """The plan of :func:`plan_study` as text: a table per sample, its totals, and the study's.
+
+    Parameters
+    ----------
+    plans : sequence of StagePlan
+    jobs : int
+        Samples run at once (for the study's peak memory).
+
+    Returns
+    -------
+    str
+        One line per stage (``run`` or ``skip``, why, estimated time and peak
+        memory, and whether the estimate is this sample's own record or the
+        cost model), a total per sample (the time of its stages one after
+        another, the largest peak of one stage), and the study's total.
+    """
+    lines = []
+    width = max((len(p.stage) for p in plans), default=10)
+    seconds_by_sample: dict[str, float] = {}
+    peak_by_sample: dict[str, float] = {}
+    unknown = 0
+    for sample in dict.fromkeys(p.sample for p in plans):
+        mine = [p for p in plans if p.sample == sample]
+        lines.append("all samples (study-wide stages)" if sample == "_study" else sample)
+        for p in mine:
+            if p.action == "skip":
+                lines.append(f"  {p.stage:<{width}}  skip  {'unchanged' + ('; ' + p.reason if p.reason else '')}")
+                continue
+            if p.cost is None:
+                unknown += 1
+                estimate_text = "no estimate (no cost model for this stage)"
+            else:
+                estimate_text = (f"{_duration(p.cost.seconds):>10}  {_gigabytes(p.cost.peak_memory_bytes):>8}  "
+                                 f"({p.cost.basis})")
+            lines.append(f"  {p.stage:<{width}}  run   {estimate_text}  {p.reason}")
+        costs = [p.cost for p in mine if p.action == "run" and p.cost is not None]
+        seconds_by_sample[sample] = sum(c.seconds for c in costs)
+        peak_by_sample[sample] = max((c.peak_memory_bytes for c in costs), default=0.0)
+        ran = sum(p.action == "run" for p in mine)
+        lines.append(f"  {ran} to run, {len(mine) - ran} to skip: about {_duration(seconds_by_sample[sample])}, "
+                     f"peak memory {_gigabytes(peak_by_sample[sample])}")
+    total = sum(seconds_by_sample.values())
+    per_sample = sorted((v for k, v in peak_by_sample.items() if k != "_study"), reverse=True)
+    peak = max(sum(per_sample[:max(1, jobs)]), peak_by_sample.get("_study", 0.0))
+    lines.append(f"study: about {_duration(total)} with the samples one after another, peak memory "
+                 f"{_gigabytes(peak)} with {jobs} sample(s) at once; estimates for the reference machine "
+                 "(2 CPU cores, no GPU: foamlib.costs)" + (f"; {unknown} stage(s) without an estimate" if unknown else ""))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- notebooks for JupyterLab
+
+
+def _prepared_notebook(stage: Stage, params: Mapping[str, Any]):
+    """The stage's notebook with ``params`` injected after its ``parameters`` cell (papermill's injection)."""
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    nb = load_notebook_node(str(stage.path))
+    nb = parameterize_notebook(nb, dict(params), kernel_name="python3")
+    nb.metadata.pop("papermill", None)  # no run record: the notebook has not been run
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"  # papermill draws a random id: the same notebook twice would differ
+        if not cell.metadata.get("papermill", True):  # papermill's empty bookkeeping, not the notebook's
+            del cell.metadata["papermill"]
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
+    return nb
+
+
+def prepare_notebooks(
+    samples: Sequence[SampleSpec],
+    *,
+    profile: str | os.PathLike | Mapping[str, Any] = "demo",
+    notebooks_dir: str | os.PathLike = "notebooks",
+    runs_dir: str | os.PathLike = "runs",
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write unexecuted notebooks, parameterised for a profile and sample, to open and run in JupyterLab.
+
+    Each sample gets ``runs_dir/<sample>/lab/NN_name.ipynb`` for every
+    per-sample stage, and the study-wide stages go to ``runs_dir/_study/lab/``.
+    Below each notebook's ``parameters`` cell, a cell tagged
+    ``injected-parameters`` (papermill's parameter injection) sets the
+    profile's values and the sample's, so the notebook, run top to bottom,
+    does what the stage of ``foamlib study run`` would. Paths are relative to
+    the notebook's folder, where JupyterLab starts its kernel: ``run_dir =
+    ".."`` (``runs_dir = "../.."`` for a study-wide stage), so the run folder
+    can be moved; a user's scan keeps its absolute path. The same checks as
+    :func:`run_study` come first (:func:`check_study`).
+
+    Parameters
+    ----------
+    samples, profile, notebooks_dir, runs_dir
+        As for :func:`run_study`.
+    overwrite : bool
+        Replace a notebook in ``lab/`` that differs from the one to write (one
+        edited or run in JupyterLab, or prepared for another profile); without
+        it such a notebook is left alone and a ``FileExistsError`` names it.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The notebooks, in the order they run (an identical existing one is
+        listed too, not rewritten).
+
+    Raises
+    ------
+    ValueError, TypeError
+        From :func:`check_study`, before anything is written.
+    FileExistsError
+        For notebooks in ``lab/`` that differ from the ones to write, before
+        anything is written, unless ``overwrite`` is given.
+    """
+    import nbformat
+
+    values = dict(profile) if isinstance(profile, Mapping) else load_profile(profile)
+    stages = find_stages(notebooks_dir)
+    check_study(samples, values, stages)
+    runs_dir = Path(runs_dir)
+    todo: list[tuple[Path, str]] = []
+    for spec in samples:
+        every = {**values, **spec.parameters(), "run_dir": ".."}
+        for stage in (s for s in stages if s.scope == "sample"):
+            params = {k: every[k] for k in stage.parameters if k in every}
+            text = nbformat.writes(_prepared_notebook(stage, params)) + "\n"
+            todo.append((runs_dir / spec.name / "lab" / stage.path.name, text))
+    study = {**values, "runs_dir": "../..", "samples": [s.name for s in samples], "failures": {}}
+    for stage in (s for s in stages if s.scope == "study"):
+        params = {k: study[k] for k in stage.parameters if k in study}
+        todo.append((runs_dir / "_study" / "lab" / stage.path.name,
+                     nbformat.writes(_prepared_notebook(stage, params)) + "\n"))
+    changed = [path for path, text in todo if path.is_file() and path.read_text(encoding="utf-8") != text]
+    if changed and not overwrite:
+        raise FileExistsError(
+            f"{len(changed)} notebook(s) in lab/ differ from the ones to write (edited or run in JupyterLab, or "
+            f"prepared with other settings), first {changed[0]}; move them away or pass --overwrite"
+        )
+    for path, text in todo:
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            continue
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    return [path for path, _ in todo]
 
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
