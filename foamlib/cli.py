@@ -268,7 +268,8 @@ def _study_specs(args) -> list:
 
 
 def _cmd_study_plan(args) -> int:
-    from .study import format_plan, idle_cpus, plan_study
+    from .device import idle_cpus
+    from .study import format_plan, plan_study
 
     specs = _study_specs(args)
     plans = plan_study(specs, profile=args.profile, notebooks_dir=args.notebooks, runs_dir=args.runs_dir,

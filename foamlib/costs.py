@@ -18,7 +18,10 @@ and its *memory work*; the model is linear in them:
   estimate from the arrays the stage keeps, not a fit: only the smoke profile's
   peaks are measured).
 
-Every number below says where it comes from. The estimates are for the
+Every number below says where it comes from. Where a stage's smoke and demo
+times are both mostly the kernel's start and imports (rendering, watershed
+walls, porosity validation), the fit cannot see how the stage grows, and its
+estimate for much larger settings (the paper profile) is too low. The estimates are for the
 reference machine (2 CPU cores, no GPU); a machine with more cores or a GPU is
 faster, and the paper profile, meant for a GPU, is extrapolated far beyond the
 measurements (a rough upper bound). :func:`foamlib.study.plan_study` uses a

@@ -39,6 +39,16 @@ stops its sample only; its executed notebook is kept in ``failed/``, and
 idle cores and ``OMP_WAIT_POLICY=PASSIVE`` (:func:`kernel_environment`) and
 write their own log (not the notebook's output) to ``.stages/<stage>.kernel.log``.
 
+While a stage runs, the runner prints a line every few seconds with the
+progress bars its kernel has open (:func:`foamlib.progress.progress_bar`
+appends them to ``.stages/<stage>.progress.jsonl``, which the runner follows
+and removes), and it records the stage's wall time and its kernel's CPU time
+and peak memory in ``.stages/<stage>.json``. :func:`plan_study` says what a run
+would do and cost without starting a kernel (the same key and output checks;
+estimates from those records or :mod:`foamlib.costs`), and
+:func:`prepare_notebooks` writes the notebooks, parameterised for a profile
+and sample, to ``runs/<sample>/lab/`` to be run in JupyterLab.
+
 Markdown is not part of the key, so editing the prose of a notebook does not
 re-run it: a skipped stage gets the edited markdown cells copied into its
 executed page (matched by cell id). Adding, removing or moving a markdown cell
@@ -692,7 +702,7 @@ def _refresh_prose(source: Path, output: Path, sample: str, *, write: bool = Tru
 
 
 #: Folders and files of a run folder that are the runner's, not a stage's outputs.
-_RUNNER_ENTRIES = frozenset({"notebooks", ".stages", "failed", "summary.json", LOCK_FILE})
+_RUNNER_ENTRIES = frozenset({"notebooks", ".stages", "failed", "lab", "summary.json", LOCK_FILE})
 
 
 def _snapshot(run_dir: Path) -> dict[str, tuple[int, int, int]]:
@@ -776,7 +786,9 @@ def _cache_check(stage: Stage, run_dir: Path, key: str, *, label: str, force: bo
     if data.get("key") != key:
         return False, "", ""
     outputs = data.get("outputs")
-    problem = "its record predates output checks" if not isinstance(outputs, dict) else _verify_outputs(run_dir, outputs)
+    if not isinstance(outputs, dict):
+        return False, "its record predates output checks", ""
+    problem = _verify_outputs(run_dir, outputs)
     if problem is not None:
         return False, problem, ""
     refreshed = _refresh_prose(stage.path, output, label, write=write)
@@ -1307,9 +1319,10 @@ class StagePlan:
         ``"run"`` or ``"skip"``, decided by the runner's own checks (the
         stage's key and its recorded outputs).
     reason : str
-        Why a stage runs (``"not run before"``, ``"its notebook, parameters,
-        inputs or foamlib changed"``, ``"an earlier stage runs"``, ``"models/step1.pt
-        is missing"``, ``"--force"``); ``""`` or ``"prose refreshed"`` for a skip.
+        Why a stage runs (``"not run before"``, ``"it failed in the last
+        run"``, ``"its notebook, parameters, inputs or foamlib changed"``, ``"an
+        earlier stage runs"``, ``"models/step1.pt is missing"``, ``"--force"``);
+        ``""`` or ``"prose refreshed"`` for a skip.
     cost : foamlib.costs.Cost or None
         Estimated wall time and peak memory of a stage that runs: this
         sample's own record where the stage last ran with the same parameters,
@@ -1346,8 +1359,12 @@ def _plan_stage(stage, run_dir, key, params, *, sample, label, force, running, e
     else:
         skip, reason, digest = _cache_check(stage, run_dir, key, label=label, force=False, write=False)
         if not skip and not reason:
-            known = (run_dir / ".stages" / f"{stage.name}.json").is_file()
-            reason = "its notebook, parameters, inputs or foamlib changed" if known else "not run before"
+            if (run_dir / ".stages" / f"{stage.name}.json").is_file():
+                reason = "its notebook, parameters, inputs or foamlib changed"
+            elif (run_dir / "failed" / stage.path.name).is_file():
+                reason = "it failed in the last run"
+            else:
+                reason = "not run before"
     if skip:
         return StagePlan(sample, stage.name, "skip", reason), digest
     cost = _recorded_cost(run_dir, stage, params) or estimate(stage.name, params)
@@ -1495,9 +1512,10 @@ def format_plan(plans: Sequence[StagePlan], *, jobs: int = 1) -> str:
     total = sum(seconds_by_sample.values())
     per_sample = sorted((v for k, v in peak_by_sample.items() if k != "_study"), reverse=True)
     peak = max(sum(per_sample[:max(1, jobs)]), peak_by_sample.get("_study", 0.0))
+    missing = f"; {unknown} stage(s) without an estimate" if unknown else ""
     lines.append(f"study: about {_duration(total)} with the samples one after another, peak memory "
                  f"{_gigabytes(peak)} with {jobs} sample(s) at once; estimates for the reference machine "
-                 "(2 CPU cores, no GPU: foamlib.costs)" + (f"; {unknown} stage(s) without an estimate" if unknown else ""))
+                 f"(2 CPU cores, no GPU: foamlib.costs){missing}")
     return "\n".join(lines)
 
 
