@@ -175,3 +175,17 @@ def test_a_prepared_notebook_runs_in_its_own_folder_as_jupyterlab_runs_it(notebo
         NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     assert (runs / "s1" / "second.txt").read_text() == "17"  # run_dir ".." from runs/s1/lab is runs/s1
     assert not (notebooks / "x").exists()
+
+
+def test_the_plan_for_a_scan_of_ones_own_is_estimated_for_its_shape(tmp_path):
+    import numpy as np
+    import tifffile
+
+    scan = tmp_path / "my_foam.tif"
+    tifffile.imwrite(scan, np.random.default_rng(0).integers(0, 200, (40, 50, 64), dtype=np.uint8))
+    spec = SampleSpec("my_foam", scan_path=str(scan))
+    plans = plan_study([spec], profile="smoke", notebooks_dir=ROOT / "notebooks", runs_dir=tmp_path / "runs")
+    segment = next(p for p in plans if p.stage == "05_segment_step1")
+    expected = costs.estimate("05_segment_step1", load_profile("smoke"), scan_shape=(40, 50, 64))
+    assert segment.cost == expected
+    assert expected != costs.estimate("05_segment_step1", load_profile("smoke"), scan_shape=(64, 64, 64))
