@@ -1320,9 +1320,10 @@ class StagePlan:
         stage's key and its recorded outputs).
     reason : str
         Why a stage runs (``"not run before"``, ``"it failed in the last
-        run"``, ``"its notebook, parameters, inputs or foamlib changed"``, ``"an
-        earlier stage runs"``, ``"models/step1.pt is missing"``, ``"--force"``);
-        ``""`` or ``"prose refreshed"`` for a skip.
+        run"``, ``"its parameters changed (epochs: 2 -> 12)"``, ``"its notebook,
+        its inputs or foamlib changed"``, ``"an earlier stage runs"``,
+        ``"models/step1.pt is missing"``, ``"--force"``); ``""`` or ``"prose
+        refreshed"`` for a skip.
     cost : foamlib.costs.Cost or None
         Estimated wall time and peak memory of a stage that runs: this
         sample's own record where the stage last ran with the same parameters,
@@ -1350,6 +1351,26 @@ def _recorded_cost(run_dir: Path, stage: Stage, params: Mapping[str, Any]):
     return Cost(seconds=float(data["seconds"]), peak_memory_bytes=float(data["peak_memory_bytes"]), basis="recorded")
 
 
+def _what_changed(record: Path, params: Mapping[str, Any]) -> str:
+    """Why a recorded stage's key changed: the parameters that differ, else its notebook, inputs or foamlib."""
+    try:
+        old = read_json(record).get("parameters")
+    except ValueError:
+        old = None
+    if not isinstance(old, dict):
+        return "its notebook, parameters, inputs or foamlib changed"
+    new = _jsonable(params)
+
+    def text(values: Mapping[str, Any], key: str) -> str:
+        return repr(values[key]) if key in values else "the notebook's default"
+
+    changed = [f"{k}: {text(old, k)} -> {text(new, k)}" for k in sorted(old.keys() | new.keys())
+               if k not in old or k not in new or old[k] != new[k]]
+    if changed:
+        return "its parameters changed (" + ", ".join(changed) + ")"
+    return "its notebook, its inputs or foamlib changed"
+
+
 def _plan_stage(stage, run_dir, key, params, *, sample, label, force, running, estimate):
     """``(StagePlan, outputs digest or None)`` of one stage; the digest is None where the stage runs."""
     if running:
@@ -1360,7 +1381,7 @@ def _plan_stage(stage, run_dir, key, params, *, sample, label, force, running, e
         skip, reason, digest = _cache_check(stage, run_dir, key, label=label, force=False, write=False)
         if not skip and not reason:
             if (run_dir / ".stages" / f"{stage.name}.json").is_file():
-                reason = "its notebook, parameters, inputs or foamlib changed"
+                reason = _what_changed(run_dir / ".stages" / f"{stage.name}.json", params)
             elif (run_dir / "failed" / stage.path.name).is_file():
                 reason = "it failed in the last run"
             else:
@@ -1514,8 +1535,8 @@ def format_plan(plans: Sequence[StagePlan], *, jobs: int = 1) -> str:
     peak = max(sum(per_sample[:max(1, jobs)]), peak_by_sample.get("_study", 0.0))
     missing = f"; {unknown} stage(s) without an estimate" if unknown else ""
     lines.append(f"study: about {_duration(total)} with the samples one after another, peak memory "
-                 f"{_gigabytes(peak)} with {jobs} sample(s) at once; estimates for the reference machine "
-                 f"(2 CPU cores, no GPU: foamlib.costs){missing}")
+                 f"{_gigabytes(peak)} with {jobs} sample(s) at once (recorded: the sample's last run of the "
+                 f"stage; model: foamlib.costs, for the reference machine, 2 CPU cores, no GPU){missing}")
     return "\n".join(lines)
 
 

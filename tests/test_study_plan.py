@@ -126,7 +126,7 @@ def test_the_plan_follows_the_runners_checks_and_uses_the_samples_own_record(not
     assert plans[0].cost.basis == "recorded" and plans[0].cost.seconds == record["seconds"]
     assert not (runs / "s1" / "first.txt").exists()  # the plan wrote nothing
     plans = plan_study(specs, profile={"n": 3}, notebooks_dir=notebooks, runs_dir=runs)
-    assert plans[0].reason == "its notebook, parameters, inputs or foamlib changed" and plans[0].cost is None
+    assert plans[0].reason == "its parameters changed (n: 2 -> 3)" and plans[0].cost is None
 
 
 # --------------------------------------------------------------------------- notebooks for JupyterLab
