@@ -1,4 +1,4 @@
-"""Command line: ``foamlib analyze``, ``foamlib segment``, ``foamlib export``, ``foamlib phantom`` and ``foamlib study run``.
+"""Command line: ``foamlib analyze``, ``segment``, ``export``, ``phantom`` and ``study run|plan|prepare|summary``.
 
 Errors are printed to stderr as one line, ``foamlib: error: ...``, with exit
 status 1 (2 for wrong usage); no traceback unless ``--debug`` is given.
@@ -258,9 +258,10 @@ def _cmd_phantom(args) -> int:
     return 0
 
 
-def _cmd_study_run(args) -> int:
+def _study_specs(args) -> list:
+    """The samples of ``study run``, ``study plan`` and ``study prepare``: demo names and ``--scan`` files."""
     from .samples import demo_names
-    from .study import SampleSpec, run_study
+    from .study import SampleSpec
 
     specs: list[SampleSpec] = []
     for name in args.samples.split(",") if args.samples else []:
@@ -282,7 +283,7 @@ def _cmd_study_run(args) -> int:
             raise ValueError(f"{', '.join(given)} describe{'s' if len(given) == 1 else ''} --scan; give --scan PATH")
     if args.scan and len(args.scan) > 1 and args.name is not None:
         raise ValueError("--name names the run folder of one --scan; leave it out for several (each gets its file name)")
-    if args.jobs is not None and args.jobs < 1:
+    if getattr(args, "jobs", None) is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     for scan in args.scan or []:
         if not scan.exists():
@@ -297,6 +298,40 @@ def _cmd_study_run(args) -> int:
         )
     if not specs:
         raise ValueError("nothing to run: give --samples demo (or sample names) and/or --scan PATH")
+    return specs
+
+
+def _cmd_study_plan(args) -> int:
+    from .device import idle_cpus
+    from .study import format_plan, plan_study
+
+    specs = _study_specs(args)
+    plans = plan_study(specs, profile=args.profile, notebooks_dir=args.notebooks, runs_dir=args.runs_dir,
+                       jobs=args.jobs, force=args.force)
+    jobs = max(1, min(len(specs), idle_cpus() if args.jobs is None else args.jobs))
+    print(f"plan of `foamlib study run` on the {args.profile} profile (nothing runs now):")
+    print(format_plan(plans, jobs=jobs))
+    return 0
+
+
+def _cmd_study_prepare(args) -> int:
+    from .study import prepare_notebooks
+
+    paths = prepare_notebooks(_study_specs(args), profile=args.profile, notebooks_dir=args.notebooks,
+                              runs_dir=args.runs_dir, overwrite=args.overwrite)
+    for path in paths:
+        print(path)
+    print(f"{len(paths)} notebooks for the {args.profile} profile: `jupyter lab {args.runs_dir}` and run each "
+          "sample's lab/ notebooks in order (each kernel starts in the notebook's folder; run_dir is '..')")
+    return 0
+
+
+def _cmd_study_run(args) -> int:
+    from .study import run_study
+
+    if args.dry_run:
+        return _cmd_study_plan(args)
+    specs = _study_specs(args)
     results = run_study(
         specs,
         profile=args.profile,
@@ -304,6 +339,7 @@ def _cmd_study_run(args) -> int:
         runs_dir=args.runs_dir,
         jobs=args.jobs,
         force=args.force,
+        progress_every=args.progress_every,
     )
     failed = [r for r in results if r.status == "failed"]
     ran = sum(r.status == "ran" for r in results)
@@ -453,6 +489,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = sub.add_parser("study", help="run the study's notebooks with papermill")
     study_sub = study.add_subparsers(dest="study_command", required=True)
+
+    def add_sample_options(p, *, runs: bool = True) -> None:
+        p.add_argument("--samples", default=None, help="comma-separated demo sample names, or 'demo' for all three")
+        p.add_argument("--scan", type=Path, action="append", help="a scan of your own (repeatable)")
+        p.add_argument("--name", help="run-folder name for --scan (default: the file name)")
+        p.add_argument("--reference-porosity", type=float, metavar="X", help="measured porosity of --scan, a fraction")
+        p.add_argument("--voxel-size", type=float, metavar="UM", help="voxel size of --scan in micrometres")
+        p.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), help="shape of a raw --scan file")
+        p.add_argument("--dtype", help="dtype of a raw --scan file, e.g. uint8, uint16, float32")
+        p.add_argument("--byte-order", choices=("little", "big"), default="little",
+                       help="byte order of a raw --scan file")
+        p.add_argument("--profile", default="demo", help="smoke, demo (default), paper, or a YAML file of parameters")
+        p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of numbered notebooks")
+        p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of the run folders")
+        if runs:
+            p.add_argument("--jobs", type=int, help="samples run in parallel (default: one per idle core)")
+            p.add_argument("--force", action="store_true", help="run every stage even if unchanged")
+
     p = study_sub.add_parser(
         "run",
         help="run every numbered notebook for each sample",
@@ -463,20 +517,37 @@ def build_parser() -> argparse.ArgumentParser:
         "A failed sample does not stop the others; its executed notebook is kept in RUNS_DIR/<sample>/failed/ and "
         "the next run resumes at the failed stage. One run at a time per run folder (a lock file, .lock).",
     )
-    p.add_argument("--samples", default=None, help="comma-separated demo sample names, or 'demo' for all three")
-    p.add_argument("--scan", type=Path, action="append", help="a scan of your own (repeatable)")
-    p.add_argument("--name", help="run-folder name for --scan (default: the file name)")
-    p.add_argument("--reference-porosity", type=float, metavar="X", help="measured porosity of --scan, a fraction")
-    p.add_argument("--voxel-size", type=float, metavar="UM", help="voxel size of --scan in micrometres")
-    p.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), help="shape of a raw --scan file")
-    p.add_argument("--dtype", help="dtype of a raw --scan file, e.g. uint8, uint16, float32")
-    p.add_argument("--byte-order", choices=("little", "big"), default="little", help="byte order of a raw --scan file")
-    p.add_argument("--profile", default="demo", help="smoke, demo (default), paper, or a YAML file of parameters")
-    p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of numbered notebooks")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of the run folders")
-    p.add_argument("--jobs", type=int, help="samples run in parallel (default: one per idle core)")
-    p.add_argument("--force", action="store_true", help="run every stage even if unchanged")
+    add_sample_options(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would run or be skipped, with estimated time and peak memory, and run nothing "
+                   "(the same as `foamlib study plan`)")
+    p.add_argument("--progress-every", type=float, default=10.0, metavar="S",
+                   help="seconds between two progress lines of a running stage (default 10; 0: only a line per stage)")
     p.set_defaults(func=_cmd_study_run)
+    p = study_sub.add_parser(
+        "plan",
+        help="what `study run` would run or skip, with estimated time and peak memory; runs nothing",
+        description="For each sample, the stages `foamlib study run` would run or skip (the runner's own checks: "
+        "stage keys and recorded outputs; no kernel starts, nothing is written) and an estimate of each stage's wall "
+        "time and peak memory on the reference machine (2 CPU cores, no GPU): the sample's own record where the "
+        "stage last ran with the same parameters, else the cost model of foamlib.costs (measured smoke and demo "
+        "runs, scaled by voxels, images x epochs, steps x pixels).",
+    )
+    add_sample_options(p)
+    p.set_defaults(func=_cmd_study_plan)
+    p = study_sub.add_parser(
+        "prepare",
+        help="write the notebooks, parameterised for a profile and sample, to run in JupyterLab",
+        description="Write unexecuted copies of the numbered notebooks to RUNS_DIR/<sample>/lab/ (and the study-wide "
+        "ones to RUNS_DIR/_study/lab/), each with a cell below its parameters cell that sets the profile's and the "
+        "sample's values (papermill's parameter injection) and run_dir relative to the notebook's folder, where "
+        "JupyterLab starts its kernel. Run them in order in JupyterLab; they read and write the same run folder as "
+        "`foamlib study run`. A notebook in lab/ that differs from the one to write is left alone unless "
+        "--overwrite is given.",
+    )
+    add_sample_options(p, runs=False)
+    p.add_argument("--overwrite", action="store_true", help="replace notebooks in lab/ that differ (edited or run)")
+    p.set_defaults(func=_cmd_study_prepare)
     p = study_sub.add_parser("summary", help="print every sample's porosities as a markdown table")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of the run folders")
     p.set_defaults(func=_cmd_study_summary)

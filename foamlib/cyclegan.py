@@ -86,12 +86,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from . import streams
 from .checks import check_int, check_real
 from .device import pick_device
 from .io import write_image_grid
+from .progress import progress_bar
 from .torchfiles import data_fingerprint
 from .trainloop import TrainingRun, check_config, due
 from .unet import UNet, build_unet
@@ -996,7 +996,7 @@ def translate(
     try:
         with torch.inference_mode():
             starts = range(0, len(images), batch_size)
-            for start in tqdm(starts, desc="translate", unit="batch", disable=not progress):
+            for start in progress_bar(starts, desc="translate", unit="batch", disable=not progress):
                 x = _to_tensor(images[start : start + batch_size], scale).to(dev)
                 y = generator(x)
                 y = torch.sigmoid(y) if logits else y

@@ -81,10 +81,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from foamlib.device import pick_device
 from foamlib.checks import check_int
+from foamlib.progress import progress_bar
 from foamlib.runs import atomic_path
 
 __all__ = [
@@ -626,7 +626,7 @@ def download_weights(
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
             total = resp.headers.get("Content-Length")
-            bar = tqdm(
+            bar = progress_bar(
                 total=int(total) if total and total.isdigit() else None,
                 unit="B",
                 unit_scale=True,
@@ -1044,7 +1044,7 @@ def extract_features(
     chunks = []
     try:
         with torch.no_grad():
-            for start in tqdm(range(0, n, batch_size), desc="features", disable=not progress):
+            for start in progress_bar(range(0, n, batch_size), desc="features", disable=not progress):
                 x = _batch_tensor(batch, start, start + batch_size, dev)
                 if x.shape[1] == 1:
                     x = x.expand(-1, 3, -1, -1)

@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.linalg
-from tqdm import tqdm
+
+from .progress import progress_bar
 
 from ._optional import requires_extra
 from .checks import check_int, check_real
@@ -490,7 +491,7 @@ def bootstrap(
                              f"N_b={n_b}, fraction={fraction!r}")
     estimate = stat(a, b)
     values = np.empty(n_boot)
-    for i in tqdm(range(n_boot), desc=f"{method} {metric}", disable=not progress):
+    for i in progress_bar(range(n_boot), desc=f"{method} {metric}", disable=not progress):
         if method == "subsample":
             values[i] = stat(a[gen.permutation(n_a)[:m_a]], b[gen.permutation(n_b)[:m_b]])
         else:

@@ -770,9 +770,9 @@ def generate_foams(
 
 
 def _generate(sets, shape, children, progress) -> Iterator[Foam]:
-    from tqdm import tqdm
+    from .progress import progress_bar
 
-    for params, child in tqdm(zip(sets, children), total=len(sets), desc="foams", unit="foam", disable=not progress):
+    for params, child in progress_bar(zip(sets, children), total=len(sets), desc="foams", unit="foam", disable=not progress):
         yield params.generate(shape, rng=child)
 
 

@@ -65,11 +65,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ._optional import requires_extra
 from . import streams
 from .checks import check_int
+from .progress import progress_bar
 from .runs import atomic_path
 from .torchfiles import ON_MISMATCH, data_fingerprint
 from .training import TrainConfig, train_unet
@@ -687,7 +687,7 @@ def _run_stages(
             "%d trial(s) cut short by the interruption run again",
             path, done1, hyperband_trials, done2 or 0, bayes_trials, requeued1 + (requeued2 or 0),
         )  # fmt: skip
-    with tqdm(total=todo1 + todo2, desc="search", unit="trial", disable=not progress) as bar:
+    with progress_bar(total=todo1 + todo2, desc="search", unit="trial", disable=not progress) as bar:
         if todo1:
             first.optimize(objective("hyperband", bar), n_trials=todo1, catch=())
         stage1 = _own_trials(first, "hyperband")

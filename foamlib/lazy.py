@@ -43,10 +43,10 @@ from typing import Any
 
 import numpy as np
 import tifffile
-from tqdm import tqdm
 
 from . import io as _io
 from .io import ScanError
+from .progress import progress_bar
 
 __all__ = ["LazyScan", "open_scan", "slab_starts", "STATS_SLAB_BYTES", "MAP_CHUNK_BYTES"]
 
@@ -288,7 +288,7 @@ class LazyScan:
         low, high = math.inf, -math.inf
         n_nan = n_inf = 0
         floating = self.dtype.kind == "f"
-        for z0, z1 in tqdm(list(self.slabs(self._default_depth())), desc="check", unit="slab", disable=not progress):
+        for z0, z1 in progress_bar(list(self.slabs(self._default_depth())), desc="check", unit="slab", disable=not progress):
             slab = self.read(z0, z1)
             if floating:
                 nan, inf = np.isnan(slab), np.isinf(slab)
@@ -312,7 +312,7 @@ class LazyScan:
     def count_outside(self, low: float, high: float, *, progress: bool = False) -> int:
         """Voxels strictly below ``low`` or above ``high``, from one streamed pass (int64-safe Python int)."""
         total = 0
-        for z0, z1 in tqdm(list(self.slabs(self._default_depth())), desc="range", unit="slab", disable=not progress):
+        for z0, z1 in progress_bar(list(self.slabs(self._default_depth())), desc="range", unit="slab", disable=not progress):
             slab = self.read(z0, z1)
             total += int(np.count_nonzero((slab < low) | (slab > high)))
         return total

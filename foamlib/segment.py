@@ -127,6 +127,7 @@ from .checks import check_int, check_real, is_real
 from .device import autocast, pick_device, pick_precision
 from .io import MASK_LABELS, check_tiff_output, path_inside, same_path, tiff_slab_writer
 from .lazy import open_scan
+from .progress import progress_bar
 from .training import load_model
 
 __all__ = [
@@ -932,7 +933,7 @@ def segment_volume(
     was_training = model.training
     model.to(dev).eval()
     try:
-        with torch.inference_mode(), tqdm(total=n_batches, desc="segment", unit="batch", disable=not progress) as bar:
+        with torch.inference_mode(), progress_bar(total=n_batches, desc="segment", unit="batch", disable=not progress) as bar:
             for axis in directions:
                 segment_axis(
                     model, np.moveaxis(volume, axis, 0), np.moveaxis(out, axis, 0), 1.0 / len(directions),
@@ -1417,7 +1418,7 @@ def _stream_segment(
     common = dict(tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high, device=device,
                   precision=precision)  # fmt: skip
     solid_voxels = 0
-    with tqdm(total=plan.n_batches, desc="segment", unit="batch", disable=not progress) as bar:
+    with progress_bar(total=plan.n_batches, desc="segment", unit="batch", disable=not progress) as bar:
         if plan.axes == "z":
             for z0, z1 in slab_starts(z, plan.z_depth):
                 out = np.zeros((z1 - z0, y, x), dtype=np.float32)

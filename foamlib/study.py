@@ -39,6 +39,16 @@ stops its sample only; its executed notebook is kept in ``failed/``, and
 idle cores and ``OMP_WAIT_POLICY=PASSIVE`` (:func:`kernel_environment`) and
 write their own log (not the notebook's output) to ``.stages/<stage>.kernel.log``.
 
+While a stage runs, the runner prints a line every few seconds with the
+progress bars its kernel has open (:func:`foamlib.progress.progress_bar`
+appends them to ``.stages/<stage>.progress.jsonl``, which the runner follows
+and removes), and it records the stage's wall time and its kernel's CPU time
+and peak memory in ``.stages/<stage>.json``. :func:`plan_study` says what a run
+would do and cost without starting a kernel (the same key and output checks;
+estimates from those records or :mod:`foamlib.costs`), and
+:func:`prepare_notebooks` writes the notebooks, parameterised for a profile
+and sample, to ``runs/<sample>/lab/`` to be run in JupyterLab.
+
 Markdown is not part of the key, so editing the prose of a notebook does not
 re-run it: a skipped stage gets the edited markdown cells copied into its
 executed page (matched by cell id). Adding, removing or moving a markdown cell
@@ -71,6 +81,7 @@ import yaml
 
 from ._optional import requires_extra
 from .device import cpu_threads, idle_cpus
+from .progress import PROGRESS_FILE_VARIABLE, PROGRESS_STAGE_VARIABLE
 from .runs import LOCK_FILE, atomic_path, file_sha256, is_temporary, read_json, remove_temporaries, run_lock, write_json
 
 __all__ = [
@@ -91,6 +102,10 @@ __all__ = [
     "stage_key",
     "run_sample",
     "run_study",
+    "StagePlan",
+    "format_plan",
+    "plan_study",
+    "prepare_notebooks",
     "summary_table",
     "threads_per_sample",
     "write_summary",
@@ -652,7 +667,7 @@ def _label_for_sample(path: Path, sample: str) -> None:
     nbformat.write(nb, path)
 
 
-def _refresh_prose(source: Path, output: Path, sample: str) -> bool | None:
+def _refresh_prose(source: Path, output: Path, sample: str, *, write: bool = True) -> bool | None:
     """Copy edited markdown cells of a stage's notebook into its executed page, matched by cell id.
 
     The stage key covers code cells only, so a prose edit does not re-run a
@@ -661,9 +676,10 @@ def _refresh_prose(source: Path, output: Path, sample: str) -> bool | None:
     Returns
     -------
     bool or None
-        True if the page was rewritten (atomically), False if its prose was
-        already current, None if the markdown cells differ in ids or order
-        (one was added, removed or moved): the stage must run again.
+        True if the page was rewritten (atomically; with ``write=False``: would
+        be), False if its prose was already current, None if the markdown
+        cells differ in ids or order (one was added, removed or moved): the
+        stage must run again.
     """
     with requires_extra("study"):
         import nbformat
@@ -680,6 +696,8 @@ def _refresh_prose(source: Path, output: Path, sample: str) -> bool | None:
         return None
     if all(a.source == b.source for a, b in zip(new, old)):
         return False
+    if not write:
+        return True
     for a, b in zip(new, old):
         b.source = a.source
     with atomic_path(output) as tmp:
@@ -688,7 +706,7 @@ def _refresh_prose(source: Path, output: Path, sample: str) -> bool | None:
 
 
 #: Folders and files of a run folder that are the runner's, not a stage's outputs.
-_RUNNER_ENTRIES = frozenset({"notebooks", ".stages", "failed", "summary.json", LOCK_FILE})
+_RUNNER_ENTRIES = frozenset({"notebooks", ".stages", "failed", "lab", "summary.json", LOCK_FILE})
 
 
 def _snapshot(run_dir: Path) -> dict[str, tuple[int, int, int]]:
@@ -746,6 +764,43 @@ def _disown(run_dir: Path, stage_name: str, paths: set[str]) -> None:
             write_json(record, data)
 
 
+def _cache_check(stage: Stage, run_dir: Path, key: str, *, label: str, force: bool,
+                 write: bool) -> tuple[bool, str, str]:
+    """Whether a stage is skipped: its key is unchanged, its page exists and its outputs verify.
+
+    Returns
+    -------
+    skip : bool
+    reason : str
+        For a skipped stage ``"prose refreshed"`` where edited markdown was (with
+        ``write=False``: would be) copied into its page, else ``""``; for a stage
+        that runs although its key is unchanged, why (``"models/step1.pt is
+        missing"``); ``""`` where the key changed or there is no record.
+    digest : str
+        The recorded outputs' digest of a skipped stage, else ``""``.
+    """
+    output = run_dir / "notebooks" / stage.path.name
+    record = run_dir / ".stages" / f"{stage.name}.json"
+    if force or not record.is_file() or not output.is_file():
+        return False, "", ""
+    try:
+        data = read_json(record)
+    except ValueError:
+        return False, "", ""
+    if data.get("key") != key:
+        return False, "", ""
+    outputs = data.get("outputs")
+    if not isinstance(outputs, dict):
+        return False, "its record predates output checks", ""
+    problem = _verify_outputs(run_dir, outputs)
+    if problem is not None:
+        return False, problem, ""
+    refreshed = _refresh_prose(stage.path, output, label, write=write)
+    if refreshed is None:
+        return False, "its markdown cells were added, removed or moved", ""
+    return True, "prose refreshed" if refreshed else "", str(data.get("outputs_digest", ""))
+
+
 def _run_stage(
     stage: Stage,
     run_dir: Path,
@@ -758,14 +813,20 @@ def _run_stage(
     env: Mapping[str, str] | None = None,
     on_stage_start: Callable[[Stage], None] | None = None,
     notify: Callable[[str], None] | None = None,
+    progress_every: float = 0.0,
 ) -> tuple[StageResult, str]:
     """Skip a stage whose key is unchanged, whose page exists and whose outputs verify; else execute it.
 
     ``sample`` names the result (a sample, or ``"_study"``); ``label`` is what
     the page's title and figure names get (:func:`_label_cells`). A successful
     run writes ``run_dir/.stages/<stage>.json`` with the key and the size and
-    SHA-256 of every file the stage wrote or changed (its outputs). A failed
-    run keeps the executed notebook as ``run_dir/failed/<notebook>``.
+    SHA-256 of every file the stage wrote or changed (its outputs), its wall
+    time (``seconds``), the kernel's peak resident memory (``peak_memory_bytes``)
+    and CPU time (``cpu_seconds``; both :class:`_StageMonitor`) and the
+    parameters it got. A failed run keeps the
+    executed notebook as ``run_dir/failed/<notebook>``. While the notebook
+    runs, ``notify`` gets a progress line every ``progress_every`` seconds
+    (0: none) from the bars of :func:`foamlib.progress.progress_bar`.
 
     Returns
     -------
@@ -777,23 +838,9 @@ def _run_stage(
     output = run_dir / "notebooks" / stage.path.name
     record = run_dir / ".stages" / f"{stage.name}.json"
     failed_copy = run_dir / "failed" / stage.path.name
-    reason = ""
-    if not force and record.is_file() and output.is_file():
-        data = read_json(record)
-        if data.get("key") == key:
-            outputs = data.get("outputs")
-            problem = "its record predates output checks" if not isinstance(outputs, dict) else _verify_outputs(
-                run_dir, outputs
-            )
-            if problem is None:
-                refreshed = _refresh_prose(stage.path, output, label)
-                if refreshed is not None:
-                    result = StageResult(sample, stage.name, "skipped", 0.0, "prose refreshed" if refreshed else "",
-                                         str(output))
-                    return result, str(data.get("outputs_digest", ""))
-                reason = "its markdown cells were added, removed or moved"
-            else:
-                reason = problem
+    skip, reason, digest = _cache_check(stage, run_dir, key, label=label, force=force, write=True)
+    if skip:
+        return StageResult(sample, stage.name, "skipped", 0.0, reason, str(output)), digest
     if reason and notify is not None:
         notify(f"{sample}: {stage.name} re-runs: {reason}")
     record.unlink(missing_ok=True)
@@ -802,8 +849,13 @@ def _run_stage(
     before = _snapshot(run_dir)
     start = time.perf_counter()
     log_path = run_dir / ".stages" / f"{stage.name}.kernel.log"
+    progress_path = run_dir / ".stages" / f"{stage.name}.progress.jsonl"
+    env = {**(env or {}), PROGRESS_FILE_VARIABLE: str(progress_path), PROGRESS_STAGE_VARIABLE: stage.name}
+    monitor = _StageMonitor(progress_path, sample=sample, stage=stage.name, every=progress_every, say=notify)
     try:
-        _execute(stage, output, params, sample=label, failed_copy=failed_copy, env=env, log_path=log_path)
+        with monitor:
+            _execute(stage, output, params, sample=label, failed_copy=failed_copy, env=env, log_path=log_path,
+                     monitor=monitor)
     except Exception as exc:  # noqa: BLE001 - a failed stage is reported, the other samples go on
         notebook = str(failed_copy) if failed_copy.is_file() else ""
         return StageResult(sample, stage.name, "failed", time.perf_counter() - start, _failure_line(exc, stage.path),
@@ -815,7 +867,9 @@ def _run_stage(
     _disown(run_dir, stage.name, changed | (before.keys() - after.keys()))
     outputs = {rel: {"size": after[rel][0], "sha256": file_sha256(run_dir / rel)} for rel in sorted(changed)}
     digest = _digest(outputs)
-    write_json(record, {"key": key, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    write_json(record, {"key": key, "seconds": seconds, "peak_memory_bytes": monitor.peak_bytes or None,
+                        "cpu_seconds": monitor.cpu_seconds or None,
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "parameters": _jsonable(params),
                         "outputs": outputs, "outputs_digest": digest})
     return StageResult(sample, stage.name, "ran", seconds, reason, str(output)), digest
 
@@ -829,13 +883,15 @@ def _failure_line(exc: BaseException, notebook: Path) -> str:
     return f"{notebook.name}: {where} raised {ename}: {evalue}"
 
 
-def _kernel_manager(env: Mapping[str, str], log_path: Path):
+def _kernel_manager(env: Mapping[str, str], log_path: Path, monitor: _StageMonitor | None = None):
     """A kernel manager class whose kernels get ``env`` and write their own stderr to ``log_path``.
 
     A kernel's process stderr carries only the kernel's own log (cell output
     goes through Jupyter's messages): its "running over TCP without
     encryption" warning, and the socket errors of a kernel shut down mid-cell,
-    belong in a log file, not on the terminal.
+    belong in a log file, not on the terminal. A ``monitor`` learns the
+    kernel's process id when it starts and takes a last memory reading before
+    it shuts down.
     """
     with requires_extra("study"):
         from jupyter_client.manager import AsyncKernelManager
@@ -847,8 +903,138 @@ def _kernel_manager(env: Mapping[str, str], log_path: Path):
             with open(log_path, "wb") as log:  # the kernel gets its own copy of the descriptor
                 kw["stderr"] = log
                 await super()._async_launch_kernel(kernel_cmd, **kw)
+            if monitor is not None:
+                monitor.watch(getattr(self.provisioner, "pid", None))
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False):
+            if monitor is not None:
+                monitor.sample_memory()
+            await super().shutdown_kernel(now=now, restart=restart)
 
     return StageKernelManager
+
+
+#: Seconds between two progress lines of a running stage (default of ``progress_every``).
+PROGRESS_EVERY_S = 10.0
+#: A stage that reports no progress for this many progress intervals gets a line that it still runs.
+_QUIET_INTERVALS = 6
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _bar_text(record) -> str:
+    count = f"{record.n:g}" if record.total is None else f"{record.n:g}/{record.total:g}"
+    return f"{record.desc} {count} {record.unit} [{_clock(record.elapsed)}]".replace("  ", " ").strip()
+
+
+class _StageMonitor:
+    """Follow a running stage's kernel: its progress file (printed every ``every`` s) and its memory.
+
+    A thread reads the JSON lines that :func:`foamlib.progress.progress_bar`
+    appends to ``progress_path`` and, every ``every`` seconds, prints one line
+    with the stage's elapsed time and the bars still open (``foam89:
+    04_unet_step1 1:05: search 3/9 trial [0:58], epoch 2/3 40/120 batch
+    [0:04]``); ``every`` = 0 prints nothing. It also samples the resident
+    memory of the kernel and its child processes (psutil) once a second, and
+    the kernel's own high-water mark (``VmHWM`` in ``/proc``, Linux), whose
+    maximum is :attr:`peak_bytes`, and the CPU time of the kernel and its
+    children, :attr:`cpu_seconds` (at the last reading, just before the kernel
+    shuts down).
+    """
+
+    def __init__(self, progress_path: Path, *, sample: str, stage: str, every: float,
+                 say: Callable[[str], None] | None) -> None:
+        self.progress_path = progress_path
+        self.sample, self.stage, self.every, self.say = sample, stage, every, say
+        self.peak_bytes = 0
+        self.cpu_seconds = 0.0
+        self._pid: int | None = None
+        self._offset = 0
+        self._bars: dict[str, Any] = {}
+        self._changed = False
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name=f"progress {sample} {stage}", daemon=True)
+
+    def __enter__(self) -> _StageMonitor:
+        self.progress_path.parent.mkdir(parents=True, exist_ok=True)
+        self.progress_path.unlink(missing_ok=True)
+        self._start = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample_memory()
+        self.progress_path.unlink(missing_ok=True)
+
+    def watch(self, pid: int | None) -> None:
+        """Start sampling the memory of the kernel process ``pid``."""
+        self._pid = pid
+        self.sample_memory()
+
+    def sample_memory(self) -> None:
+        """Take one reading of the kernel's memory (resident set of it and its children, and its peak)."""
+        if self._pid is None:
+            return
+        try:
+            with requires_extra("study"):  # without it: no resident-set readings, the peak from /proc below
+                import psutil
+
+            process = psutil.Process(self._pid)
+            children = process.children(recursive=True)
+            total = process.memory_info().rss + sum(child.memory_info().rss for child in children)
+            times = process.cpu_times()
+            cpu = times.user + times.system + times.children_user + times.children_system + sum(
+                child.cpu_times().user + child.cpu_times().system for child in children
+            )
+        except Exception:  # noqa: BLE001 - the kernel may be gone; psutil raises several kinds
+            total, cpu = 0, 0.0
+        peak = 0
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{self._pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) * 1024
+        with self._lock:
+            self.peak_bytes = max(self.peak_bytes, total, peak)
+            self.cpu_seconds = max(self.cpu_seconds, cpu)
+
+    def _read(self) -> None:
+        from .progress import read_records
+
+        records, self._offset = read_records(self.progress_path, self._offset)
+        for record in records:
+            self._changed = True
+            if record.closed:
+                self._bars.pop(record.bar, None)
+            else:
+                self._bars[record.bar] = record
+
+    def line(self) -> str:
+        """The stage's progress line now."""
+        elapsed = _clock(time.monotonic() - self._start)
+        bars = ", ".join(_bar_text(r) for r in self._bars.values())
+        return f"{self.sample}: {self.stage} {elapsed}: {bars or 'running'}"
+
+    def _loop(self) -> None:
+        last_line = time.monotonic()
+        quiet = 0
+        while not self._stop.wait(1.0):
+            self.sample_memory()
+            self._read()
+            if self.every <= 0 or self.say is None or time.monotonic() - last_line < self.every:
+                continue
+            last_line = time.monotonic()
+            quiet = 0 if self._changed else quiet + 1
+            if self._changed or quiet % _QUIET_INTERVALS == 0:
+                self.say(self.line())
+            self._changed = False
 
 
 def _execute(
@@ -860,6 +1046,7 @@ def _execute(
     failed_copy: Path,
     env: Mapping[str, str] | None,
     log_path: Path,
+    monitor: _StageMonitor | None = None,
 ) -> None:
     with requires_extra("study"):
         import papermill
@@ -874,7 +1061,7 @@ def _execute(
                 kernel_name="python3",
                 progress_bar=False,
                 log_output=False,
-                kernel_manager_class=_kernel_manager(dict(env or {}), log_path),
+                kernel_manager_class=_kernel_manager(dict(env or {}), log_path, monitor),
             )
         except Exception:
             if tmp.is_file():  # papermill wrote the notebook up to the failing cell: keep it to look at
@@ -898,6 +1085,11 @@ def kernel_environment(threads: int) -> dict[str, str]:
     return env
 
 
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` as JSON values (what the stage record keeps; a value JSON cannot hold becomes its text)."""
+    return json.loads(json.dumps(dict(params), default=str))
+
+
 def _chain(key: str, digest: str) -> str:
     return hashlib.sha256(f"{key}:{digest}".encode()).hexdigest()
 
@@ -914,6 +1106,7 @@ def run_sample(
     threads: int | Callable[[], int] | None = None,
     notify: Callable[[str], None] | None = None,
     lock: bool = True,
+    progress_every: float = 0.0,
 ) -> list[StageResult]:
     """Run the per-sample stages for one sample; stop at the first failure.
 
@@ -939,11 +1132,15 @@ def run_sample(
         cores of this machine.
     notify : callable, optional
         Called with a line of text where a stage re-runs although its key is
-        unchanged (an output is missing or damaged).
+        unchanged (an output is missing or damaged), and with the progress
+        lines of a running stage.
     lock : bool
         Hold the run folder's lock (:func:`foamlib.runs.run_lock`) and remove
         the temporary files interrupted runs left; False where the caller
         holds it already.
+    progress_every : float
+        Seconds between two progress lines of a running stage (passed to
+        ``notify``); 0 for none.
 
     Returns
     -------
@@ -956,13 +1153,16 @@ def run_sample(
     """
     run_dir = (Path(runs_dir) / spec.name).resolve()
     if not lock:
-        return _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify)
+        return _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify,
+                                  progress_every)
     with run_lock(run_dir, what=f"foamlib study run of {spec.name}"):
         remove_temporaries(run_dir)
-        return _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify)
+        return _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify,
+                                  progress_every)
 
 
-def _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify):
+def _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_start, threads, notify,
+                       progress_every=0.0):
     library = _foamlib_source_hash()
     previous = spec.fingerprint()
     results: list[StageResult] = []
@@ -972,7 +1172,8 @@ def _run_sample_stages(spec, stages, profile, run_dir, force, report, on_stage_s
         key = stage_key(stage, params, previous=previous, library=library)
         count = threads() if callable(threads) else (cpu_threads() if threads is None else threads)
         result, digest = _run_stage(stage, run_dir, key, params, sample=spec.name, label=spec.name, force=force,
-                                    env=kernel_environment(count), on_stage_start=on_stage_start, notify=notify)
+                                    env=kernel_environment(count), on_stage_start=on_stage_start, notify=notify,
+                                    progress_every=progress_every)
         previous = _chain(key, digest)  # a consumer re-runs when its producer's outputs change
         results.append(result)
         if report is not None:
@@ -1109,6 +1310,342 @@ def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What :func:`run_study` would do with one stage, and what it would cost.
+
+    Attributes
+    ----------
+    sample : str
+        The sample, or ``"_study"`` for a study-wide stage.
+    stage : str
+    action : str
+        ``"run"`` or ``"skip"``, decided by the runner's own checks (the
+        stage's key and its recorded outputs).
+    reason : str
+        Why a stage runs (``"not run before"``, ``"it failed in the last
+        run"``, ``"its parameters changed (epochs: 2 -> 12)"``, ``"its notebook,
+        its inputs or foamlib changed"``, ``"an earlier stage runs"``,
+        ``"models/step1.pt is missing"``, ``"--force"``); ``""`` or ``"prose
+        refreshed"`` for a skip.
+    cost : foamlib.costs.Cost or None
+        Estimated wall time and peak memory of a stage that runs: this
+        sample's own record where the stage last ran with the same parameters,
+        else :func:`foamlib.costs.estimate`; None for a skipped stage and for a
+        stage the cost model does not know.
+    """
+
+    sample: str
+    stage: str
+    action: str
+    reason: str
+    cost: Any = None
+
+
+def _recorded_cost(run_dir: Path, stage: Stage, params: Mapping[str, Any]):
+    from .costs import Cost
+
+    path = run_dir / ".stages" / f"{stage.name}.json"
+    try:
+        data = read_json(path) if path.is_file() else {}
+    except ValueError:
+        return None
+    if data.get("parameters") != _jsonable(params) or not data.get("seconds") or not data.get("peak_memory_bytes"):
+        return None
+    return Cost(seconds=float(data["seconds"]), peak_memory_bytes=float(data["peak_memory_bytes"]), basis="recorded")
+
+
+def _what_changed(record: Path, params: Mapping[str, Any]) -> str:
+    """Why a recorded stage's key changed: the parameters that differ, else its notebook, inputs or foamlib."""
+    try:
+        old = read_json(record).get("parameters")
+    except ValueError:
+        old = None
+    if not isinstance(old, dict):
+        return "its notebook, parameters, inputs or foamlib changed"
+    new = _jsonable(params)
+
+    def text(values: Mapping[str, Any], key: str) -> str:
+        return repr(values[key]) if key in values else "the notebook's default"
+
+    changed = [f"{k}: {text(old, k)} -> {text(new, k)}" for k in sorted(old.keys() | new.keys())
+               if k not in old or k not in new or old[k] != new[k]]
+    if changed:
+        return "its parameters changed (" + ", ".join(changed) + ")"
+    return "its notebook, its inputs or foamlib changed"
+
+
+def _plan_stage(stage, run_dir, key, params, *, sample, label, force, running, estimate):
+    """``(StagePlan, outputs digest or None)`` of one stage; the digest is None where the stage runs."""
+    if running:
+        skip, reason, digest = False, "an earlier stage runs", ""
+    elif force:
+        skip, reason, digest = False, "--force", ""
+    else:
+        skip, reason, digest = _cache_check(stage, run_dir, key, label=label, force=False, write=False)
+        if not skip and not reason:
+            if (run_dir / ".stages" / f"{stage.name}.json").is_file():
+                reason = _what_changed(run_dir / ".stages" / f"{stage.name}.json", params)
+            elif (run_dir / "failed" / stage.path.name).is_file():
+                reason = "it failed in the last run"
+            else:
+                reason = "not run before"
+    if skip:
+        return StagePlan(sample, stage.name, "skip", reason), digest
+    cost = _recorded_cost(run_dir, stage, params) or estimate(stage.name, params)
+    return StagePlan(sample, stage.name, "run", reason, cost), None
+
+
+def plan_study(
+    samples: Sequence[SampleSpec],
+    *,
+    profile: str | os.PathLike | Mapping[str, Any] = "demo",
+    notebooks_dir: str | os.PathLike = "notebooks",
+    runs_dir: str | os.PathLike = "runs",
+    jobs: int | None = None,
+    force: bool = False,
+) -> list[StagePlan]:
+    """What :func:`run_study` would run or skip, with estimated time and peak memory; no kernel starts.
+
+    The same checks as :func:`run_study` come first (:func:`check_study`);
+    then each stage's key is computed as the runner does and its record and
+    outputs verified (nothing is written, no lock is taken). Once a stage of a
+    sample runs, every later one runs too (its inputs change). The study-wide
+    stages run when any sample's stage runs.
+
+    Parameters
+    ----------
+    samples, profile, notebooks_dir, runs_dir, jobs, force
+        As for :func:`run_study`.
+
+    Returns
+    -------
+    list of StagePlan
+        Every stage of every sample in order, then the study-wide stages.
+
+    Raises
+    ------
+    ValueError, TypeError
+        From :func:`check_study`.
+    """
+    from .costs import estimate
+
+    values = dict(profile) if isinstance(profile, Mapping) else load_profile(profile)
+    stages = find_stages(notebooks_dir)
+    check_study(samples, values, stages, jobs=jobs)
+    runs_dir = Path(runs_dir)
+    library = _foamlib_source_hash()
+    resolved = {k: v for k, (v, _) in resolved_parameters(stages, values).items()}
+    plans: list[StagePlan] = []
+    for spec in samples:
+        run_dir = (runs_dir / spec.name).resolve()
+        if spec.scan_path is not None:
+            shape = _scan_shape(spec)[0]
+        else:
+            shape = (int(resolved.get("size", 0) or 0),) * 3
+        every = {**values, **spec.parameters(), "run_dir": str(run_dir)}  # what the runner passes
+        previous, running = spec.fingerprint(), False
+        for stage in (s for s in stages if s.scope == "sample"):
+            params = {k: every[k] for k in stage.parameters if k in every}
+            key = stage_key(stage, params, previous=previous, library=library)
+            plan, digest = _plan_stage(
+                stage, run_dir, key, params, sample=spec.name, label=spec.name, force=force, running=running,
+                estimate=lambda name, p: estimate(name, {**resolved, **p}, scan_shape=shape))
+            running = running or digest is None
+            previous = _chain(key, digest or "")
+            plans.append(plan)
+    study_stages = [s for s in stages if s.scope == "study"]
+    if study_stages:
+        names = [s.name for s in samples]
+        run_dir = (runs_dir / "_study").resolve()
+        running = any(p.action == "run" for p in plans)
+        records = {
+            name: sorted(
+                (p.stem, read_json(p).get("key", ""), read_json(p).get("outputs_digest", ""))
+                for p in (runs_dir / name / ".stages").glob("*.json")
+            )
+            for name in names
+        }
+        previous = json.dumps({"records": records, "failures": {}}, sort_keys=True)
+        for stage in study_stages:
+            params = {**values, "runs_dir": str(runs_dir.resolve()), "samples": names, "failures": {}}
+            params = {k: params[k] for k in stage.parameters if k in params}
+            key = stage_key(stage, params, previous=previous, library=library)
+            plan, digest = _plan_stage(
+                stage, run_dir, key, params, sample="_study", label="all samples", force=force, running=running,
+                estimate=lambda name, p: estimate(name, {**resolved, **values, **p}, scan_shape=(0, 0, 0),
+                                                  samples=len(names)))
+            running = running or digest is None
+            previous = _chain(key, digest or "")
+            plans.append(plan)
+    return plans
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _gigabytes(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+def format_plan(plans: Sequence[StagePlan], *, jobs: int = 1) -> str:
+    """The plan of :func:`plan_study` as text: a table per sample, its totals, and the study's.
+
+    Parameters
+    ----------
+    plans : sequence of StagePlan
+    jobs : int
+        Samples run at once (for the study's peak memory).
+
+    Returns
+    -------
+    str
+        One line per stage (``run`` or ``skip``, why, estimated time and peak
+        memory, and whether the estimate is this sample's own record or the
+        cost model), a total per sample (the time of its stages one after
+        another, the largest peak of one stage), and the study's total.
+    """
+    lines = []
+    width = max((len(p.stage) for p in plans), default=10)
+    seconds_by_sample: dict[str, float] = {}
+    peak_by_sample: dict[str, float] = {}
+    unknown = 0
+    for sample in dict.fromkeys(p.sample for p in plans):
+        mine = [p for p in plans if p.sample == sample]
+        lines.append("all samples (study-wide stages)" if sample == "_study" else sample)
+        for p in mine:
+            if p.action == "skip":
+                lines.append(f"  {p.stage:<{width}}  skip  {'unchanged' + ('; ' + p.reason if p.reason else '')}")
+                continue
+            if p.cost is None:
+                unknown += 1
+                estimate_text = "no estimate (no cost model for this stage)"
+            else:
+                estimate_text = (f"{_duration(p.cost.seconds):>10}  {_gigabytes(p.cost.peak_memory_bytes):>8}  "
+                                 f"({p.cost.basis})")
+            lines.append(f"  {p.stage:<{width}}  run   {estimate_text}  {p.reason}")
+        costs = [p.cost for p in mine if p.action == "run" and p.cost is not None]
+        seconds_by_sample[sample] = sum(c.seconds for c in costs)
+        peak_by_sample[sample] = max((c.peak_memory_bytes for c in costs), default=0.0)
+        ran = sum(p.action == "run" for p in mine)
+        lines.append(f"  {ran} to run, {len(mine) - ran} to skip: about {_duration(seconds_by_sample[sample])}, "
+                     f"peak memory {_gigabytes(peak_by_sample[sample])}")
+    total = sum(seconds_by_sample.values())
+    per_sample = sorted((v for k, v in peak_by_sample.items() if k != "_study"), reverse=True)
+    peak = max(sum(per_sample[:max(1, jobs)]), peak_by_sample.get("_study", 0.0))
+    missing = f"; {unknown} stage(s) without an estimate" if unknown else ""
+    lines.append(f"study: about {_duration(total)} with the samples one after another, peak memory "
+                 f"{_gigabytes(peak)} with {jobs} sample(s) at once (recorded: the sample's last run of the "
+                 f"stage; model: foamlib.costs, for the reference machine, 2 CPU cores, no GPU){missing}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- notebooks for JupyterLab
+
+
+def _prepared_notebook(stage: Stage, params: Mapping[str, Any]):
+    """The stage's notebook with ``params`` injected after its ``parameters`` cell (papermill's injection)."""
+    with requires_extra("study"):
+        from papermill.iorw import load_notebook_node
+        from papermill.parameterize import parameterize_notebook
+
+    nb = load_notebook_node(str(stage.path))
+    nb = parameterize_notebook(nb, dict(params), kernel_name="python3")
+    nb.metadata.pop("papermill", None)  # no run record: the notebook has not been run
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"  # papermill draws a random id: the same notebook twice would differ
+        if not cell.metadata.get("papermill", True):  # papermill's empty bookkeeping, not the notebook's
+            del cell.metadata["papermill"]
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
+    return nb
+
+
+def prepare_notebooks(
+    samples: Sequence[SampleSpec],
+    *,
+    profile: str | os.PathLike | Mapping[str, Any] = "demo",
+    notebooks_dir: str | os.PathLike = "notebooks",
+    runs_dir: str | os.PathLike = "runs",
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write unexecuted notebooks, parameterised for a profile and sample, to open and run in JupyterLab.
+
+    Each sample gets ``runs_dir/<sample>/lab/NN_name.ipynb`` for every
+    per-sample stage, and the study-wide stages go to ``runs_dir/_study/lab/``.
+    Below each notebook's ``parameters`` cell, a cell tagged
+    ``injected-parameters`` (papermill's parameter injection) sets the
+    profile's values and the sample's, so the notebook, run top to bottom,
+    does what the stage of ``foamlib study run`` would. Paths are relative to
+    the notebook's folder, where JupyterLab starts its kernel: ``run_dir =
+    ".."`` (``runs_dir = "../.."`` for a study-wide stage), so the run folder
+    can be moved; a user's scan keeps its absolute path. The same checks as
+    :func:`run_study` come first (:func:`check_study`).
+
+    Parameters
+    ----------
+    samples, profile, notebooks_dir, runs_dir
+        As for :func:`run_study`.
+    overwrite : bool
+        Replace a notebook in ``lab/`` that differs from the one to write (one
+        edited or run in JupyterLab, or prepared for another profile); without
+        it such a notebook is left alone and a ``FileExistsError`` names it.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The notebooks, in the order they run (an identical existing one is
+        listed too, not rewritten).
+
+    Raises
+    ------
+    ValueError, TypeError
+        From :func:`check_study`, before anything is written.
+    FileExistsError
+        For notebooks in ``lab/`` that differ from the ones to write, before
+        anything is written, unless ``overwrite`` is given.
+    """
+    with requires_extra("study"):
+        import nbformat
+
+    values = dict(profile) if isinstance(profile, Mapping) else load_profile(profile)
+    stages = find_stages(notebooks_dir)
+    check_study(samples, values, stages)
+    runs_dir = Path(runs_dir)
+    todo: list[tuple[Path, str]] = []
+    for spec in samples:
+        every = {**values, **spec.parameters(), "run_dir": ".."}
+        for stage in (s for s in stages if s.scope == "sample"):
+            params = {k: every[k] for k in stage.parameters if k in every}
+            text = nbformat.writes(_prepared_notebook(stage, params)) + "\n"
+            todo.append((runs_dir / spec.name / "lab" / stage.path.name, text))
+    study = {**values, "runs_dir": "../..", "samples": [s.name for s in samples], "failures": {}}
+    for stage in (s for s in stages if s.scope == "study"):
+        params = {k: study[k] for k in stage.parameters if k in study}
+        todo.append((runs_dir / "_study" / "lab" / stage.path.name,
+                     nbformat.writes(_prepared_notebook(stage, params)) + "\n"))
+    changed = [path for path, text in todo if path.is_file() and path.read_text(encoding="utf-8") != text]
+    if changed and not overwrite:
+        raise FileExistsError(
+            f"{len(changed)} notebook(s) in lab/ differ from the ones to write (edited or run in JupyterLab, or "
+            f"prepared with other settings), first {changed[0]}; move them away or pass --overwrite"
+        )
+    for path, text in todo:
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            continue
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    return [path for path, _ in todo]
+
+
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
@@ -1147,14 +1684,14 @@ def _init_worker() -> None:  # pragma: no cover - child process
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
-def _worker(spec, stages, profile, runs_dir, force, cpus, jobs, unfinished, lock):  # pragma: no cover - child process
+def _worker(spec, stages, profile, runs_dir, force, cpus, jobs, unfinished, lock, every):  # pragma: no cover - child
     def threads() -> int:
         # divide the cores between the samples running now, do not multiply
         return threads_per_sample(cpus, jobs, unfinished.value)
 
     try:
         return run_sample(spec, stages, profile, runs_dir=runs_dir, force=force, report=print_result,
-                          threads=threads, notify=_say, lock=False)
+                          threads=threads, notify=_say, lock=False, progress_every=every)
     except KeyboardInterrupt:
         return []
     finally:
@@ -1229,6 +1766,7 @@ def run_study(
     runs_dir: str | os.PathLike = "runs",
     jobs: int | None = None,
     force: bool = False,
+    progress_every: float = PROGRESS_EVERY_S,
 ) -> list[StageResult]:
     """Run the study: each sample's stages (samples in parallel processes), then study-wide stages.
 
@@ -1261,6 +1799,11 @@ def run_study(
         order.
     force : bool
         Ignore the cache and run every stage.
+    progress_every : float
+        Seconds between two progress lines of a running stage (its elapsed
+        time and the bars of :func:`foamlib.progress.progress_bar` it has
+        open: epochs, steps, trials, slabs); 0 for none. A stage that reports
+        no progress gets a line every six intervals that it still runs.
 
     Returns
     -------
@@ -1288,26 +1831,27 @@ def run_study(
                 locks.enter_context(run_lock(folder, what="foamlib study run"))
             for folder in folders:
                 remove_temporaries(folder)
-            results = _run_samples(samples, stages, values, runs_dir, jobs, force)
+            results = _run_samples(samples, stages, values, runs_dir, jobs, force, progress_every)
             if study_stages:
                 # studies of other samples share _study: wait for its lock rather than refuse
                 with run_lock(runs_dir / "_study", what="foamlib study run", wait=True, on_wait=_say):
                     remove_temporaries(runs_dir / "_study")
-                    results += _run_study_stages(study_stages, values, runs_dir, samples, results, force=force)
+                    results += _run_study_stages(study_stages, values, runs_dir, samples, results, force=force,
+                                                 every=progress_every)
             return results
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous_handler)
 
 
-def _run_samples(samples, stages, values, runs_dir, jobs, force) -> list[StageResult]:
+def _run_samples(samples, stages, values, runs_dir, jobs, force, every) -> list[StageResult]:
     cpus = idle_cpus()
     jobs = max(1, min(len(samples), cpus if jobs is None else jobs))
     results: list[StageResult] = []
     if jobs == 1:
         for spec in samples:
             results += run_sample(spec, stages, values, runs_dir=runs_dir, force=force, report=print_result,
-                                  threads=cpus, notify=_say, lock=False)
+                                  threads=cpus, notify=_say, lock=False, progress_every=every)
         return results
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
@@ -1315,7 +1859,8 @@ def _run_samples(samples, stages, values, runs_dir, jobs, force) -> list[StageRe
         try:
             unfinished, lock = manager.Value("i", len(samples)), manager.Lock()
             futures = [
-                pool.submit(_worker, s, stages, values, runs_dir, force, cpus, jobs, unfinished, lock) for s in samples
+                pool.submit(_worker, s, stages, values, runs_dir, force, cpus, jobs, unfinished, lock, every)
+                for s in samples
             ]
             for spec, future in zip(samples, futures):
                 try:
@@ -1335,7 +1880,7 @@ def _run_samples(samples, stages, values, runs_dir, jobs, force) -> list[StageRe
     return results
 
 
-def _run_study_stages(stages, values, runs_dir, samples, results, force=False) -> list[StageResult]:
+def _run_study_stages(stages, values, runs_dir, samples, results, force=False, every=0.0) -> list[StageResult]:
     """Run the study-wide stages on the samples that got past their first stage.
 
     A stage is skipped when its notebook, parameters, library, the samples'
@@ -1368,7 +1913,7 @@ def _run_study_stages(stages, values, runs_dir, samples, results, force=False) -
         params = {k: params[k] for k in stage.parameters if k in params}
         key = stage_key(stage, params, previous=previous, library=library)
         result, digest = _run_stage(stage, run_dir, key, params, sample="_study", label="all samples", force=force,
-                                    env=kernel_environment(idle_cpus()), notify=_say)
+                                    env=kernel_environment(idle_cpus()), notify=_say, progress_every=every)
         previous = _chain(key, digest)
         print_result(result)
         out.append(result)

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+
+from .progress import progress_bar
 
 from .checks import check_mask
 
@@ -285,19 +286,19 @@ def scan_histogram(scan: Any, *, nbins: int = 256, progress: bool = False) -> Sc
     slabs = list(scan.slabs(depth))
     integral = high32 - low32 <= np.iinfo(np.uint16).max and (
         scan.dtype.kind in "biu"
-        or all(_whole(scan.read(z0, z1)) for z0, z1 in tqdm(slabs, desc="integral", unit="slab", disable=not progress))
+        or all(_whole(scan.read(z0, z1)) for z0, z1 in progress_bar(slabs, desc="integral", unit="slab", disable=not progress))
     )
     if integral:
         offset = int(low32)
         counts = np.zeros(int(high32) - offset + 1, dtype=np.int64)
-        for z0, z1 in tqdm(slabs, desc="histogram", unit="slab", disable=not progress):
+        for z0, z1 in progress_bar(slabs, desc="histogram", unit="slab", disable=not progress):
             values = scan.read(z0, z1).astype(np.float32).astype(np.int64).ravel() - offset
             counts += np.bincount(values, minlength=counts.size)
         centres = np.arange(offset, offset + counts.size, dtype=np.float64)
         return ScanHistogram(counts=counts, centres=centres, integral=True, bin_width=1.0)
     counts = np.zeros(int(nbins), dtype=np.int64)
     edges = None
-    for z0, z1 in tqdm(slabs, desc="histogram", unit="slab", disable=not progress):
+    for z0, z1 in progress_bar(slabs, desc="histogram", unit="slab", disable=not progress):
         part, edges = np.histogram(scan.read(z0, z1).astype(np.float32), bins=int(nbins), range=(low32, high32))
         counts += part
     centres = ((edges[:-1] + edges[1:]) / 2.0).astype(np.float64)
@@ -371,6 +372,6 @@ def count_above(scan: Any, level: float, *, progress: bool = False) -> int:
     """
     depth = max(1, _SLAB_BYTES // max(1, scan.slice_nbytes))
     total = 0
-    for z0, z1 in tqdm(list(scan.slabs(depth)), desc="count", unit="slab", disable=not progress):
+    for z0, z1 in progress_bar(list(scan.slabs(depth)), desc="count", unit="slab", disable=not progress):
         total += int(np.count_nonzero(scan.read(z0, z1).astype(np.float32) > level))
     return total

@@ -48,12 +48,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from . import streams
 from .checks import check_int, check_real, is_real
 from .device import autocast, grad_scaler, pick_device, pick_precision
 from .losses import ConfusionCounts, confusion_counts, dice_loss
+from .progress import progress_bar
 from .torchfiles import ModelFileError, data_fingerprint, load_module_file, save_module_file
 from .trainloop import TrainingRun, check_config
 from .unet import UNet, build_unet
@@ -481,7 +481,7 @@ def _run_batches(model: nn.Module, images: np.ndarray, device: torch.device, bat
     model.to(device).eval()
     try:
         with torch.inference_mode():
-            bar = tqdm(_loader(dataset, batches, 0, device), total=len(batches), desc=desc, unit="batch", disable=not progress)
+            bar = progress_bar(_loader(dataset, batches, 0, device), total=len(batches), desc=desc, unit="batch", disable=not progress)
             for index, (x, _) in zip(batches, bar):
                 yield index, _probabilities(model, model(x.to(device, non_blocking=True)))
     finally:
@@ -735,7 +735,7 @@ def train_unet(
         model.train()
         batches = _batches(len(x_train), config.batch_size, order_rng.permutation(len(x_train)))
         total_loss = 0.0
-        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress)
+        bar = progress_bar(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress)
         for x, y in _loader(train_set, batches, config.num_workers, dev):
             if config.noise_sigma > 0:
                 x = (x + config.noise_sigma * torch.randn(x.shape, generator=noise_gen)).clamp_(0.0, 1.0)

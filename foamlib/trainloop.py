@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .progress import progress_bar
 from .runs import write_csv
 from .torchfiles import resume_checkpoint, save_torch_file
 
@@ -208,7 +209,7 @@ class TrainingRun:
 
     def progress_bar(self, total: int, *, desc: str, unit: str, enabled: bool) -> tqdm:
         """A progress bar over ``total`` epochs or steps that starts at those already in the history."""
-        return tqdm(total=total, initial=min(len(self.history), total), desc=desc, unit=unit, disable=not enabled)
+        return progress_bar(total=total, initial=min(len(self.history), total), desc=desc, unit=unit, disable=not enabled)
 
 
 def check_config(

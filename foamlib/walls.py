@@ -108,10 +108,10 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from tqdm import tqdm
 
 from . import streams
 from .checks import check_int, check_real
+from .progress import progress_bar
 from .structure import as_solid, watershed_markers
 
 __all__ = ["add_walls", "wall_statistics", "watershed_walls"]
@@ -389,7 +389,7 @@ def add_walls(
     treated = np.zeros(n, dtype=bool)
     treated[order[:n_treat]] = True
     out = solid.copy()
-    for i in tqdm(np.flatnonzero(treated), desc="walls", unit="image", disable=not progress):
+    for i in progress_bar(np.flatnonzero(treated), desc="walls", unit="image", disable=not progress):
         out[i] = watershed_walls(solid[i], **watershed_walls_kwargs)
     logger.info("added walls to %d of %d images (fraction %.3g)", n_treat, n, float(fraction))
     return out, treated
