@@ -47,6 +47,12 @@ def thin_core_foam():
     return _simulated(0.7, 1.0, 3.0, 2)
 
 
+@pytest.fixture(scope="module")
+def demo_foams():
+    """Demo foams whose walls are thinner than a voxel (foam89: 0.36 voxel, foam82: 0.65 voxel), 64^3."""
+    return {name: demo_sample(name, size=64) for name in ("foam89", "foam82")}
+
+
 def _two_level(noise=8.0, seed=0):
     """Slabs of solid 8 voxels thick between pore slabs 24 thick: porosity 0.75 exactly, levels 50 and 200."""
     z = np.arange(64) % 32
@@ -117,8 +123,8 @@ def test_thin_cores_are_refused_because_they_read_too_low(thin_core_foam):
 
 
 @pytest.mark.parametrize("name", ["foam89", "foam82"])
-def test_sub_voxel_walls_have_no_interior_and_are_refused(name):
-    sample = demo_sample(name, size=64)
+def test_sub_voxel_walls_have_no_interior_and_are_refused(name, demo_foams):
+    sample = demo_foams[name]
     assert sample.wall_thickness < 1.0
     otsu = sample.scan > threshold_value(sample.scan, method="otsu")
     for segmentation in (sample.truth, otsu):
@@ -217,8 +223,8 @@ def test_check_runs_reads_run_folders_of_several_seeds(tmp_path, thick_foam):
     assert one.tolerance_kind == "default"
 
 
-def test_check_runs_says_why_there_is_no_densitometry(tmp_path):
-    sample = demo_sample("foam89", size=64)
+def test_check_runs_says_why_there_is_no_densitometry(tmp_path, demo_foams):
+    sample = demo_foams["foam89"]
     run = _fake_run(tmp_path, "seed_0", sample.scan, sample.truth, 0.89, 0.87)
     result = check_runs(run)
     assert result.densitometry is None and result.disagree
