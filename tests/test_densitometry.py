@@ -6,13 +6,13 @@ estimate, depth 2 voxels, against the exact porosity of the foam's sub-voxel gri
 ==============================================  =============================  ==========================
 simulated case (64^3, 1000 photons, blur 0.4)   interiors from the truth        interiors from Otsu
 ==============================================  =============================  ==========================
-porosity 0.6: walls 3.2 voxels, struts 9.6      -0.21 pp, uncertainty 0.37 pp   -0.34 pp, uncertainty 0.52 pp
+porosity 0.6: walls 3.2 voxels, struts 9.6      -0.22 pp, uncertainty 0.35 pp   -0.34 pp, uncertainty 0.51 pp
 porosity 0.7: walls 2.3 voxels, struts 6.9      refused (517 interior voxels)   refused (1.6 % of the solid);
-                                                                                -1.29 pp +- 0.78 pp if forced
+                                                                                -1.38 pp +- 0.65 pp if forced
 demo foam89 / foam82 (walls 0.36 / 0.65 voxel)  refused                         refused
 ==============================================  =============================  ==========================
 
-Other seeds of the same generator: porosity 0.5-0.6, accepted, -0.13 to -0.37 pp; 0.65-0.7, refused.
+Other seeds of the same generator: porosity 0.5-0.6, accepted, -0.12 to -0.38 pp; 0.65-0.7, refused.
 """
 
 import math
