@@ -85,3 +85,11 @@ def test_two_seeds_at_smoke_size(bench, tmp_path):
     assert "Step 1" in record["message"]
     assert len((runs / "seeds.csv").read_text().splitlines()) == 1 + 2 * 3
     assert set(data["stage_seconds"]["foam89"]) >= {"00_samples", "09_unet_step2"}
+
+
+def test_truth_pores_counts_the_phantom_cells_not_the_binary_truth(bench, tmp_path):
+    from foamlib.samples import load_truth, prepare_sample
+
+    prepare_sample(tmp_path / "foam89", sample="foam89", size=64)
+    assert bench.count_pores(load_truth(tmp_path / "foam89")) <= 2  # walls thinner than half a voxel are not in it
+    assert 30 <= bench.truth_pores(tmp_path / "foam89") <= 80  # about 23 cells in 64^3, more cut by the faces
