@@ -11,8 +11,9 @@ seeds per step, the steps disagree when their means differ by more than
 single runs); with one seed, by more than :data:`DEFAULT_TOLERANCE`.
 
 Hooks: :func:`compare_steps` on numbers, :func:`check_runs` on run folders
-(one per seed of one sample), :meth:`StepAgreement.to_dict` for a summary or
-``--json``, and ``StepAgreement.message`` for a table note or the CLI.
+(one per seed of one sample), :func:`disagreement_notes` for the lines under
+``foamlib study summary``'s table, :meth:`StepAgreement.to_dict` for a
+summary or ``--json``, and ``StepAgreement.message`` for the book.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from .densitometry import DEFAULT_DEPTH, Densitometry, NoInteriorError, densitometric_porosity
 
-__all__ = ["DEFAULT_TOLERANCE", "StepAgreement", "compare_steps", "check_runs"]
+__all__ = ["DEFAULT_TOLERANCE", "StepAgreement", "compare_steps", "check_runs", "disagreement_notes"]
 
 #: Porosity difference (fraction) between single runs of step 1 and step 2 above which they are said to disagree
 #: when there is one seed per step. Seeds and machines alone moved one step-2 porosity by 1.7 and 2.2 pp (issue 21),
@@ -252,3 +253,27 @@ def check_runs(
         dens, note = None, f"with the {interiors} segmentation's interiors, {exc}"
     return compare_steps(porosities["step1"], porosities["step2"], densitometry=dens, densitometry_note=note,
                          default_tolerance=default_tolerance)
+
+
+def disagreement_notes(runs_dir: str | os.PathLike = "runs", **kwargs: Any) -> list[str]:
+    """One line per sample under ``runs_dir`` whose step 1 and step 2 disagree (:func:`check_runs`).
+
+    Run folders without both steps' porosities are left out (a failed or
+    unfinished run); the study folder ``_study`` too. Keyword arguments go to
+    :func:`check_runs`.
+
+    Returns
+    -------
+    list of str
+        ``"<sample>: <message>"`` for each sample that disagrees, in name order.
+    """
+    notes = []
+    for run_dir in sorted(p for p in Path(runs_dir).iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        if not all((run_dir / step / "metrics.json").is_file() for step in ("step1", "step2")):
+            continue
+        if not (run_dir / "step1" / "seg.tif").is_file() or not (run_dir / "sample.json").is_file():
+            continue
+        result = check_runs(run_dir, **kwargs)
+        if result.disagree:
+            notes.append(f"{run_dir.name}: {result.message}")
+    return notes

@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pytest
 
-from foamlib.agreement import DEFAULT_TOLERANCE, check_runs, compare_steps
+from foamlib.agreement import DEFAULT_TOLERANCE, check_runs, compare_steps, disagreement_notes
 from foamlib.densitometry import Densitometry, NoInteriorError, densitometric_porosity
 from foamlib.foam import closed_cell_foam
 from foamlib.phantom import demo_sample, simulate_ct
@@ -237,3 +237,15 @@ def test_check_runs_names_the_missing_stage(tmp_path, thick_foam):
     (run / "step2" / "metrics.json").unlink()
     with pytest.raises(FileNotFoundError, match="09_unet_step2"):
         check_runs(run)
+
+
+def test_disagreement_notes_list_the_samples_that_disagree(tmp_path, thick_foam):
+    foam, scan = thick_foam
+    runs = tmp_path / "seed_0"
+    _fake_run(tmp_path, "seed_0", scan, foam.solid, 0.60, 0.57)  # runs/foamX disagrees by 3 pp
+    (runs / "unfinished").mkdir()  # no porosities: left out
+    (runs / "_study").mkdir()
+    notes = disagreement_notes(runs)
+    assert len(notes) == 1 and notes[0].startswith("foamX: Step 1 (60.00 %) and step 2 (57.00 %) disagree")
+    _fake_run(tmp_path, "seed_0", scan, foam.solid, 0.60, 0.598)
+    assert disagreement_notes(runs) == []
