@@ -69,7 +69,7 @@ __all__ = [
 
 #: Voxels between an interior voxel and the other phase (Euclidean distance, voxel centres), default.
 DEFAULT_DEPTH = 2.0
-#: Fewest voxels an interior must hold for its mean grey value to count as the phase's level.
+#: Fewest voxels an interior must hold for its grey level to count as the phase's.
 DEFAULT_MIN_VOXELS = 1000
 #: Least share of the segmentation's solid voxels that the solid interior must hold (see the module notes).
 DEFAULT_MIN_FRACTION = 0.05
@@ -95,9 +95,9 @@ class Densitometry:
         Standard uncertainty of ``porosity`` (fraction): the depth term and the
         block term below, added in quadrature.
     depth_term : float
-        ``|porosity - porosity_shallow|``: how much the estimate still moves
-        when the interiors are taken one voxel deeper (zero where the levels
-        have reached the phases' pure levels).
+        ``|porosity - porosity_shallow|``: how much the estimate moved when the
+        interiors were taken one voxel deeper, from ``depth - 1`` to ``depth``
+        (near zero where the levels have reached the phases' pure levels).
     block_term : float
         Standard error of the porosity from the spread of the interior levels
         over ``2 x 2 x 2`` blocks of the volume (grey-level drift, noise).
