@@ -81,7 +81,7 @@ def test_two_seeds_at_smoke_size(bench, tmp_path):
     assert stats["step1"]["porosity_sd"] > 0 or stats["step2"]["porosity_sd"] > 0
     record = data["agreement"]["foam89"]
     assert record["tolerance_kind"] == "seeds" and record["step1"] == [
-        r["porosity"] for r in bench.collect(runs, ["foam89"], [0, 1])[0] if r.method == "step1"]
+        r.porosity for r in bench.collect(runs, ["foam89"], [0, 1])[0] if r.method == "step1"]
     assert "Step 1" in record["message"]
     assert len((runs / "seeds.csv").read_text().splitlines()) == 1 + 2 * 3
     assert set(data["stage_seconds"]["foam89"]) >= {"00_samples", "09_unet_step2"}
