@@ -231,13 +231,10 @@ def check_runs(
     for run_dir in dirs:
         run = RunFolder(run_dir)
         for step, stage in stages.items():
-            path = run.path / step / "metrics.json"
+            path = run.metrics_file(step)
             if not path.is_file():
                 raise FileNotFoundError(f"{path} does not exist: run the stage {stage} for {run_dir} first")
-            value = run.metrics(step).get("porosity")
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ValueError(f"{path} holds no porosity (got {value!r})")
-            porosities[step].append(float(value))
+            porosities[step].append(float(run.metrics(step).porosity))  # typed: a number, checked on reading
     scan, record = load_sample(dirs[0])
     for other in dirs[1:]:
         _, rec = load_sample(other)
@@ -267,11 +264,14 @@ def disagreement_notes(runs_dir: str | os.PathLike = "runs", **kwargs: Any) -> l
     list of str
         ``"<sample>: <message>"`` for each sample that disagrees, in name order.
     """
+    from .runfolder import RunFolder
+
     notes = []
     for run_dir in sorted(p for p in Path(runs_dir).iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        if not all((run_dir / step / "metrics.json").is_file() for step in ("step1", "step2")):
+        run = RunFolder(run_dir)
+        if not all(run.metrics_file(step).is_file() for step in ("step1", "step2")):
             continue
-        if not (run_dir / "step1" / "seg.tif").is_file() or not (run_dir / "sample.json").is_file():
+        if not run.step1_seg.is_file() or not (run_dir / "sample.json").is_file():
             continue
         result = check_runs(run_dir, **kwargs)
         if result.disagree:
