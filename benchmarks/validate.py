@@ -12,20 +12,22 @@ and step-2 segmentations against the case's reference. The study never sees a re
 the same profile.
 
 Foreign simulated cases (:mod:`foamlib.independent`; built from seeds at run time, exact truth):
-closed cells with walls of 0.7, 1.5 and 3 voxels, PoreSpy open cells, a sphere packing and a
-fibre mat, scanned by scikit-image's radon / iradon with Poisson noise, rings and cupping, and
-stored as uint8, uint16 and float32 with negative values. Scores: porosity error (pp), Dice of the
-solid, separate pores (at least 27 voxels) and mean pore diameter and chord against the truth's.
+closed cells with walls of 0.7, 1.5 and 3 voxels, PoreSpy open cells, a sphere packing and a fibre
+mat (the default runs the walls of 0.7 and 3 voxels and the open cells), scanned by scikit-image's
+radon / iradon with Poisson noise at three levels, rings and cupping, and stored as uint8, uint16 and
+float32 with negative values. Scores: porosity error (pp), Dice of the solid, separate pores (at
+least 27 voxels) and mean pore diameter and chord against the truth's.
 
 Real cases from ``../shared/data``: the FiberForm volume against PuMA's threshold reference
 (void = grey values 0-89), the sand packing (no reference), the sandstone slices with their masks
 (Dice on the pore label; the slices are 2D, so they are segmented by Otsu per slice and by the
 U-Nets that the study trained on the sand packing, the real grain packing of the suite), and the
-bone and cement volumes (no reference: overlays only).
+bone and cement volumes (no reference: overlays only; not in the default set).
 
-Writes to ``--out`` (default ``validation/``): ``table.md``, ``table.json``, one figure per case
-(``figures/<case>.png``: scan, Otsu, step 1, step 2, reference), the scans (``cases/``) and the run
-folders (``runs/``). A second call with the same ``--out`` reuses the scans and the runner's cache.
+Writes to ``--out`` (default ``runs/_validation/``, git-ignored like every run): ``table.md``,
+``table.json``, one figure per case (``figures/<case>.png``: scan, Otsu, step 1, step 2,
+reference), the scans (``cases/``) and the run folders (``runs/``). A second call with the same
+``--out`` reuses the scans and the runner's cache.
 """
 
 from __future__ import annotations
@@ -48,18 +50,19 @@ from foamlib.independent import CaseSpec, dice, make_case, pore_statistics, poro
 
 #: The foreign cases: one home for every setting of each (the seed included).
 _NOISY = {"photons": 3e3, "ring_strength": 0.05, "cupping": 0.3}
+_MEDIUM = {"photons": 1e4, "ring_strength": 0.03, "cupping": 0.2}
 _CLEAN = {"photons": 3e4, "ring_strength": 0.02, "cupping": 0.1}
 FOREIGN = {
     "closed_thin": CaseSpec("closed_thin", "closed_cells", {"cell_size": 24, "wall_thickness": 0.7, "supersample": 3},
-                            {"photons": 1e4, "ring_strength": 0.03, "cupping": 0.2}, "uint16", 11),
-    "closed_mid": CaseSpec("closed_mid", "closed_cells", {"cell_size": 24, "wall_thickness": 1.5, "supersample": 3},
-                           _NOISY, "float32", 12),
+                            _MEDIUM, "uint16", 11),
     "closed_thick": CaseSpec("closed_thick", "closed_cells", {"cell_size": 24, "wall_thickness": 3.0, "supersample": 3},
-                             _CLEAN, "uint8", 13),
+                             _NOISY, "float32", 13),
     "open_cells": CaseSpec("open_cells", "open_cells", {"cell_size": 20, "strut_radius": 2, "supersample": 2},
-                           {"photons": 1e4, "ring_strength": 0.03, "cupping": 0.2}, "uint8", 14),
+                           _CLEAN, "uint8", 14),
+    "closed_mid": CaseSpec("closed_mid", "closed_cells", {"cell_size": 24, "wall_thickness": 1.5, "supersample": 3},
+                           _CLEAN, "uint8", 12),
     "spheres": CaseSpec("spheres", "spheres", {"radius": 6.0, "solid_fraction": 0.35}, _NOISY, "uint16", 15),
-    "fibres": CaseSpec("fibres", "fibres", {"radius": 1.5, "solid_fraction": 0.2}, _CLEAN, "float32", 16),
+    "fibres": CaseSpec("fibres", "fibres", {"radius": 1.5, "solid_fraction": 0.2}, _MEDIUM, "float32", 16),
 }
 
 
@@ -85,7 +88,7 @@ REAL = {
 SANDSTONE_MODELS = "sand"
 
 #: What runs by default (chosen to fit 90 minutes on 2 cores on the demo profile, see book/validation.md).
-DEFAULT_CASES = ("closed_thin", "closed_mid", "closed_thick", "open_cells", "fiberform", "sand", "sandstone")
+DEFAULT_CASES = ("closed_thin", "closed_thick", "open_cells", "fiberform", "sand", "sandstone")
 ALL_CASES = (*FOREIGN, *REAL, "sandstone")
 
 METHODS = ("otsu", "step1", "step2")
@@ -156,8 +159,29 @@ def score(segmentation: np.ndarray, reference: np.ndarray | None, reference_poro
     return out
 
 
+#: The colours of the sandstone masks, darkest phase first (mean grey of Sandstone_Versa0000 in brackets):
+#: blue (14, the pores), green (83), red (125), yellow (242). The data README's "0 = pore, 255 = solid"
+#: describes one channel; the files hold these four classes.
+SANDSTONE_CLASSES = {"pore": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0), "yellow": (255, 255, 0)}
+
+
+def sandstone_pore_label(path: Path) -> np.ndarray:
+    """The pore label (blue) of a sandstone mask, (H, W) bool; refuses a mask with other colours."""
+    import tifffile
+
+    mask = tifffile.imread(path)
+    if mask.ndim != 3 or mask.shape[-1] != 3:
+        raise ValueError(f"{path}: expected an RGB mask (H, W, 3), got shape {mask.shape}")
+    known = np.zeros(mask.shape[:2], bool)
+    for colour in SANDSTONE_CLASSES.values():
+        known |= (mask == colour).all(-1)
+    if not known.all():
+        raise ValueError(f"{path}: {int((~known).sum())} pixels of colours other than {list(SANDSTONE_CLASSES.values())}")
+    return (mask == SANDSTONE_CLASSES["pore"]).all(-1)
+
+
 def sandstone_rows(model_run: Path, work: Path) -> list[dict[str, Any]]:
-    """Otsu and the two U-Nets of ``model_run`` on each sandstone slice: Dice on the pore label (mask 0)."""
+    """Otsu and the two U-Nets of ``model_run`` on each sandstone slice: Dice on the pore label (blue)."""
     import tifffile
 
     from foamlib.runfolder import RunFolder, read_mask
@@ -168,14 +192,14 @@ def sandstone_rows(model_run: Path, work: Path) -> list[dict[str, Any]]:
     rows = []
     for image_path in sorted((SHARED / "sandstone" / "images").glob("*.tif")):
         image = tifffile.imread(image_path)
-        pore_ref = tifffile.imread(SHARED / "sandstone" / "masks" / image_path.name)[..., 0] == 0
+        pore_ref = sandstone_pore_label(SHARED / "sandstone" / "masks" / image_path.name)
         row: dict[str, Any] = {"slice": image_path.stem, "reference_porosity": float(pore_ref.mean())}
         pores = {"otsu": ~segment(image)}
         for method in ("step1", "step2"):
             if run.model(method).is_file():
                 out = work / f"{image_path.stem}_{method}.tif"
                 segment_file(image_path, run.model(method), out, overwrite=True)
-                pores[method] = ~read_mask(out)[0]
+                pores[method] = ~read_mask(out).reshape(image.shape)
         for method, pore in pores.items():
             row[method] = {"porosity": float(pore.mean()), "dice_pore": dice(pore, pore_ref)}
         rows.append(row)
@@ -270,7 +294,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cases", default=",".join(DEFAULT_CASES),
                         help=f"comma-separated cases, or 'all' (default: {','.join(DEFAULT_CASES)}; "
                              f"all: {','.join(ALL_CASES)})")
-    parser.add_argument("--out", type=Path, default=ROOT / "validation", help="output folder (default validation/)")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "_validation",
+                        help="output folder (default runs/_validation, beside the study's run folders)")
     parser.add_argument("--jobs", type=int, default=None, help="samples run at once (default: the runner's)")
     args = parser.parse_args(argv)
     args.cases = list(ALL_CASES) if args.cases == "all" else [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -322,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in samples:
         name = spec.name
         run = RunFolder(out / "runs" / name)
-        scan = read_scan(spec.scan_path, shape=spec.shape, dtype=spec.dtype).volume
+        scan_record = read_scan(spec.scan_path, shape=spec.shape, dtype=spec.dtype)
+        scan = scan_record.volume
         if name in FOREIGN:
             record = records[name]
             reference = read_truth(out / "cases" / name)
@@ -335,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             ref = {"kind": "none"} if reference is None else {"kind": REAL[name].reference, **{
                 k: v for k, v in score(reference, None, None).items()}}
             ref["porosity"] = ref.get("porosity")
-            storage = str(np.dtype(REAL[name].dtype or "uint8"))
+            storage = scan_record.original_dtype
         segs = {m: run.read_segmentation(m) for m in METHODS if run.segmentation(m).is_file()}
         row = {"case": name, "storage": storage, "reference": ref,
                "status": "failed: " + failed[name] if name in failed else "scored",
