@@ -253,8 +253,9 @@ def _num(value: Any, fmt: str) -> str:
     return format(value, fmt)
 
 
-def markdown_table(rows: list[dict[str, Any]], sandstone: list[dict[str, Any]], note: str) -> str:
-    """The suite's table (volumes, then the sandstone slices) as markdown."""
+def markdown_table(rows: list[dict[str, Any]], sandstone: list[dict[str, Any]], note: str,
+                   failures: dict[str, str] | None = None) -> str:
+    """The suite's table (volumes, then the sandstone slices, then every failed stage) as markdown."""
     head = ("| case | storage | reference porosity | porosity Otsu / step 1 / step 2 (error, pp) "
             "| Dice solid Otsu / step 1 / step 2 | pores ref. / Otsu / step 1 / step 2 "
             "| mean pore diameter, vx | mean pore chord, vx |")
@@ -281,6 +282,8 @@ def markdown_table(rows: list[dict[str, Any]], sandstone: list[dict[str, Any]], 
         for row in sandstone:
             cells = [_num(row.get(k, {}).get("dice_pore"), ".3f") for k in METHODS]
             lines.append(f"| {row['slice']} | {_pct(row['reference_porosity'])} | " + " | ".join(cells) + " |")
+    if failures:
+        lines += ["", "Failed stages:", ""] + [f"- {name}: {message}" for name, message in sorted(failures.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -380,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - start
     note = (f"Profile `{args.profile}`, foreign cubes of {args.size}^3 voxels; {wall / 60:.1f} min in all "
             f"({prepared:.0f} s to build the cases).")
-    text = markdown_table(rows, sandstone, note)
+    text = markdown_table(rows, sandstone, note, failed)
     from foamlib.runs import atomic_path
 
     out.mkdir(parents=True, exist_ok=True)

@@ -215,7 +215,7 @@ def test_the_module_imports_none_of_foamlibs_synthesis():
     assert not imported & FORBIDDEN, imported & FORBIDDEN
     # and at run time: building a case loads none of them
     code = ("import sys; from foamlib import independent as i; "
-            "i.make_case(i.CaseSpec('c', 'open_cells', {'cell_size': 8, 'strut_radius': 1}), (12, 12, 12)); "
+            "i.make_case(i.CaseSpec('c', 'closed_cells', {'cell_size': 8, 'wall_thickness': 1.0}), (12, 12, 12)); "
             f"print(sorted(m for m in sys.modules if m in {sorted(FORBIDDEN)!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
