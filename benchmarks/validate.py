@@ -216,6 +216,7 @@ def case_figure(path: Path, title: str, scan: np.ndarray, segs: dict[str, np.nda
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
 
     from foamlib.runs import atomic_path
 
@@ -227,7 +228,7 @@ def case_figure(path: Path, title: str, scan: np.ndarray, segs: dict[str, np.nda
     for ax, (label, seg) in zip(axes, panels):
         ax.imshow(grey, cmap="gray", vmin=lo, vmax=hi)
         if seg is not None:
-            ax.imshow(np.ma.masked_where(~seg[z], seg[z]), cmap="autumn", alpha=0.55, vmin=0, vmax=1)
+            ax.imshow(np.ma.masked_where(~seg[z], seg[z]), cmap=ListedColormap(["#ff2020"]), alpha=0.5)
         elif label != "scan":
             label += " (none)"
         ax.set_title({"otsu": "Otsu", "step1": "step-1 U-Net", "step2": "step-2 U-Net"}.get(label, label), fontsize=9)

@@ -11,8 +11,9 @@ Structures (other generators)
     :func:`open_cells` (PoreSpy's ``voronoi_edges``), :func:`sphere_packing` (random
     sequential addition of non-overlapping spheres) and :func:`fibre_mat` (straight
     cylinders lying near the x-y plane). Each is drawn on a grid ``supersample`` times
-    finer than the scan and averaged over blocks, so every voxel holds the exact solid
-    volume fraction it contains, ``(Z, Y, X)`` float32 in [0, 1].
+    finer than the scan (a boolean ``(Z*s, Y*s, X*s)`` array); :func:`block_mean` averages
+    it over blocks, so every voxel holds the solid volume fraction it contains,
+    ``(Z, Y, X)`` float32 in [0, 1].
 Scanner (an independent projector and reconstruction)
     :func:`ct_scan`: scikit-image ``radon`` / ``iradon`` (filtered back-projection),
     slice by slice, with Poisson photon noise, detector-gain errors that reconstruct as
@@ -145,7 +146,7 @@ def closed_cells(
     shape : (int, int, int)
         ``(Z, Y, X)`` of the scan, voxels.
     cell_size : float
-        Mean cell diameter, voxels: the centres have density ``1 / cell_size**3``.
+        Cube root of the mean cell volume, voxels: the centres have density ``1 / cell_size**3``.
     wall_thickness : float
         Wall thickness, voxels; may be below 1 (sub-voxel walls).
     supersample : int, optional
@@ -201,7 +202,7 @@ def open_cells(
     shape : (int, int, int)
         ``(Z, Y, X)`` of the scan, voxels.
     cell_size : float
-        Mean cell diameter, voxels (the number of cells is the volume over ``cell_size**3``).
+        Cube root of the mean cell volume, voxels (the number of cells is the volume over ``cell_size**3``).
     strut_radius : int
         Dilation radius of the edges in fine samples (PoreSpy's ``r``), >= 0.
     supersample : int, optional
