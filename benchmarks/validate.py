@@ -176,7 +176,8 @@ def sandstone_pore_label(path: Path) -> np.ndarray:
     for colour in SANDSTONE_CLASSES.values():
         known |= (mask == colour).all(-1)
     if not known.all():
-        raise ValueError(f"{path}: {int((~known).sum())} pixels of colours other than {list(SANDSTONE_CLASSES.values())}")
+        colours = list(SANDSTONE_CLASSES.values())
+        raise ValueError(f"{path}: {int((~known).sum())} pixels of colours other than {colours}")
     return (mask == SANDSTONE_CLASSES["pore"]).all(-1)
 
 
@@ -267,13 +268,19 @@ def markdown_table(rows: list[dict[str, Any]], sandstone: list[dict[str, Any]], 
         if row.get("status") != "scored":
             lines.append(f"| {row['case']} | {row.get('storage', '–')} | – | {row.get('status')} | | | | |")
             continue
-        por = " / ".join(
-            "–" if k not in m else (_pct(m[k]["porosity"]) + ("" if "error_pp" not in m[k] else f" ({m[k]['error_pp']:+.2f})"))
-            for k in METHODS)
+        def porosity_cell(k: str) -> str:
+            if k not in m:
+                return "–"
+            error = m[k].get("error_pp")
+            return _pct(m[k]["porosity"]) + ("" if error is None else f" ({error:+.2f})")
+
+        def with_reference(key: str, fmt: str) -> str:
+            return " / ".join([_num(ref.get(key), fmt)] + [_num(m.get(k, {}).get(key), fmt) for k in METHODS])
+
+        por = " / ".join(porosity_cell(k) for k in METHODS)
         dices = " / ".join(_num(m.get(k, {}).get("dice_solid"), ".3f") for k in METHODS)
-        pores = " / ".join([_num(ref.get("pores"), "d")] + [_num(m.get(k, {}).get("pores"), "d") for k in METHODS])
-        diam = " / ".join([_num(ref.get("pore_diameter"), ".1f")] + [_num(m.get(k, {}).get("pore_diameter"), ".1f") for k in METHODS])
-        chord = " / ".join([_num(ref.get("pore_chord"), ".1f")] + [_num(m.get(k, {}).get("pore_chord"), ".1f") for k in METHODS])
+        pores, diam, chord = (with_reference(key, fmt) for key, fmt in
+                              (("pores", "d"), ("pore_diameter", ".1f"), ("pore_chord", ".1f")))
         lines.append(f"| {row['case']} | {row['storage']} | {_pct(ref.get('porosity'))} ({ref.get('kind', '')}) "
                      f"| {por} | {dices} | {pores} | {diam} | {chord} |")
     if sandstone:
@@ -370,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         row = {"case": name, "storage": storage, "reference": ref,
                "status": "failed: " + failed[name] if name in failed else "scored",
                "methods": {m: score(s, reference, ref.get("porosity")) for m, s in segs.items()},
-               "seconds": read_json(run.path / "summary.json").get("seconds") if (run.path / "summary.json").is_file() else None}
+               "seconds": read_json(run.path / "summary.json").get("seconds")
+               if (run.path / "summary.json").is_file() else None}
         if name in failed and segs:
             row["status"] = "scored"
             row["failure"] = failed[name]
