@@ -74,7 +74,8 @@ STORAGE = ("float32", "uint16", "uint8")
 
 def _shape(shape: Any) -> tuple[int, int, int]:
     shape = tuple(shape)
-    if len(shape) != 3 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in shape):
+    whole = all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in shape)
+    if len(shape) != 3 or not whole:
         raise ValueError(f"shape must be three positive integers (z, y, x), got {shape!r}")
     return tuple(int(n) for n in shape)  # type: ignore[return-value]
 
@@ -313,7 +314,8 @@ def sphere_packing(
             break
     fine = np.zeros(tuple(n * s for n in shape), dtype=bool)
     for c, r in placed:
-        _paint(fine, s, c - r, c + r, lambda z, y, x, c=c, r=r: (z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 < r * r)
+        _paint(fine, s, c - r, c + r,
+               lambda z, y, x, c=c, r=r: (z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 < r * r)
     return fine
 
 
@@ -459,7 +461,9 @@ def ct_scan(
     if not 0 <= cupping < 1:
         raise ValueError(f"cupping must lie in [0, 1), got {cupping}")
     if ring_strength < 0 or not 0 <= ring_fraction <= 1:
-        raise ValueError(f"ring_strength must be >= 0 and ring_fraction in [0, 1], got {ring_strength}, {ring_fraction}")
+        raise ValueError(
+            f"ring_strength must be >= 0 and ring_fraction in [0, 1], got {ring_strength}, {ring_fraction}"
+        )
     rng = np.random.default_rng(rng)
     nz, ny, nx = fraction.shape
     side = max(ny, nx)
@@ -669,7 +673,9 @@ class CaseSpec:
 
     def __post_init__(self) -> None:
         if self.structure not in STRUCTURES:
-            raise ValueError(f"case {self.name}: unknown structure {self.structure!r}; use one of {', '.join(STRUCTURES)}")
+            raise ValueError(
+                f"case {self.name}: unknown structure {self.structure!r}; use one of {', '.join(STRUCTURES)}"
+            )
         if self.storage not in STORAGE:
             raise ValueError(f"case {self.name}: unknown storage {self.storage!r}; use one of {', '.join(STORAGE)}")
 
