@@ -11,7 +11,7 @@ PROFILE ?= demo
 SAMPLES ?= demo
 PY      := $(VENV)/bin/python
 
-.PHONY: all install study book lab test benchmark benchmark-scan clean-book
+.PHONY: all install study book lab test validate benchmark benchmark-scan clean-book
 
 all: book
 
@@ -58,6 +58,11 @@ benchmark: $(VENV)/.installed-test
 # The study on a real, non-cubic scan from ../shared/data on the demo profile (about half an hour on 2 cores).
 benchmark-scan: $(VENV)/.installed-study
 	$(PY) benchmarks/bench_study_scan.py --profile demo
+
+# The independent validation suite (book/validation.md): the study on scans foamlib's synthesis did not make,
+# scored against their truth; writes runs/_validation/ (table.md, table.json, figures/). About an hour on 2 idle cores.
+validate: $(VENV)/.installed-study $(VENV)/.installed-validate
+	$(PY) benchmarks/validate.py --profile $(PROFILE)
 
 clean-book:
 	rm -rf _build

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 from .metrics import MetricsError, StageMetrics, metrics_class, parse_metrics
 
-__all__ = ["METHODS", "porosity_error_pp", "porosity_table", "failure_table", "samples_with_stage", "stage_metrics"]
+__all__ = [
+    "METHODS", "agreement_table", "porosity_error_pp", "porosity_table", "failure_table", "samples_with_stage",
+    "stage_metrics",
+]
 
 #: The segmentations compared on the results page: summary key -> label.
 METHODS = {"otsu": "Otsu", "step1": "step-1 U-Net", "step2": "step-2 U-Net"}
@@ -115,6 +118,50 @@ def failure_table(failures: Mapping[str, str]) -> pd.DataFrame:
             stage, message = "", str(text)
         rows[sample] = {"stage": stage, "message": message}
     return pd.DataFrame.from_dict(rows, orient="index", columns=["stage", "message"]).rename_axis("sample")
+
+
+def agreement_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Whether step 1 and step 2 agree on each sample, with the scan's own densitometric evidence.
+
+    Parameters
+    ----------
+    summaries : mapping of str to mapping
+        Sample name -> its summary (:func:`foamlib.study.summarize`), whose
+        ``agreement`` entry is :func:`foamlib.agreement.check_runs` as a dict.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``sample``; one row per sample with both steps: ``step 1 (%)``,
+        ``step 2 (%)`` (means over seeds), ``difference (pp)``, ``tolerance
+        (pp)`` (the seeds' spread, or the one-seed default), ``densitometric
+        (%)`` and ``± (pp)`` (NaN where the scan gives no estimate: walls or
+        struts without an interior), ``disagree`` and ``message``. Empty, with
+        those columns, when no sample has both steps.
+    """
+    with requires_extra("study"):
+        import pandas as pd
+
+    columns = ["step 1 (%)", "step 2 (%)", "difference (pp)", "tolerance (pp)", "densitometric (%)", "± (pp)",
+               "disagree", "message"]  # fmt: skip
+    rows = {}
+    for sample, summary in summaries.items():
+        record = summary.get("agreement")
+        if not isinstance(record, Mapping):
+            continue
+        if "error" in record:
+            rows[sample] = dict.fromkeys(columns[:6], float("nan")) | {
+                "disagree": None, "message": f"not compared: {record['error']}"}
+            continue
+        dens = record.get("densitometry") or {}
+        rows[sample] = {
+            "step 1 (%)": 100 * record["step1_mean"], "step 2 (%)": 100 * record["step2_mean"],
+            "difference (pp)": 100 * record["difference"], "tolerance (pp)": 100 * record["tolerance"],
+            "densitometric (%)": 100 * dens["porosity"] if dens else float("nan"),
+            "± (pp)": 100 * dens["uncertainty"] if dens else float("nan"),
+            "disagree": bool(record["disagree"]), "message": record["message"],
+        }
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("sample")
 
 
 def stage_metrics(summary: Mapping[str, Any], stage: str) -> StageMetrics | None:

@@ -1221,6 +1221,12 @@ def summarize(run_dir: str | os.PathLike, *, failure: StageResult | None = None)
         Every stage's metrics as written.
     ``seconds``
         Wall-clock time of each stage's last successful run.
+    ``agreement``
+        None until both steps have segmented the scan; then
+        :meth:`foamlib.agreement.StepAgreement.to_dict` of
+        :func:`foamlib.agreement.check_runs` (``disagree`` and a ``message``
+        that quotes the scan's densitometric estimate where it has one), or
+        ``{"error": ...}`` if that check could not be made.
     """
     run_dir = Path(run_dir)
     summary: dict[str, Any] = {
@@ -1254,7 +1260,22 @@ def summarize(run_dir: str | os.PathLike, *, failure: StageResult | None = None)
     summary["seconds"] = {
         p.stem: read_json(p).get("seconds") for p in sorted((run_dir / ".stages").glob("*.json"))
     }
+    summary["agreement"] = _agreement(run_dir, summary["porosity"])
     return summary
+
+
+def _agreement(run_dir: Path, porosity: Mapping[str, Any]) -> dict[str, Any] | None:
+    """:func:`foamlib.agreement.check_runs` of a run folder as a dict, None before both steps segmented the scan."""
+    from .agreement import check_runs
+    from .runfolder import RunFolder
+
+    run = RunFolder(run_dir)
+    if not {"step1", "step2"} <= set(porosity) or not run.step1_seg.is_file():
+        return None
+    try:
+        return check_runs(run_dir).to_dict()
+    except (OSError, ValueError) as exc:  # a damaged folder: say so in the summary rather than stop it
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
@@ -1271,7 +1292,9 @@ def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
         One row per sample; porosities in percent, errors in percentage points
         against the reference where there is one. A sample whose last run
         failed is marked in its row (``foam99 (failed at 04_unet_step1)``) and
-        listed below the table with the error and the executed notebook.
+        listed below the table with the error and the executed notebook; a
+        sample whose step 1 and step 2 disagree by more than their spread
+        (``summary.json``'s ``agreement``) is listed with a warning.
 
     Raises
     ------
@@ -1305,6 +1328,12 @@ def summary_table(runs_dir: str | os.PathLike = "runs") -> str:
         for s in summaries
         if s.get("status") == "failed" and isinstance(s.get("failure"), Mapping)
     ]
+    for s in summaries:
+        agreement = s.get("agreement")
+        if isinstance(agreement, Mapping) and agreement.get("disagree"):
+            notes.append(f"The steps disagree on {s['sample']}: {agreement.get('message')}")
+        elif isinstance(agreement, Mapping) and agreement.get("error"):
+            notes.append(f"{s['sample']}: the steps could not be compared ({agreement['error']})")
     if notes:
         lines += [""] + notes
     return "\n".join(lines)

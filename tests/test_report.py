@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from foamlib.metrics import MetricsError, SegmentationMetrics
-from foamlib.report import failure_table, porosity_error_pp, porosity_table, samples_with_stage, stage_metrics
+from foamlib.report import agreement_table, failure_table, porosity_error_pp, porosity_table, samples_with_stage, stage_metrics
 
 
 def test_porosity_error_is_in_percentage_points_and_nan_without_reference():
@@ -52,3 +52,40 @@ def test_stage_metrics_reads_typed_metrics_and_names_the_sample_on_a_bad_layout(
         stage_metrics({"sample": "foam89", "stages": {"step2": {"porositty": 0.8}}}, "step2")
     with pytest.raises(MetricsError, match="unknown stage"):
         stage_metrics(summary, "stage2")
+
+
+def test_agreement_table_reports_the_steps_the_tolerance_and_the_scan_evidence():
+    from foamlib.agreement import compare_steps
+
+    far = compare_steps(0.80, 0.85).to_dict()  # one seed each: the 1 pp default tolerance
+    near = compare_steps([0.800, 0.802, 0.798], [0.801, 0.803, 0.799]).to_dict()
+    summaries = {
+        "a": {"agreement": far},
+        "b": {"agreement": near},
+        "c": {"agreement": None},  # step 2 not run yet
+        "d": {"agreement": {"error": "ValueError: damaged"}},
+    }
+    table = agreement_table(summaries)
+    assert list(table.index) == ["a", "b", "d"]
+    assert table.loc["a", "disagree"] and not table.loc["b", "disagree"]
+    assert table.loc["a", "difference (pp)"] == pytest.approx(5.0)
+    assert table.loc["a", "tolerance (pp)"] == pytest.approx(1.0)
+    assert np.isnan(table.loc["a", "densitometric (%)"])  # no densitometry given
+    assert "not compared" in table.loc["d", "message"]
+    assert agreement_table({"x": {}}).empty
+
+
+def test_study_summary_lists_samples_whose_steps_disagree(tmp_path):
+    import json
+
+    from foamlib.agreement import compare_steps
+    from foamlib.study import summary_table
+
+    for name, (p1, p2) in {"far": (0.80, 0.85), "near": (0.800, 0.802)}.items():
+        (tmp_path / name).mkdir()
+        summary = {"sample": name, "status": "complete", "reference_porosity": None,
+                   "porosity": {"step1": p1, "step2": p2}, "agreement": compare_steps(p1, p2).to_dict()}
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+    text = summary_table(tmp_path)
+    assert "The steps disagree on far:" in text
+    assert "disagree on near" not in text
