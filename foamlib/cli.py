@@ -340,6 +340,7 @@ def _cmd_study_run(args) -> int:
         jobs=args.jobs,
         force=args.force,
         progress_every=args.progress_every,
+        scheduler=args.scheduler,
     )
     failed = [r for r in results if r.status == "failed"]
     ran = sum(r.status == "ran" for r in results)
@@ -523,6 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(the same as `foamlib study plan`)")
     p.add_argument("--progress-every", type=float, default=10.0, metavar="S",
                    help="seconds between two progress lines of a running stage (default 10; 0: only a line per stage)")
+    p.add_argument("--scheduler", metavar="local|ADDRESS",
+                   help="run each sample's stages as a Dask task: 'local' (a LocalCluster of --jobs workers) or a Dask "
+                   "scheduler's address (tcp://HOST:PORT), whose workers need foamlib[study,scale] and the same paths "
+                   "to the notebooks and run folders; the study-wide stages run here afterwards")
     p.set_defaults(func=_cmd_study_run)
     p = study_sub.add_parser(
         "plan",

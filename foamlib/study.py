@@ -61,6 +61,7 @@ import ast
 import concurrent.futures
 import contextlib
 import difflib
+import functools
 import hashlib
 import json
 import logging
@@ -1796,6 +1797,7 @@ def run_study(
     jobs: int | None = None,
     force: bool = False,
     progress_every: float = PROGRESS_EVERY_S,
+    scheduler: Any = None,
 ) -> list[StageResult]:
     """Run the study: each sample's stages (samples in parallel processes), then study-wide stages.
 
@@ -1833,6 +1835,13 @@ def run_study(
         time and the bars of :func:`foamlib.progress.progress_bar` it has
         open: epochs, steps, trials, slabs); 0 for none. A stage that reports
         no progress gets a line every six intervals that it still runs.
+    scheduler : str or distributed.Client, optional
+        None (default): the samples run in processes of this machine. Otherwise
+        each sample's stages run as one Dask task (:func:`foamlib.distributed.run_samples`):
+        ``"local"`` for a LocalCluster of ``jobs`` workers on this machine, or a
+        Dask scheduler's address (``tcp://HOST:PORT``), whose workers need foamlib
+        (``foamlib[study,scale]``) and the same paths to the notebooks and run
+        folders (a shared file system). The study-wide stages run here afterwards.
 
     Returns
     -------
@@ -1860,7 +1869,11 @@ def run_study(
                 locks.enter_context(run_lock(folder, what="foamlib study run"))
             for folder in folders:
                 remove_temporaries(folder)
-            results = _run_samples(samples, stages, values, runs_dir, jobs, force, progress_every)
+            if scheduler is None:
+                results = _run_samples(samples, stages, values, runs_dir, jobs, force, progress_every)
+            else:
+                results = _run_samples_on_dask(samples, stages, values, runs_dir, jobs, force, progress_every,
+                                               scheduler)  # fmt: skip
             if study_stages:
                 # studies of other samples share _study: wait for its lock rather than refuse
                 with run_lock(runs_dir / "_study", what="foamlib study run", wait=True, on_wait=_say):
@@ -1906,6 +1919,35 @@ def _run_samples(samples, stages, values, runs_dir, jobs, force, every) -> list[
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+    return results
+
+
+def _dask_sample(spec, *, stages, profile, runs_dir, force, threads, every):  # pragma: no cover - a Dask worker
+    """One sample's stages as a Dask task (:func:`foamlib.distributed.run_samples`)."""
+    return run_sample(spec, stages, profile, runs_dir=runs_dir, force=force, report=print_result,
+                      threads=threads or idle_cpus(), notify=_say, lock=False, progress_every=every)  # fmt: skip
+
+
+def _run_samples_on_dask(samples, stages, values, runs_dir, jobs, force, every, scheduler) -> list[StageResult]:
+    from .distributed import LOCAL, run_samples
+
+    local = isinstance(scheduler, str) and scheduler == LOCAL
+    cpus = idle_cpus()
+    jobs = max(1, min(len(samples), cpus if jobs is None else jobs))
+    # on this machine the cores are divided between the workers; a remote worker takes its own machine's idle cores
+    threads = max(1, cpus // jobs) if local else None
+    task = functools.partial(_dask_sample, stages=stages, profile=dict(values), runs_dir=Path(runs_dir).absolute(),
+                             force=force, threads=threads, every=every)  # fmt: skip
+    first = next(s.name for s in stages if s.scope == "sample")
+    results: list[StageResult] = []
+    for outcome in run_samples(task, samples, scheduler=scheduler, n_workers=jobs if local else None):
+        if outcome.ok:
+            results += outcome.value
+        else:
+            result = StageResult(outcome.sample.name, first, "failed", outcome.seconds,
+                                 f"Dask task failed: {type(outcome.error).__name__}: {outcome.error}")  # fmt: skip
+            print_result(result)
+            results.append(result)
     return results
 
 

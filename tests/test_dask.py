@@ -152,3 +152,28 @@ def test_run_samples_on_a_local_process_cluster():
     assert [r.value[0] for r in results] == ["s-a", "s-b", "s-c"]
     pids = {r.value[1] for r in results}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2  # worker processes, two at most
+
+
+def test_study_runs_each_sample_as_a_dask_task(client, tmp_path):
+    """`foamlib study run --scheduler`: each sample's stages as one task; the same run folders as without."""
+    from fake_notebooks import write_notebook
+
+    from foamlib.study import SampleSpec, run_study
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "00_first.ipynb", "run_dir = 'x'\na = 1",
+                   "import pathlib\npathlib.Path(run_dir, 'a.txt').write_text(str(a))")
+    write_notebook(notebooks / "01_second.ipynb", "run_dir = 'x'\nsample = 's'",
+                   "assert sample != 'bad', 'this sample fails'\nimport pathlib\n"
+                   "pathlib.Path(run_dir, 'b.txt').write_text(sample)")
+    runs = tmp_path / "runs"
+    results = run_study([SampleSpec("s1"), SampleSpec("bad")], profile={"a": 3}, notebooks_dir=notebooks,
+                        runs_dir=runs, scheduler=client)
+    status = {(r.sample, r.stage): r.status for r in results}
+    assert status == {("s1", "00_first"): "ran", ("s1", "01_second"): "ran",
+                      ("bad", "00_first"): "ran", ("bad", "01_second"): "failed"}
+    assert (runs / "s1" / "a.txt").read_text() == "3" and (runs / "s1" / "b.txt").read_text() == "s1"
+    assert (runs / "bad" / "failed" / "01_second.ipynb").is_file()
+    again = run_study([SampleSpec("s1")], profile={"a": 3}, notebooks_dir=notebooks, runs_dir=runs, scheduler=client)
+    assert [r.status for r in again] == ["skipped", "skipped"]  # the cache is the runner's, wherever it ran
