@@ -1417,19 +1417,24 @@ def _stream_segment(
     z, y, x = plan.shape
     common = dict(tile=tile, overlap=overlap, batch_size=batch_size, low=low, high=high, device=device,
                   precision=precision)  # fmt: skip
+
+    def emit(z0: int, out: np.ndarray) -> int:
+        """Clip a slab's probabilities, write them (where asked) and its mask; return its solid voxels."""
+        np.clip(out, 0.0, 1.0, out=out)
+        if prob_writer is not None:
+            prob_writer.write(z0, out)
+        solid = out >= threshold
+        writer.write(z0, solid)
+        return int(np.count_nonzero(solid))
+
     solid_voxels = 0
     with progress_bar(total=plan.n_batches, desc="segment", unit="batch", disable=not progress) as bar:
         if plan.axes == "z":
             for z0, z1 in slab_starts(z, plan.z_depth):
                 out = np.zeros((z1 - z0, y, x), dtype=np.float32)
                 segment_axis(model, scan.read(z0, z1), out, 1.0, bar=bar, **common)
-                np.clip(out, 0.0, 1.0, out=out)
-                if prob_writer is not None:
-                    prob_writer.write(z0, out)
-                solid = out >= threshold
+                solid_voxels += emit(z0, out)
                 del out
-                solid_voxels += int(np.count_nonzero(solid))
-                writer.write(z0, solid)
             return solid_voxels
         weight = 1.0 / 3.0
         with open(temp_path, "w+b") as handle:
@@ -1453,13 +1458,8 @@ def _stream_segment(
             for z0, z1 in slab_starts(z, plan.z_depth):
                 handle.seek(4 * z0 * y * x)
                 out = np.fromfile(handle, dtype=np.float32, count=(z1 - z0) * y * x).reshape(z1 - z0, y, x)
-                np.clip(out, 0.0, 1.0, out=out)
-                if prob_writer is not None:
-                    prob_writer.write(z0, out)
-                solid = out >= threshold
+                solid_voxels += emit(z0, out)
                 del out
-                solid_voxels += int(np.count_nonzero(solid))
-                writer.write(z0, solid)
     return solid_voxels
 
 
