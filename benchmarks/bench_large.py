@@ -3,8 +3,9 @@
 Writes a synthetic uint16 foam scan (a noisy gyroid, ImageJ TIFF) of ``--size``^3
 voxels (default 1024^3, 2.1 GB; 4.3 GB as float32), slab by slab, and a small
 untrained U-Net; then runs, each as a subprocess whose peak resident memory is
-read from the kernel (``os.wait4``, ``ru_maxrss``, which counts every page the
-process had resident, memory-mapped file pages included):
+read from the kernel (``ru_maxrss`` of the command, taken by a small launcher
+process, counting every page the process had resident, memory-mapped file pages
+included):
 
 1. ``foamlib segment`` of the whole scan (streamed, lazy reading) at ``--memory``
    (default: the CLI's default budget): time, throughput (voxels per second),
@@ -97,20 +98,33 @@ def write_scan(path: Path, size: int, *, seed: int = 0) -> float:
     return time.perf_counter() - start
 
 
+# The measured command runs under this small launcher, which reports its child's ru_maxrss. Read directly
+# with os.wait4, a child of this (large) process would report at least this process's resident memory at
+# the fork: Linux carries the parent's high-water mark into the child's maxrss across exec.
+_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code)\n"
+)
+
+
 def run_measured(command: list[str], *, env: dict[str, str]) -> tuple[float, float, str, str]:
     """Run ``command``; return its wall seconds, peak resident memory in GB, stdout and stderr."""
     start = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=REPO)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryFile("w+") as out, \
+            tempfile.TemporaryFile("w+") as err:  # fmt: skip
+        rss_file = Path(folder) / "maxrss"
+        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, str(rss_file), *command], stdout=out, stderr=err,
+                              env=env, cwd=REPO, check=False)  # fmt: skip
         seconds = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:3])} ... failed ({proc.returncode}):\n{stderr[-3000:]}")
-    return seconds, usage.ru_maxrss * 1024 / 1e9, stdout, stderr  # ru_maxrss: KiB on Linux
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(command[:3])} ... failed ({proc.returncode}):\n{stderr[-3000:]}")
+        maxrss_kib = int(rss_file.read_text())
+    return seconds, maxrss_kib * 1024 / 1e9, stdout, stderr  # ru_maxrss: KiB on Linux
 
 
 def cut_scan(source: Path, out: Path, size: int) -> None:
