@@ -98,10 +98,11 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
     --------
     >>> check_int("tile", np.int64(64), low=1)
     64
-    >>> check_int("tile", 0, low=1)
-    Traceback (most recent call last):
-    ...
-    ValueError: tile must be an integer >= 1, got 0
+    >>> try:
+    ...     check_int("tile", 0, low=1)
+    ... except ValueError as error:
+    ...     print(error)
+    tile must be an integer >= 1, got 0
     """
     if not is_int(value):
         bound = _range_text(low, high, False, False)
@@ -154,10 +155,11 @@ def check_real(
     --------
     >>> check_real("sigma", 0.5, low=0)
     0.5
-    >>> check_real("lr", 0, low=0, low_open=True)
-    Traceback (most recent call last):
-    ...
-    ValueError: lr must be a finite number > 0, got 0
+    >>> try:
+    ...     check_real("lr", 0, low=0, low_open=True)
+    ... except ValueError as error:
+    ...     print(error)
+    lr must be a finite number > 0, got 0
     """
     if not is_real(value):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")

@@ -103,7 +103,7 @@ class Cost:
 
 _MB = 1 << 20  # MiB
 
-#: Measured stage costs. Smoke: ``foamlib study run --samples foam89 --profile smoke --jobs 1`` on the reference
+#: Measured stage costs. The smoke profile's come from ``foamlib study run --samples foam89 --profile smoke --jobs 1`` on the reference
 #: machine (2 cores, no GPU) on 2026-12-02, from the run folder's ``.stages/<stage>.json``. Seven other jobs shared
 #: the machine (load average 7-10), so the wall times (in the comments) are about four times an idle machine's; the
 #: seconds used are the kernel's CPU time (``cpu_seconds``), which is about the wall time of an idle machine for these

@@ -437,7 +437,7 @@ def run_samples(
         arguments; it runs in a worker process and should write its outputs
         itself (a run folder), atomically.
     samples : sequence
-        The samples, e.g. the study's :class:`foamlib.samples.SampleSpec`;
+        The samples, e.g. the study's :class:`foamlib.study.SampleSpec`;
         picklable.
     scheduler : str or distributed.Client, optional
         ``"local"`` (default): a LocalCluster of ``n_workers`` single-threaded

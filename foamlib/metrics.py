@@ -4,27 +4,27 @@ Every stage notebook records its headline numbers in its run folder's
 ``<stage>/metrics.json`` through :meth:`foamlib.runfolder.RunFolder.update_metrics`;
 the study runner gathers them into ``summary.json`` (``summary["stages"]``)
 and the results pages read them back. The classes here are that layout as
-code: :meth:`StageMetrics.from_json` refuses an unknown key (naming the file
+code: ``StageMetrics.from_json`` refuses an unknown key (naming the file
 and the known keys), a missing required key or a value of the wrong type,
-and :meth:`StageMetrics.to_json` writes the same layout the run folders
+and ``StageMetrics.to_json`` writes the same layout the run folders
 already hold, so existing run folders read as they are.
 
-=====================  ===============================  ===============
-``metrics.json`` of    written by                       class
-=====================  ===============================  ===============
-``otsu``               01 Otsu baseline                 :class:`OtsuMetrics`
-``step1_foams``        02 foam generation               :class:`FoamSetMetrics`
-``step1_data``         03 rendering                     :class:`RenderMetrics`
-``step1_unet``         04 step-1 U-Net                  :class:`UNetMetrics`
-``step1``              05 step-1 segmentation           :class:`SegmentationMetrics`
-``step2_gan``          06 GAN                           :class:`GanMetrics`
-``step2_walls``        07 watershed walls               :class:`WallsMetrics`
-``step2_cyclegan``     08 CycleGAN                      :class:`CycleGanMetrics`
-``step2_unet``         09 step-2 U-Net                  :class:`UNetMetrics`
-``step2``              09 step-2 segmentation           :class:`SegmentationMetrics`
-``similarity``         10 similarity                    :class:`SimilarityMetrics`
-``porosity_validation``  11 porosity validation         :class:`PorosityValidationMetrics`
-=====================  ===============================  ===============
+=======================  ======================  ==================================
+``metrics.json`` of      written by              class
+=======================  ======================  ==================================
+``otsu``                 01 Otsu baseline        :class:`OtsuMetrics`
+``step1_foams``          02 foam generation      :class:`FoamSetMetrics`
+``step1_data``           03 rendering            :class:`RenderMetrics`
+``step1_unet``           04 step-1 U-Net         :class:`UNetMetrics`
+``step1``                05 step-1 segmentation  :class:`SegmentationMetrics`
+``step2_gan``            06 GAN                  :class:`GanMetrics`
+``step2_walls``          07 watershed walls      :class:`WallsMetrics`
+``step2_cyclegan``       08 CycleGAN             :class:`CycleGanMetrics`
+``step2_unet``           09 step-2 U-Net         :class:`UNetMetrics`
+``step2``                09 step-2 segmentation  :class:`SegmentationMetrics`
+``similarity``           10 similarity           :class:`SimilarityMetrics`
+``porosity_validation``  11 porosity validation  :class:`PorosityValidationMetrics`
+=======================  ======================  ==================================
 
 Porosities are fractions; a non-finite number is stored as ``null``
 (:func:`foamlib.runs.write_json`) and read back as NaN where the field is a
@@ -206,7 +206,7 @@ class FoamSetMetrics(StageMetrics):
     n_foams : int
         Foams generated.
     fitted : dict
-        :meth:`foamlib.foam.FoamParameters.to_dict` of the fit.
+        ``foamlib.foam.FoamParameters.to_dict`` of the fit.
     size_target : str
         What the fit matched the cell size to (``"pore_diameter"`` or ``"chord"``).
     cell_diameter_se : float or None
@@ -471,7 +471,7 @@ def parse_metrics(stage: str, data: Mapping[str, Any] | StageMetrics, *, source:
     ------
     MetricsError
         For an unknown stage, an instance of another class or a layout that
-        does not match (see :meth:`StageMetrics.from_json`).
+        does not match (see ``StageMetrics.from_json``).
     """
     cls = metrics_class(stage)
     if isinstance(data, StageMetrics):

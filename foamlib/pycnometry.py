@@ -342,7 +342,7 @@ def porosity_table(
     -------
     pandas.DataFrame
         Index: sample. Columns ``rho_eff_kg_m3``, ``porosity`` and
-        ``u_porosity`` (fractions).
+        ``u_porosity`` (fractions); no rows, with these columns, for no sample.
     """
     with requires_extra("study"):
         import pandas as pd
@@ -352,4 +352,5 @@ def porosity_table(
         phi = porosity_with_uncertainty(rho_eff, solid_density.value, u_rho_effective_kg_m3=u_effective_kg_m3,
                                         u_rho_solid_g_cm3=solid_density.uncertainty)  # fmt: skip
         rows[name] = {"rho_eff_kg_m3": rho_eff, "porosity": phi.value, "u_porosity": phi.uncertainty}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("sample")
+    columns = ["rho_eff_kg_m3", "porosity", "u_porosity"]  # also when there is no sample (no rows)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("sample")

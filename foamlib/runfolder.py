@@ -5,29 +5,6 @@ Every stage of the study reads what earlier stages wrote into
 is the one statement of that layout: the notebooks, the study runner and a
 user's own scripts ask it for a path instead of typing one.
 
-stage                     artefact                               accessor
-========================  =====================================  ===========================
-00 samples                ``scan.tif``, ``sample.json``,         :func:`foamlib.samples.load_sample`,
-                          ``truth.tif`` (demo samples)           :func:`foamlib.samples.load_truth`
-01 Otsu baseline          ``otsu/seg.tif``, ``otsu/structure.json``  ``otsu_seg``, ``otsu_structure``
-02 foam generation        ``step1/foams/``                       ``step1_foams``
-03 rendering              ``step1/data/``                        ``step1_data``
-04 step-1 U-Net           ``models/step1.pt``, ``step1/hpo.csv``,  ``model("step1")``, ``step1_hpo``,
-                          ``step1/hpo.db``, ``step1/checkpoint.pt``  ``step1_hpo_storage``, ``step1_checkpoint``
-05 step-1 segmentation    ``step1/seg.tif``                      ``step1_seg``
-06 GAN                    ``step2/gan/``, ``models/gan.pt``      ``gan_dir``, ``gan_real_patches``,
-                                                                 ``gan_generated``, ``model("gan")``
-07 watershed walls        ``step2/walls/fraction_F.tif``         ``walls(F)``, ``walls_statistics``
-08 CycleGAN               ``step2/cyclegan/``,                   ``cyclegan_dir``, ``step2_data(F)``,
-                          ``step2/data/fraction_F/``,            ``model("cyclegan_g")``
-                          ``models/cyclegan_g.pt``
-09 step-2 U-Net           ``models/step2.pt``, ``step2/seg.tif``,  ``model("step2")``, ``step2_seg``,
-                          ``step2/sweep.csv``, checkpoints       ``step2_sweep``, ``step2_checkpoint``,
-                                                                 ``sweep_checkpoint(F)``
-10, 11 evaluation         ``evaluation/*``                       ``evaluation(name)``
-every stage               ``<name>/metrics.json``                ``metrics(name)`` (typed, :mod:`foamlib.metrics`), ``update_metrics``
-========================  =====================================  ===========================
-=======
 ======================  =========================================  ===========================================
 stage                   artefact                                   accessor
 ======================  =========================================  ===========================================
@@ -49,10 +26,11 @@ stage                   artefact                                   accessor
                         ``step2/sweep.csv``, checkpoints           ``step2_sweep``, ``step2_checkpoint``,
                                                                    ``sweep_checkpoint(F)``
 10, 11 evaluation       ``evaluation/*``                           ``evaluation(name)``
-every stage             ``<name>/metrics.json``                    ``metrics(name)`` (typed: :mod:`foamlib.metrics`), ``update_metrics``
+every stage             ``<name>/metrics.json``                    ``metrics(name)``, ``update_metrics``
 ======================  =========================================  ===========================================
 
 ``F`` is a wall fraction, written with two decimals (``fraction_0.50``).
+``metrics(name)`` returns the stage's typed metrics (:mod:`foamlib.metrics`).
 """
 
 from __future__ import annotations

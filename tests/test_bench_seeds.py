@@ -64,6 +64,7 @@ def test_unknown_stage_and_repeated_seeds_are_refused(bench, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.benchmark  # two smoke studies (about 5 minutes): `pytest -m benchmark`, not `make test`
 def test_two_seeds_at_smoke_size(bench, tmp_path):
     runs = tmp_path / "seeds"
     status = bench.main(["--profile", "smoke", "--samples", "foam89", "--seeds", "0", "1", "--runs-dir", str(runs)])

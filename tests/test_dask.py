@@ -154,8 +154,11 @@ def test_run_samples_on_a_local_process_cluster():
     assert os.getpid() not in pids and 1 <= len(pids) <= 2  # worker processes, two at most
 
 
-def test_study_runs_each_sample_as_a_dask_task(client, tmp_path):
-    """`foamlib study run --scheduler`: each sample's stages as one task; the same run folders as without."""
+@pytest.mark.slow
+def test_study_runs_each_sample_as_a_dask_task(tmp_path):
+    """`foamlib study run --scheduler local`: each sample's stages as one task in a worker process of a
+    LocalCluster (papermill's kernels are started from the workers' main threads, as for a user), with
+    the same run folders and cache as without."""
     from fake_notebooks import write_notebook
 
     from foamlib.study import SampleSpec, run_study
@@ -169,11 +172,12 @@ def test_study_runs_each_sample_as_a_dask_task(client, tmp_path):
                    "pathlib.Path(run_dir, 'b.txt').write_text(sample)")
     runs = tmp_path / "runs"
     results = run_study([SampleSpec("s1"), SampleSpec("bad")], profile={"a": 3}, notebooks_dir=notebooks,
-                        runs_dir=runs, scheduler=client)
+                        runs_dir=runs, jobs=2, scheduler="local")
     status = {(r.sample, r.stage): r.status for r in results}
     assert status == {("s1", "00_first"): "ran", ("s1", "01_second"): "ran",
                       ("bad", "00_first"): "ran", ("bad", "01_second"): "failed"}
     assert (runs / "s1" / "a.txt").read_text() == "3" and (runs / "s1" / "b.txt").read_text() == "s1"
     assert (runs / "bad" / "failed" / "01_second.ipynb").is_file()
-    again = run_study([SampleSpec("s1")], profile={"a": 3}, notebooks_dir=notebooks, runs_dir=runs, scheduler=client)
+    again = run_study([SampleSpec("s1")], profile={"a": 3}, notebooks_dir=notebooks, runs_dir=runs, jobs=1,
+                      scheduler="local")
     assert [r.status for r in again] == ["skipped", "skipped"]  # the cache is the runner's, wherever it ran

@@ -127,3 +127,10 @@ def test_table2_from_the_paper_raw_masses_to_its_printed_precision():
     table, mean = P.solid_density_table(P.PAPER_PYCNOMETER_MASSES_G, rho_liquid=P.ETHANOL_DENSITY_G_CM3)
     assert [round(v, 3) for v in table["rho_s_g_cm3"]] == [1.437, 1.391, 1.406]
     assert round(mean.value, 3) == P.PAPER_SOLID_DENSITY_G_CM3
+
+
+def test_porosity_table_without_a_sample_keeps_its_columns():
+    from foamlib.pycnometry import Measurement, porosity_table
+
+    table = porosity_table({}, Measurement(1.411, 0.02))
+    assert len(table) == 0 and list(table.columns) == ["rho_eff_kg_m3", "porosity", "u_porosity"]
