@@ -199,7 +199,7 @@ def test_the_book_built_from_a_smoke_run_has_no_stray_outputs_paths_or_warnings(
 
 
 def test_format_number_prints_whole_numbers_without_decimals_and_others_with_four_digits():
-    from foamlib.plot import format_number
+    from foamlib.tables import format_number
 
     assert [format_number(x) for x in (60.0, 0.0, -0.0, 32, 0.869156, 93.244399, 0.8902, 1234.5678)] == [
         "60", "0", "0", "32", "0.8692", "93.24", "0.8902", "1235"]
@@ -210,7 +210,7 @@ def test_format_number_prints_whole_numbers_without_decimals_and_others_with_fou
 def test_use_book_tables_formats_a_dataframes_html():
     import pandas as pd
 
-    from foamlib.plot import use_book_tables
+    from foamlib.tables import use_book_tables
 
     frame = pd.DataFrame({"seconds": [60.0, 2.0], "porosity": [0.869156, 0.5], "set": ["real", "step 1"],
                           "p": [1e-30, float("nan")]})
@@ -227,12 +227,12 @@ def test_use_book_tables_formats_a_dataframes_html():
 def test_library_notes_turn_log_warnings_into_one_table_with_counts_and_no_stderr(monkeypatch, capsys):
     import logging
 
-    from foamlib import plot
+    from foamlib import tables
 
     shown = []
     monkeypatch.setattr("IPython.display.display", shown.append)
     log = logging.getLogger("foamlib.fake")
-    with plot.library_notes(title="notes") as messages:
+    with tables.library_notes(title="notes") as messages:
         log.warning("box is short")
         log.warning("box is short")
         log.info("not collected")
@@ -245,7 +245,7 @@ def test_library_notes_turn_log_warnings_into_one_table_with_counts_and_no_stder
                                      "times": [2, 1, 1]}
     page = shown[0].to_html()
     assert "notes" in page and "(&lt;urlopen error&gt;)" in page  # shown, not taken for a tag
-    with plot.library_notes():
+    with tables.library_notes():
         pass
     assert len(shown) == 1  # nothing to report: no table
     assert logging.getLogger("foamlib").propagate and not logging.getLogger("foamlib").handlers
