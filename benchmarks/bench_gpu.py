@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
         figures[f"train_{precision}_s_per_epoch"] = seconds / args.epochs
-        figures[f"train_{precision}_val_dice"] = result.best_val_dice
+        figures[f"train_{precision}_val_mean_dice"] = result.best_val_mean_dice
         trained[precision] = model
     for precision in precisions[1:]:
         checks[f"training learns in {precision}"] = figures[f"train_{precision}_val_dice"] >= 0.9 * figures["train_fp32_val_dice"]

@@ -62,6 +62,9 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "SegmentationMetrics",
+    "DegenerateModelError",
+    "LEARNT_MARGIN",
+    "check_learnt",
     "ModelFileError",
     "train_unet",
     "evaluate",
@@ -101,7 +104,7 @@ class TrainConfig:
         network never sees values it will not meet at inference. Griem et al.
         use 0.05.
     patience : int or None
-        Stop when the validation Dice has not improved (by more than
+        Stop when the validation mean Dice has not improved (by more than
         ``min_delta``) for this many epochs; None trains all ``epochs``.
     seed : int
         Seed of the slice order and of the noise, >= 0.
@@ -112,7 +115,7 @@ class TrainConfig:
         Training loss: soft Dice (:func:`foamlib.losses.dice_loss`), binary
         cross-entropy, or their sum.
     min_delta : float
-        Smallest increase of the validation Dice that counts as an improvement.
+        Smallest increase of the validation mean Dice that counts as an improvement.
     eval_batch_size : int or None
         Batch size for validation; None uses ``batch_size``.
 
@@ -163,14 +166,16 @@ class TrainResult:
     ----------
     history : list of dict
         One entry per epoch, including epochs run before a resume: ``epoch``
-        (1-based), ``train_loss``, ``val_loss``, ``val_dice``, ``val_iou``,
-        ``val_accuracy``, ``learning_rate``, ``train_seconds`` and ``seconds``
-        (the whole epoch, validation included).
+        (1-based), ``train_loss``, ``val_loss``, ``val_dice`` (solid),
+        ``val_pore_dice``, ``val_mean_dice``, ``val_iou``, ``val_accuracy``,
+        ``learning_rate``, ``train_seconds`` and ``seconds`` (the whole epoch,
+        validation included).
     best_epoch : int
-        Epoch (1-based) with the highest validation Dice; the model holds its
+        Epoch (1-based) with the highest validation mean Dice of the two
+        phases (:attr:`SegmentationMetrics.mean_dice`); the model holds its
         weights.
-    best_val_dice : float
-        That Dice (pixels of the whole validation set pooled).
+    best_val_mean_dice : float
+        That mean Dice (pixels of the whole validation set pooled).
     epochs_run : int
         Epochs trained in total, resumed ones included.
     seconds : float
@@ -181,7 +186,7 @@ class TrainResult:
 
     history: list[dict[str, Any]]
     best_epoch: int
-    best_val_dice: float
+    best_val_mean_dice: float
     epochs_run: int
     seconds: float
     stopped_early: bool = False
@@ -201,12 +206,85 @@ class SegmentationMetrics:
         Intersection over union of the solid phase.
     n_images : int
         Number of slices evaluated.
+    pore_dice : float
+        Dice coefficient of the pore phase.
+    mean_dice : float
+        Mean of the two phases' Dice coefficients. Unlike the solid Dice it
+        cannot be won by marking everything one phase: a segmentation that
+        calls every pixel solid scores ``s / (1 + s)`` at a solid fraction
+        ``s`` (below 0.5), where its solid Dice ``2 s / (1 + s)`` is 0.82 at
+        ``s = 0.7``. Model selection (early stopping, the hyperparameter
+        search) maximises it.
+    solid_fraction : float
+        Fraction of the labels that is solid.
+    predicted_solid_fraction : float
+        Fraction of the segmentation that is solid.
     """
 
     accuracy: float
     dice: float
     iou: float
     n_images: int
+    pore_dice: float
+    mean_dice: float
+    solid_fraction: float
+    predicted_solid_fraction: float
+
+    @property
+    def constant_mean_dice(self) -> float:
+        """The best mean Dice a constant segmentation (all solid or all pore) gets on these labels."""
+        s = self.solid_fraction
+        return max(s / (1 + s), (1 - s) / (2 - s))
+
+
+class DegenerateModelError(RuntimeError):
+    """A trained U-Net segments no better than marking every pixel one phase.
+
+    Raised by :func:`check_learnt`; the message names the model, its scores
+    and what to change.
+    """
+
+
+#: How much a model's mean Dice must exceed that of the better constant segmentation (see :func:`check_learnt`).
+LEARNT_MARGIN = 0.05
+
+
+def check_learnt(metrics: SegmentationMetrics, *, what: str = "the U-Net") -> None:
+    """Refuse a model whose segmentation of its test split is no better than one phase everywhere.
+
+    A U-Net trained with the Dice loss on labels that are mostly solid can sit
+    in the loss's trivial minimum, marking every pixel solid (its solid Dice is
+    then high, 0.82 at a solid fraction of 0.7); applied to a scan it gives a
+    porosity near 0 with exit status 0. This check compares the model's mean
+    Dice of the two phases with that of the better constant segmentation
+    (:attr:`SegmentationMetrics.constant_mean_dice`, at most 0.5) and raises if
+    it is not at least :data:`LEARNT_MARGIN` above it.
+
+    Parameters
+    ----------
+    metrics : SegmentationMetrics
+        The model's metrics on labelled data it was not trained on
+        (:func:`evaluate` on the test split).
+    what : str, optional
+        How the error names the model.
+
+    Raises
+    ------
+    DegenerateModelError
+        If ``metrics.mean_dice <= metrics.constant_mean_dice + LEARNT_MARGIN``.
+    """
+    if not isinstance(metrics, SegmentationMetrics):
+        raise TypeError(f"metrics must be a SegmentationMetrics, got {type(metrics).__name__}")
+    floor = metrics.constant_mean_dice
+    if metrics.mean_dice <= floor + LEARNT_MARGIN:
+        raise DegenerateModelError(
+            f"{what} has not learnt to segment: on its {metrics.n_images} test images it marks "
+            f"{metrics.predicted_solid_fraction:.1%} of the pixels solid where the labels have "
+            f"{metrics.solid_fraction:.1%}, with a mean Dice of the two phases of {metrics.mean_dice:.3f} against "
+            f"{floor:.3f} for marking every pixel one phase (solid Dice {metrics.dice:.3f}, pore Dice "
+            f"{metrics.pore_dice:.3f}). Train longer or on more images (a larger profile than smoke: epochs, "
+            "n_foams, foam_size), or try another seed; its segmentation of the scan would not mean anything."
+        )
 
 
 # --------------------------------------------------------------------------- data
@@ -313,9 +391,14 @@ def _add_counts(total: ConfusionCounts | None, counts: ConfusionCounts) -> Confu
 
 def _metrics(counts: ConfusionCounts, n_images: int) -> SegmentationMetrics:
     tp, fp, fn, tn = (float(c) for c in (counts.tp, counts.fp, counts.fn, counts.tn))
+    total = tp + fp + fn + tn
     dice = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) > 0 else 1.0
+    pore_dice = 2 * tn / (2 * tn + fp + fn) if (2 * tn + fp + fn) > 0 else 1.0  # pore as the positive class
     iou_value = tp / (tp + fp + fn) if (tp + fp + fn) > 0 else 1.0
-    return SegmentationMetrics(accuracy=(tp + tn) / (tp + fp + fn + tn), dice=dice, iou=iou_value, n_images=n_images)
+    return SegmentationMetrics(
+        accuracy=(tp + tn) / total, dice=dice, iou=iou_value, n_images=n_images, pore_dice=pore_dice,
+        mean_dice=(dice + pore_dice) / 2, solid_fraction=(tp + fn) / total, predicted_solid_fraction=(tp + fp) / total,
+    )
 
 
 def _validate(
@@ -582,6 +665,11 @@ def _check_run(
     fingerprint: str,
 ) -> None:
     """Raise ValueError if ``checkpoint`` belongs to a different run."""
+    if "best_val_mean_dice" not in checkpoint:
+        raise ValueError(
+            f"checkpoint {path} was written by an earlier foamlib that chose the best epoch by the solid Dice alone; "
+            "delete it to train afresh"
+        )
     if checkpoint.get("model_config") != model_config:
         raise ValueError(
             f"checkpoint {path} was written for model {checkpoint.get('model_config')}, not {model_config}; "
@@ -621,7 +709,8 @@ def train_unet(
         The model to train, in place (build it with
         :func:`foamlib.unet.build_unet` for reproducible initial weights). It is
         moved to ``device``. On return it holds the weights of the epoch with
-        the best validation Dice and is in evaluation mode.
+        the best validation mean Dice of the two phases and is in evaluation
+        mode.
     train, val : tuple of numpy.ndarray
         ``(images, labels)``: images ``(N, H, W)`` uint8 (divided by 255) or
         float in [0, 1]; labels ``(N, H, W)`` bool (or 0/1), 1 = solid.
@@ -655,7 +744,7 @@ def train_unet(
         :class:`TrainResult`). An exception it raises ends training and
         propagates to the caller unchanged; the model then holds the weights
         of the last epoch, not the best ones. Hyperparameter search uses it to
-        report the validation Dice and to prune (:mod:`foamlib.hpo`).
+        report the validation mean Dice and to prune (:mod:`foamlib.hpo`).
     on_mismatch : {"error", "restart"}, optional
         What to do when the checkpoint belongs to another run (other
         configuration or data): raise a ValueError (default), or move it
@@ -682,9 +771,13 @@ def train_unet(
     normalisation needs more than one value per channel). Training inputs get
     Gaussian noise of ``config.noise_sigma``, clipped to [0, 1]. Validation
     uses the clean inputs, the model in evaluation mode, and Dice over all
-    validation pixels pooled. Early stopping ends training once the Dice has
-    not improved for ``config.patience`` epochs; the best weights are restored
-    whether or not training stopped early.
+    validation pixels pooled. The loss is the solid phase's (soft) Dice, as in
+    the paper, but epochs are compared by the mean Dice of solid and pore:
+    marking every pixel solid scores a high solid Dice on mostly solid labels,
+    and a short run can sit there (:func:`check_learnt`). Early stopping ends
+    training once the mean Dice has not improved for ``config.patience``
+    epochs; the best weights are restored whether or not training stopped
+    early.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -702,7 +795,7 @@ def train_unet(
     scaler = grad_scaler(dev, precision)
     order_rng = streams.rng(config.seed, "unet", "order")
     noise_gen = streams.torch_generator(config.seed, "unet", "noise")
-    best_val_dice, best_epoch, best_state = -math.inf, 0, None
+    best_val_mean_dice, best_epoch, best_state = -math.inf, 0, None
     run = TrainingRun(
         checkpoint_path, file_format=CHECKPOINT_FORMAT, kind="checkpoint", counter="epoch", version=FORMAT_VERSION,
         state={"model_state": model, "optimizer_state": optimizer,
@@ -715,7 +808,7 @@ def train_unet(
         lambda c: _check_run(c, checkpoint_path, config, model_config, data_shapes, fingerprint), on_mismatch
     )
     if checkpoint is not None:
-        best_val_dice, best_epoch = checkpoint["best_val_dice"], checkpoint["best_epoch"]
+        best_val_mean_dice, best_epoch = checkpoint["best_val_mean_dice"], checkpoint["best_epoch"]
         best_state = {k: v.cpu() for k, v in checkpoint["best_model_state"].items()}
     history = run.history
 
@@ -758,6 +851,8 @@ def train_unet(
             "train_loss": total_loss / len(x_train),
             "val_loss": val_loss,
             "val_dice": val_metrics.dice,
+            "val_pore_dice": val_metrics.pore_dice,
+            "val_mean_dice": val_metrics.mean_dice,
             "val_iou": val_metrics.iou,
             "val_accuracy": val_metrics.accuracy,
             "learning_rate": config.learning_rate,
@@ -765,28 +860,29 @@ def train_unet(
             "seconds": time.perf_counter() - start,
         }
         history.append(entry)
-        bar.set_postfix(loss=f"{entry['train_loss']:.4f}", val_dice=f"{val_metrics.dice:.4f}")
+        bar.set_postfix(loss=f"{entry['train_loss']:.4f}", val_mean_dice=f"{val_metrics.mean_dice:.4f}")
         bar.close()
-        if val_metrics.dice > best_val_dice + config.min_delta or best_state is None:
-            best_val_dice, best_epoch, best_state = val_metrics.dice, epoch + 1, _cpu_state(model)
+        if val_metrics.mean_dice > best_val_mean_dice + config.min_delta or best_state is None:
+            best_val_mean_dice, best_epoch, best_state = val_metrics.mean_dice, epoch + 1, _cpu_state(model)
         logger.info(
-            "epoch %d/%d: train loss %.4f, val loss %.4f, val Dice %.4f (best %.4f at epoch %d), %.1f s",
-            epoch + 1, config.epochs, entry["train_loss"], val_loss, val_metrics.dice, best_val_dice, best_epoch,
-            entry["seconds"],
+            "epoch %d/%d: train loss %.4f, val loss %.4f, val mean Dice %.4f (best %.4f at epoch %d), %.1f s",
+            epoch + 1, config.epochs, entry["train_loss"], val_loss, val_metrics.mean_dice, best_val_mean_dice,
+            best_epoch, entry["seconds"],
         )  # fmt: skip
-        run.save(epoch + 1, best_val_dice=best_val_dice, best_epoch=best_epoch, best_model_state=best_state)
+        run.save(epoch + 1, best_val_mean_dice=best_val_mean_dice, best_epoch=best_epoch, best_model_state=best_state)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, dict(entry))
 
     if stopped_early:
-        logger.info("early stopping after epoch %d; best val Dice %.4f at epoch %d", len(history), best_val_dice, best_epoch)
+        logger.info("early stopping after epoch %d; best val mean Dice %.4f at epoch %d", len(history),
+                    best_val_mean_dice, best_epoch)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(
         history=run.rows(),
         best_epoch=best_epoch,
-        best_val_dice=float(best_val_dice),
+        best_val_mean_dice=float(best_val_mean_dice),
         epochs_run=len(history),
         seconds=run.seconds,
         stopped_early=stopped_early,

@@ -37,30 +37,23 @@ def test_smoke_study_runs_every_stage_on_non_cubic_real_scans(shared_data, tmp_p
     common = ["--profile", "smoke", "--runs-dir", str(runs), "--notebooks", str(root / "notebooks"), "--jobs", "2"]
     args = ["study", "run", "--scan", str(sand_raw), "--name", "sand", "--shape", "100", "200", "200", "--dtype", "uint8",
             *common]
-    # The smoke profile's step-1 U-Net (two epochs) can mark a dense real scan wholly solid (since the named
-    # random streams it does on the sand and bone crops); the study must then stop at the GAN with its clear
-    # refusal, after stages 00-05 ran on the scan's shape, and not go on to a plausible wrong number.
     statuses = [main(args)]
     args = ["study", "run", *(a for s in ("sand60.npy", "bone_crop.tif", "bone_slab.tif") for a in ("--scan", str(tmp_path / s))),
             *common]
     statuses.append(main(args))
     out = capsys.readouterr().out
     shapes = {"sand": (100, 200, 200), "sand60": (60, 200, 90), "bone_crop": (128, 112, 80), "bone_slab": (32, 64, 60)}
-    complete = []
     for name, shape in shapes.items():
         summary = read_json(runs / name / "summary.json")
         assert tuple(read_json(runs / name / "sample.json")["shape"]) == shape
-        assert {"otsu", "step1"} <= set(summary["porosity"]), (name, out)
-        if summary["status"] == "failed":
-            assert summary["porosity"]["step1"] < 0.01 or summary["porosity"]["step1"] > 0.99, (name, out)
-            assert summary["failure"]["stage"] == "06_gan", (name, out)
-            assert "the GAN collapsed" in summary["failure"]["message"], (name, out)
-            continue
-        complete.append(name)
-        assert "step2" in summary["porosity"], name
-        assert all(0 <= summary["porosity"][m] <= 1 for m in ("otsu", "step1", "step2")), name
-    assert "bone_slab" in complete, out  # every stage on the 32 x 64 x 60 slab, pores as large as it is thick
-    assert statuses == [0 if "sand" in complete else 1, 0 if {"sand60", "bone_crop", "bone_slab"} <= set(complete) else 1]
+        assert summary["status"] != "failed", (name, summary.get("failure"), out)
+        assert {"otsu", "step1", "step2"} <= set(summary["porosity"]), (name, out)
+        # a step-1 U-Net that marks the scan one phase is refused at 04 (check_learnt), never passed on
+        assert all(0.01 < summary["porosity"][m] < 0.99 for m in ("otsu", "step1", "step2")), (name, summary)
+        test = read_json(runs / name / "step1_unet" / "metrics.json")["test"]
+        s = test["solid_fraction"]
+        assert test["mean_dice"] > max(s / (1 + s), (1 - s) / (2 - s)) + 0.05, (name, test)  # beats one phase everywhere
+    assert statuses == [0, 0], out
     fitted = read_json(runs / "bone_slab" / "step1_foams" / "metrics.json")
     assert fitted["size_target"] == "chord"  # fewer than 10 whole pores: the cell size comes from the chords
     assert (runs / "_study" / "porosity.csv").is_file()

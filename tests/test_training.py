@@ -10,9 +10,11 @@ from torch import nn
 from foamlib import __version__
 from foamlib.losses import accuracy, confusion_counts, dice_coefficient, dice_loss, iou
 from foamlib.training import (
+    DegenerateModelError,
     ModelFileError,
     SegmentationMetrics,
     TrainConfig,
+    check_learnt,
     evaluate,
     load_model,
     predict,
@@ -157,13 +159,16 @@ def test_training_learns_toy_task(data):
     losses = [h["train_loss"] for h in result.history]
     assert result.epochs_run == len(result.history) == 8
     assert losses[-1] < 0.5 * losses[0]
-    assert result.best_val_dice > 0.8
-    assert result.history[result.best_epoch - 1]["val_dice"] == result.best_val_dice
-    assert result.best_val_dice == max(h["val_dice"] for h in result.history)
+    assert result.best_val_mean_dice > 0.8
+    assert result.history[result.best_epoch - 1]["val_mean_dice"] == result.best_val_mean_dice
+    assert result.best_val_mean_dice == max(h["val_mean_dice"] for h in result.history)
+    assert all(h["val_mean_dice"] == pytest.approx((h["val_dice"] + h["val_pore_dice"]) / 2) for h in result.history)
     assert result.seconds > 0 and not result.stopped_early
-    # the returned model holds the best weights: evaluating it reproduces the best validation Dice
+    # the returned model holds the best weights: evaluating it reproduces the best validation mean Dice
     metrics = evaluate(model, *val, batch_size=5)
-    assert metrics.dice == pytest.approx(result.best_val_dice, abs=1e-12)
+    assert metrics.mean_dice == pytest.approx(result.best_val_mean_dice, abs=1e-12)
+    assert metrics.dice == pytest.approx(result.history[result.best_epoch - 1]["val_dice"], abs=1e-12)
+    check_learnt(metrics)  # a model that learnt passes
     assert metrics.n_images == 16 and 0 <= metrics.iou <= metrics.dice <= 1 and metrics.accuracy > 0.9
     # and predict agrees with evaluate
     probs = predict(model, val[0], batch_size=7)
@@ -205,7 +210,7 @@ def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
         assert torch.equal(tensor, resumed.state_dict()[name]), name
     drop_times = [{k: v for k, v in h.items() if "seconds" not in k} for h in result.history]
     assert drop_times == [{k: v for k, v in h.items() if "seconds" not in k} for h in second.history]
-    assert (second.best_epoch, second.best_val_dice) == (result.best_epoch, result.best_val_dice)
+    assert (second.best_epoch, second.best_val_mean_dice) == (result.best_epoch, result.best_val_mean_dice)
     # the last-epoch weights in the two checkpoints are identical too
     a = torch.load(tmp_path / "a.ckpt", weights_only=True)
     b = torch.load(path, weights_only=True)
@@ -220,7 +225,7 @@ def test_checkpoint_contents(data, tmp_path):
     config = TrainConfig(epochs=1, batch_size=32, patience=None)
     train_unet(build_unet(TINY, seed=0), train, val, config=config, checkpoint_path=path, progress=False)
     ckpt = torch.load(path, weights_only=True)
-    assert {"model_state", "optimizer_state", "epoch", "best_val_dice", "best_model_state", "history", "rng", "config",
+    assert {"model_state", "optimizer_state", "epoch", "best_val_mean_dice", "best_model_state", "history", "rng", "config",
             "model_config"} <= set(ckpt)  # fmt: skip
     assert ckpt["config"] == dataclasses.asdict(config)
     assert ckpt["model_config"] == build_unet(TINY, seed=0).config
@@ -315,9 +320,65 @@ def test_evaluate_with_a_perfect_model():
 
     images = np.random.default_rng(1).random((4, 9, 11)).astype(np.float32)
     metrics = evaluate(Threshold(), images, images > 0.5, batch_size=3)
-    assert metrics == SegmentationMetrics(accuracy=1.0, dice=1.0, iou=1.0, n_images=4)
+    solid = float(np.mean(images > 0.5))
+    assert metrics == SegmentationMetrics(accuracy=1.0, dice=1.0, iou=1.0, n_images=4, pore_dice=1.0, mean_dice=1.0,
+                                          solid_fraction=solid, predicted_solid_fraction=solid)  # fmt: skip
     inverted = evaluate(Threshold(), images, images <= 0.5)
-    assert inverted.accuracy == 0.0 and inverted.dice == 0.0
+    assert inverted.accuracy == 0.0 and inverted.dice == 0.0 and inverted.pore_dice == 0.0
+
+
+@pytest.mark.parametrize("solid_fraction", [0.3, 0.7, 0.9])
+def test_a_constant_segmentation_scores_a_high_solid_dice_but_is_refused(solid_fraction):
+    """The trap a short run on a dense scan fell into: every pixel solid; the solid Dice rewards it, the check does not."""
+
+    class Constant(nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+        def forward(self, x):
+            return torch.full_like(x, self.value)
+
+    rng = np.random.default_rng(2)
+    labels = rng.random((6, 16, 16)) < solid_fraction
+    images = labels.astype(np.float32)
+    for value in (1.0, 0.0):
+        metrics = evaluate(Constant(value), images, labels)
+        s = labels.mean()
+        assert metrics.solid_fraction == pytest.approx(s)
+        assert metrics.predicted_solid_fraction == value
+        expected = s / (1 + s) if value else (1 - s) / (2 - s)  # mean Dice of one phase everywhere
+        assert metrics.mean_dice == pytest.approx(expected)
+        assert metrics.constant_mean_dice == pytest.approx(max(s / (1 + s), (1 - s) / (2 - s)))
+        with pytest.raises(DegenerateModelError, match=r"has not learnt to segment.*marks (100|0)\.0% of the pixels solid"):
+            check_learnt(metrics, what="the step-1 U-Net")
+    assert evaluate(Constant(1.0), images, labels).dice > 0.8 or solid_fraction < 0.7  # why the solid Dice misleads
+
+
+def test_check_learnt_passes_a_good_segmentation_and_refuses_one_just_above_the_constant():
+    labels = np.zeros((1, 10, 10), bool)
+    labels[0, :, :7] = True  # 70 % solid
+    good = labels.copy()
+    good[0, 0, 7] = True  # one pixel wrong
+    metrics = evaluate(_Fixed(good), labels.astype(np.float32), labels)
+    check_learnt(metrics)
+    poor = np.ones_like(labels)
+    poor[0, 0, 9] = False  # one pore pixel found: barely better than all solid
+    with pytest.raises(DegenerateModelError):
+        check_learnt(evaluate(_Fixed(poor), labels.astype(np.float32), labels))
+    with pytest.raises(TypeError):
+        check_learnt({"mean_dice": 0.9})
+
+
+class _Fixed(nn.Module):
+    """Returns a fixed segmentation, whatever the input."""
+
+    def __init__(self, mask):
+        super().__init__()
+        self.mask = torch.from_numpy(mask).float().unsqueeze(1)
+
+    def forward(self, x):
+        return self.mask[: len(x)].clone()
 
 
 # --------------------------------------------------------------------------- model files
