@@ -548,13 +548,7 @@ def mask_label(path: str | os.PathLike[str]) -> str | None:
         If it is not a readable TIFF, or its label names no known phase.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        with tifffile.TiffFile(path) as tif:
-            meta = tif.imagej_metadata or {}
-    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
-        raise ValueError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    meta, _ = _read_imagej_tiff(path, missing=f"{path} does not exist", data=False)
     return _label_of(meta, path)
 
 
@@ -588,14 +582,7 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
         non-zero level, is a probability map, or has an unknown label.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; run the stage that writes it first")
-    try:
-        with tifffile.TiffFile(path) as tif:
-            meta = tif.imagej_metadata or {}
-            data = tif.asarray()
-    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
-        raise ValueError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    meta, data = _read_imagej_tiff(path, missing=f"{path} does not exist; run the stage that writes it first", data=True)
     if "probability" in meta:
         raise ValueError(f"{path} is a probability map (probability of {meta['probability']}), not a mask; "
                          "threshold it (>= 0.5) or read it with read_scan")  # fmt: skip
@@ -604,6 +591,22 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
     if len(values) > 2 or (len(values) == 2 and values[0] != 0):
         raise ValueError(f"{path} is not a mask: it holds the values {values[:5].tolist()}...")
     return data == 0 if label == "pore" else data != 0
+
+
+def _read_imagej_tiff(path: Path, *, missing: str, data: bool) -> tuple[dict[str, Any], np.ndarray | None]:
+    """A TIFF's ImageJ metadata (``{}`` without) and, where ``data``, its pixels (else None).
+
+    FileNotFoundError with the message ``missing`` where there is no file; ValueError where it is not a readable TIFF.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(missing)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.imagej_metadata or {}
+            pixels = tif.asarray() if data else None
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
+        raise ValueError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    return meta, pixels
 
 
 def _check_label(label: Any, path: Path) -> str:
