@@ -444,7 +444,7 @@ def tiff_slab_writer(
     Yields
     ------
     TiffSlabWriter
-        Call :meth:`TiffSlabWriter.write` for every slab, in any order.
+        Call its :meth:`~SlabWriter.write` for every slab, in any order.
 
     Raises
     ------

@@ -321,7 +321,7 @@ def zarr_slab_writer(
     Yields
     ------
     ZarrSlabWriter
-        Call :meth:`ZarrSlabWriter.write` for every slab, in any order.
+        Call its :meth:`~foamlib.io.SlabWriter.write` for every slab, in any order.
 
     Raises
     ------
