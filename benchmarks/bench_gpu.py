@@ -27,12 +27,12 @@ and quickly, as a check of the script itself (CPU)::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from checklist import report_checks
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -131,11 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             line += (f"; vs fp32: max |dp| {figures[f'segment_{precision}_max_abs_diff']:.3g}, phase flips "
                      f"{100 * figures[f'segment_{precision}_phase_flips']:.4f} %")  # fmt: skip
         print(line)
-    for check, ok in checks.items():
-        print(f"{'ok    ' if ok else 'FAILED'} {check}")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    return 0 if all(checks.values()) else 1
+    return report_checks(checks, figures, args.json)
 
 
 if __name__ == "__main__":

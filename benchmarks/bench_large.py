@@ -53,6 +53,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from checklist import report_checks
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -299,11 +300,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{figures['cut_streamed_peak_rss_gb']:.2f} GB; in memory (read_scan + segment_volume) "
               f"{figures['in_memory_s']:.1f} s, peak RSS {figures['in_memory_peak_rss_gb']:.2f} GB; bit-identical: "
               f"{figures['bit_identical']}; same intensity range: {figures['intensity_range_equal']}")  # fmt: skip
-    for name, ok in checks.items():
-        print(f"{'ok    ' if ok else 'FAILED'} {name}")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    return 0 if all(checks.values()) else 1
+    return report_checks(checks, figures, args.json)
 
 
 if __name__ == "__main__":

@@ -217,6 +217,35 @@ def _default_check_shapes(config: dict[str, Any]) -> tuple[tuple[int, int, int, 
     return ((1, channels, tile, tile), (2, channels, tile + 13, 2 * tile + 5))
 
 
+def _check_output(model_path: Any, out_path: Any, *, suffix: str, what: str, overwrite: bool) -> tuple[Path, Path]:
+    """``(model_path, out_path)`` as paths, once ``out_path`` may take an export: not the model, ``suffix``, no folder.
+
+    ``what`` names the export in the message about a wrong suffix (``"an ONNX export"``).
+    """
+    from .io import same_path
+
+    model_path, out_path = Path(model_path), Path(out_path)
+    if same_path(model_path, out_path):
+        raise ValueError(f"output {out_path} is the model file; refusing to overwrite the model")
+    if out_path.suffix.lower() != suffix:
+        raise ValueError(f"{out_path}: {what} is written to a '{suffix}' file, not {out_path.suffix or 'no extension'!r}")
+    if out_path.is_dir():
+        raise IsADirectoryError(f"{out_path} is a folder; give a file name ending in {suffix}")
+    if out_path.exists() and not overwrite:
+        raise FileExistsError(f"{out_path} already exists; pass overwrite=True (--overwrite) to replace it")
+    return model_path, out_path
+
+
+def _cpu_session(onnx_path: Path) -> Any:
+    """An ONNX Runtime session of ``onnx_path`` on the CPU that logs errors only."""
+    with requires_extra("export"):
+        import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: no notes on the console
+    return onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
 def export_onnx(
     model_path: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -283,20 +312,11 @@ def export_onnx(
         import onnx
     import torch
 
-    from .io import same_path
     from .runs import atomic_path
     from .segment import check_segmentation_model
     from .training import load_model
 
-    model_path, out_path = Path(model_path), Path(out_path)
-    if same_path(model_path, out_path):
-        raise ValueError(f"output {out_path} is the model file; refusing to overwrite the model")
-    if out_path.suffix.lower() != ".onnx":
-        raise ValueError(f"{out_path}: an ONNX export is written to a '.onnx' file, not {out_path.suffix or 'no extension'!r}")
-    if out_path.is_dir():
-        raise IsADirectoryError(f"{out_path} is a folder; give a file name ending in .onnx")
-    if out_path.exists() and not overwrite:
-        raise FileExistsError(f"{out_path} already exists; pass overwrite=True (--overwrite) to replace it")
+    model_path, out_path = _check_output(model_path, out_path, suffix=".onnx", what="an ONNX export", overwrite=overwrite)
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 11:
         raise ValueError(f"opset must be an integer >= 11 (reflect padding of a dynamic size), got {opset!r}")
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
@@ -368,16 +388,12 @@ def _check_shape_list(shapes: Any, config: dict[str, Any]) -> tuple[tuple[int, i
 
 def _max_difference(onnx_path: Path, model: Any, shapes: Sequence[tuple[int, ...]], rng: Any) -> float:
     """Largest |ONNX Runtime - torch| probability on seeded uniform inputs of ``shapes``."""
-    with requires_extra("export"):
-        import onnxruntime
     import torch
 
     from .segment import solid_probabilities
 
     generator = np.random.default_rng(rng)
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # errors only: no notes on the console
-    session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    session = _cpu_session(onnx_path)
     was_training = model.training
     model.eval()
     worst = 0.0
@@ -584,7 +600,6 @@ def export_bioimageio(
 
     import torch
 
-    from .io import same_path
     from .runs import atomic_path
     from .segment import solid_probabilities
     from .training import load_model
@@ -595,15 +610,8 @@ def export_bioimageio(
         from bioimageio.spec import load_model_description, save_bioimageio_package
         from bioimageio.spec.model import v0_5 as bio
 
-    model_path, out_path = Path(model_path), Path(out_path)
-    if same_path(model_path, out_path):
-        raise ValueError(f"output {out_path} is the model file; refusing to overwrite the model")
-    if out_path.suffix.lower() != ".zip":
-        raise ValueError(f"{out_path}: a bioimage.io package is written to a '.zip' file, not {out_path.suffix or 'no extension'!r}")
-    if out_path.is_dir():
-        raise IsADirectoryError(f"{out_path} is a folder; give a file name ending in .zip")
-    if out_path.exists() and not overwrite:
-        raise FileExistsError(f"{out_path} already exists; pass overwrite=True (--overwrite) to replace it")
+    model_path, out_path = _check_output(model_path, out_path, suffix=".zip", what="a bioimage.io package",
+                                         overwrite=overwrite)  # fmt: skip
 
     with tempfile.TemporaryDirectory(prefix="foamlib-bioimageio-") as folder:
         work = Path(folder)
@@ -689,13 +697,7 @@ def export_bioimageio(
 
 
 def _onnx_output_difference(onnx_path: Path, x: np.ndarray, expected: np.ndarray) -> float:
-    with requires_extra("export"):
-        import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    (result,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+    (result,) = _cpu_session(onnx_path).run([OUTPUT_NAME], {INPUT_NAME: x})
     return float(np.max(np.abs(result.astype(np.float64) - expected)))
 
 

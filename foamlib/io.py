@@ -31,6 +31,7 @@ and arrays are never modified.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import math
@@ -59,6 +60,7 @@ __all__ = [
     "read_mask",
     "mask_label",
     "MASK_LABELS",
+    "SlabWriter",
     "TiffSlabWriter",
     "tiff_slab_writer",
     "check_tiff_output",
@@ -326,24 +328,30 @@ def write_tiff(
     return path
 
 
-class TiffSlabWriter:
-    """Writes a uint8 ImageJ stack slab by slab; made by :func:`tiff_slab_writer`.
+class SlabWriter(abc.ABC):
+    """What the slab writers share: the slab checks, bool slabs by the label, the record of slices written.
+
+    :class:`TiffSlabWriter` and :class:`foamlib.omezarr.ZarrSlabWriter` store the slabs.
 
     Attributes
     ----------
     shape : tuple of (int, int, int)
-        ``(Z, Y, X)`` of the whole stack.
+        ``(Z, Y, X)`` of the whole stack or volume.
+    dtype : numpy.dtype
+        What the slabs are stored as.
     """
 
-    def __init__(self, handle: Any, offset: int, shape: tuple[int, int, int], dtype: np.dtype, path: Path,
-                 invert: bool = False) -> None:  # fmt: skip
-        self._invert = invert
-        self._handle = handle
-        self._offset = offset
+    def __init__(self, shape: tuple[int, int, int], dtype: np.dtype, path: Path, *, invert: bool, accepts: str) -> None:
         self.shape = shape
         self.dtype = dtype
         self._path = path
+        self._invert = bool(invert)
+        self._accepts = accepts  # what a slab may be, for the message about another one
         self._done = np.zeros(shape[0], dtype=bool)
+
+    @abc.abstractmethod
+    def _store(self, z0: int, data: np.ndarray) -> None:
+        """Store the checked slab ``data`` (of :attr:`dtype`) as slices from ``z0``."""
 
     def write(self, z0: int, slab: np.ndarray) -> None:
         """Write ``slab`` as slices ``z0 .. z0 + len(slab) - 1``.
@@ -354,30 +362,43 @@ class TiffSlabWriter:
             First slice, >= 0.
         slab : ndarray, shape (n, Y, X)
             Of the writer's :attr:`dtype`; for uint8 also bool, ``True`` =
-            solid, written as the stack's label says (``"solid"``: True ->
-            255; ``"pore"``: True -> 0, False -> 255).
+            solid, written as the label says (``"solid"``: True -> 255;
+            ``"pore"``: True -> 0, False -> 255).
 
         Raises
         ------
         ValueError
-            If the slab does not fit the stack or has another dtype.
+            If the slab does not fit the stack or volume, or has another dtype.
         """
         data = np.asarray(slab)
         if data.dtype == np.bool_ and self.dtype == np.uint8:
             data = np.where(data, np.uint8(0 if self._invert else 255), np.uint8(255 if self._invert else 0))
         if data.dtype.newbyteorder("=") != self.dtype or data.ndim != 3 or data.shape[1:] != self.shape[1:]:
-            raise ValueError(f"{self._path}: a slab must be {self.dtype} of shape (n, {self.shape[1]}, {self.shape[2]}), "
+            raise ValueError(f"{self._path}: a slab must be {self._accepts} of shape (n, {self.shape[1]}, {self.shape[2]}), "
                              f"got {data.dtype} {data.shape}")  # fmt: skip
         if isinstance(z0, bool) or not isinstance(z0, (int, np.integer)) or z0 < 0 or z0 + data.shape[0] > self.shape[0]:
             raise ValueError(f"{self._path}: slab at z {z0} of {data.shape[0]} slices lies outside {self.shape[0]} slices")
-        self._handle.seek(self._offset + z0 * self.shape[1] * self.shape[2] * self.dtype.itemsize)
-        self._handle.write(np.ascontiguousarray(data, dtype=self.dtype).data)
+        self._store(int(z0), data)
         self._done[z0 : z0 + data.shape[0]] = True
 
     @property
     def complete(self) -> bool:
         """Whether every slice has been written."""
         return bool(self._done.all())
+
+
+class TiffSlabWriter(SlabWriter):
+    """Writes an ImageJ stack slab by slab (:meth:`SlabWriter.write`); made by :func:`tiff_slab_writer`."""
+
+    def __init__(self, handle: Any, offset: int, shape: tuple[int, int, int], dtype: np.dtype, path: Path,
+                 invert: bool = False) -> None:  # fmt: skip
+        super().__init__(shape, dtype, path, invert=invert, accepts=str(dtype))
+        self._handle = handle
+        self._offset = offset
+
+    def _store(self, z0: int, data: np.ndarray) -> None:
+        self._handle.seek(self._offset + z0 * self.shape[1] * self.shape[2] * self.dtype.itemsize)
+        self._handle.write(np.ascontiguousarray(data, dtype=self.dtype).data)
 
 
 @contextlib.contextmanager
@@ -423,7 +444,7 @@ def tiff_slab_writer(
     Yields
     ------
     TiffSlabWriter
-        Call :meth:`TiffSlabWriter.write` for every slab, in any order.
+        Call its :meth:`~SlabWriter.write` for every slab, in any order.
 
     Raises
     ------
@@ -548,13 +569,7 @@ def mask_label(path: str | os.PathLike[str]) -> str | None:
         If it is not a readable TIFF, or its label names no known phase.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        with tifffile.TiffFile(path) as tif:
-            meta = tif.imagej_metadata or {}
-    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
-        raise ValueError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    meta, _ = _read_imagej_tiff(path, missing=f"{path} does not exist", data=False)
     return _label_of(meta, path)
 
 
@@ -588,14 +603,7 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
         non-zero level, is a probability map, or has an unknown label.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; run the stage that writes it first")
-    try:
-        with tifffile.TiffFile(path) as tif:
-            meta = tif.imagej_metadata or {}
-            data = tif.asarray()
-    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
-        raise ValueError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    meta, data = _read_imagej_tiff(path, missing=f"{path} does not exist; run the stage that writes it first", data=True)
     if "probability" in meta:
         raise ValueError(f"{path} is a probability map (probability of {meta['probability']}), not a mask; "
                          "threshold it (>= 0.5) or read it with read_scan")  # fmt: skip
@@ -604,6 +612,22 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
     if len(values) > 2 or (len(values) == 2 and values[0] != 0):
         raise ValueError(f"{path} is not a mask: it holds the values {values[:5].tolist()}...")
     return data == 0 if label == "pore" else data != 0
+
+
+def _read_imagej_tiff(path: Path, *, missing: str, data: bool) -> tuple[dict[str, Any], np.ndarray | None]:
+    """A TIFF's ImageJ metadata (``{}`` without) and, where ``data``, its pixels (else None).
+
+    FileNotFoundError with the message ``missing`` where there is no file; ValueError where it is not a readable TIFF.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(missing)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.imagej_metadata or {}
+            pixels = tif.asarray() if data else None
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
+        raise ValueError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    return meta, pixels
 
 
 def _check_label(label: Any, path: Path) -> str:

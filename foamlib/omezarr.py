@@ -37,7 +37,7 @@ import numpy as np
 
 from ._optional import requires_extra
 
-from .io import ScanError
+from .io import ScanError, SlabWriter
 
 __all__ = [
     "ZARR_SUFFIX",
@@ -250,59 +250,23 @@ def check_zarr_output(path: str | os.PathLike[str], *, overwrite: bool = False) 
     return path
 
 
-class ZarrSlabWriter:
-    """Writes a uint8 OME-Zarr level slab by slab; made by :func:`zarr_slab_writer`.
+class ZarrSlabWriter(SlabWriter):
+    """Writes a uint8 OME-Zarr level slab by slab (:meth:`foamlib.io.SlabWriter.write`); made by :func:`zarr_slab_writer`.
 
     Attributes
     ----------
-    shape : tuple of (int, int, int)
-        ``(Z, Y, X)`` of the whole volume.
-    dtype : numpy.dtype
-        uint8.
     chunks : tuple of (int, int, int)
         Chunk shape of the stored array.
     """
 
     def __init__(self, array: Any, path: Path, invert: bool = False) -> None:
+        super().__init__(tuple(int(n) for n in array.shape), np.dtype(np.uint8), path, invert=invert,
+                         accepts="uint8 or bool")  # fmt: skip
         self._array = array
-        self._path = path
-        self._invert = bool(invert)
-        self.shape = tuple(int(n) for n in array.shape)
-        self.dtype = np.dtype(np.uint8)
         self.chunks = tuple(int(n) for n in array.chunks)
-        self._done = np.zeros(self.shape[0], dtype=bool)
 
-    def write(self, z0: int, slab: np.ndarray) -> None:
-        """Write ``slab`` as slices ``z0 .. z0 + len(slab) - 1``.
-
-        Parameters
-        ----------
-        z0 : int
-            First slice, >= 0.
-        slab : ndarray, shape (n, Y, X)
-            uint8, or bool (``True`` = solid: 255, or 0 in a store labelled
-            ``"pore"``).
-
-        Raises
-        ------
-        ValueError
-            If the slab does not fit the volume or has another dtype.
-        """
-        data = np.asarray(slab)
-        if data.dtype == np.bool_:
-            data = np.where(data, np.uint8(0 if self._invert else 255), np.uint8(255 if self._invert else 0))
-        if data.dtype != np.uint8 or data.ndim != 3 or data.shape[1:] != self.shape[1:]:
-            raise ValueError(f"{self._path}: a slab must be uint8 or bool of shape (n, {self.shape[1]}, {self.shape[2]}), "
-                             f"got {data.dtype} {data.shape}")  # fmt: skip
-        if isinstance(z0, bool) or not isinstance(z0, (int, np.integer)) or z0 < 0 or z0 + data.shape[0] > self.shape[0]:
-            raise ValueError(f"{self._path}: slab at z {z0} of {data.shape[0]} slices lies outside {self.shape[0]} slices")
-        self._array[int(z0) : int(z0) + data.shape[0]] = data
-        self._done[z0 : z0 + data.shape[0]] = True
-
-    @property
-    def complete(self) -> bool:
-        """Whether every slice has been written."""
-        return bool(self._done.all())
+    def _store(self, z0: int, data: np.ndarray) -> None:
+        self._array[z0 : z0 + data.shape[0]] = data
 
 
 def ome_attributes(shape: tuple[int, int, int], voxel_size_um: float | None, *, name: str) -> dict[str, Any]:
@@ -357,7 +321,7 @@ def zarr_slab_writer(
     Yields
     ------
     ZarrSlabWriter
-        Call :meth:`ZarrSlabWriter.write` for every slab, in any order.
+        Call its :meth:`~foamlib.io.SlabWriter.write` for every slab, in any order.
 
     Raises
     ------

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from drawn_shapes import balls
 from scipy import ndimage as ndi
 
 from foamlib.structure import (
@@ -22,15 +23,6 @@ from foamlib.structure import (
     specific_surface_area,
     wall_thickness,
 )
-
-
-def balls(shape, centres, radii):
-    """Union of closed balls (disks in 2D) ``|p - c| <= r`` on the voxel grid."""
-    grid = np.indices(shape, dtype=np.float64)
-    out = np.zeros(shape, dtype=bool)
-    for centre, radius in zip(centres, radii):
-        out |= sum((grid[k] - centre[k]) ** 2 for k in range(len(shape))) <= radius**2
-    return out
 
 
 def slab_stack(shape, thickness, period, axis=-1):

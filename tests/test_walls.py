@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from drawn_shapes import balls as disks
 from scipy import ndimage as ndi
 
 from foamlib.foam import closed_cell_foam
@@ -15,15 +16,6 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 FOUR = ndi.generate_binary_structure(2, 1)
 EIGHT = ndi.generate_binary_structure(2, 2)
-
-
-def disks(shape, centres, radii):
-    """Union of closed balls (disks in 2D) ``|p - c| <= r`` on the pixel grid."""
-    grid = np.indices(shape, dtype=np.float64)
-    out = np.zeros(shape, dtype=bool)
-    for centre, radius in zip(centres, radii):
-        out |= sum((grid[k] - centre[k]) ** 2 for k in range(len(shape))) <= radius**2
-    return out
 
 
 def n_components(pore, structure):
