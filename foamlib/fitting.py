@@ -796,11 +796,19 @@ def fit_parameters(
 
     Notes
     -----
-    Accuracy, the demo sample ``foam89`` and other checks: see
-    ``tests/test_generators.py``. A generator fitted to a scan of a
-    material it does not describe (spheres to a closed-cell foam, say)
-    still meets the porosity and the size statistic, but not the other
-    statistics of the table.
+    Fits in a 40^3 box (3 iterations, 2 realisations, well under a second
+    for spheres and fibres, about 2 s for open cells) to 48^3 structures
+    made by other processes: PoreSpy's overlapping balls of radius 4
+    (porosity 0.508 / generated 0.508, thickness 8.18 / 8.21 voxels,
+    grain diameter 7.64 against 7.89 by volume); the validation suite's
+    packing without overlaps (0.693 / 0.693, 6.71 / 6.78, grains of 6.76
+    against a mean of 8: the fit matches the thickness, which that packing
+    reads low); its infinite fibres of diameter 4 (0.836 / 0.836, 4.20 /
+    4.02, fibres of 4.21); PoreSpy's Voronoi edges (open cells, few
+    interior pores, so the chord: 0.888 / 0.891, 21.1 / 21.5). A generator
+    fitted to a scan of a material it does not describe (spheres to a
+    closed-cell foam, say) still meets the porosity and the size
+    statistic, but not the other statistics of the table.
     """
     cls = parameters_class(generator)
     if cls is FoamParameters:

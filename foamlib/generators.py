@@ -34,7 +34,11 @@ Porosity targeting and partial volume
     share of a voxel cut by a plane at that distance from its centre. So thin
     fibres become faint partial-volume voxels as in a real scan, and the
     binary structure (``fraction >= 0.5``) is the set of voxel centres
-    inside the objects.
+    inside the objects. On curved surfaces the ramp holds slightly more
+    than the object (a sphere of radius ``r`` as ``4/3 pi r^3 + pi r / 3``,
+    a cylinder as ``pi r^2 + pi / 12`` per unit length), which the offset
+    takes back: radii come out about ``1 / (12 r)`` voxel smaller for
+    spheres, ``1 / (24 r)`` for fibres.
 Periodicity
     Every structure is periodic with the box as period (objects that cross a
     face re-enter at the opposite one), like the foams of :mod:`foamlib.foam`,
