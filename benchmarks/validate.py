@@ -9,7 +9,8 @@ For every case it writes the scan as a file, runs the whole study on it through 
 (:func:`foamlib.study.run_study`, as ``foamlib study run --scan`` does), and scores the Otsu, step-1
 and step-2 segmentations against the case's reference. The study never sees a reference (no
 ``--reference-porosity``), and no threshold or setting depends on the case: every case runs on
-the same profile.
+the same profile. ``--generator`` runs every case of a call with another step-1 generator (the same
+for all of them, never chosen per case against its truth); give each generator its own ``--out``.
 
 Foreign simulated cases (:mod:`foamlib.independent`; built from seeds at run time, exact truth):
 closed cells with walls of 0.7, 1.5 and 3 voxels, PoreSpy open cells, a sphere packing and a fibre
@@ -46,6 +47,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
+from foamlib.fitting import GENERATORS  # noqa: E402
 from foamlib.independent import CaseSpec, dice, make_case, pore_statistics, porosity  # noqa: E402
 
 #: The foreign cases: one home for every setting of each (the seed included).
@@ -308,6 +310,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "_validation",
                         help="output folder (default runs/_validation, beside the study's run folders)")
     parser.add_argument("--jobs", type=int, default=None, help="samples run at once (default: the runner's)")
+    parser.add_argument("--generator", choices=GENERATORS, default=None,
+                        help="step-1 generator of every case of this call (default: the profile's, closed-cell)")
     args = parser.parse_args(argv)
     args.cases = list(ALL_CASES) if args.cases == "all" else [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in args.cases if c not in ALL_CASES]
@@ -323,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     from foamlib.io import read_scan
     from foamlib.runfolder import RunFolder
     from foamlib.runs import read_json, write_json
-    from foamlib.study import SampleSpec, run_study
+    from foamlib.study import SampleSpec, load_profile, run_study
 
     out = args.out.resolve()
     cases = list(args.cases)
@@ -350,7 +354,10 @@ def main(argv: list[str] | None = None) -> int:
             case = REAL[name]
             samples.append(SampleSpec(name, str(SHARED / case.path), shape=case.shape, dtype=case.dtype))
     prepared = time.perf_counter() - start
-    results = run_study(samples, profile=args.profile, notebooks_dir=ROOT / "notebooks", runs_dir=out / "runs",
+    profile = load_profile(args.profile)
+    if args.generator is not None:
+        profile["generator"] = args.generator
+    results = run_study(samples, profile=profile, notebooks_dir=ROOT / "notebooks", runs_dir=out / "runs",
                         jobs=args.jobs)
     failed = {r.sample: f"{r.stage}: {r.message}" for r in results if r.status == "failed"}
 
@@ -390,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     if "sandstone" in cases:
         sandstone = sandstone_rows(out / "runs" / SANDSTONE_MODELS, out / "sandstone")
     wall = time.perf_counter() - start
-    note = (f"Profile `{args.profile}`, foreign cubes of {args.size}^3 voxels; {wall / 60:.1f} min in all "
+    note = (f"Profile `{args.profile}`, step-1 generator `{profile['generator']}`, foreign cubes of {args.size}^3 voxels; {wall / 60:.1f} min in all "
             f"({prepared:.0f} s to build the cases).")
     text = markdown_table(rows, sandstone, note, failed)
     from foamlib.runs import atomic_path
@@ -398,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "table.md") as tmp:
         tmp.write_text(text, encoding="utf-8")
-    write_json(out / "table.json", {"profile": args.profile, "size": args.size, "seconds": wall,
+    write_json(out / "table.json", {"profile": args.profile, "generator": profile["generator"], "size": args.size, "seconds": wall,
                                     "seconds_building_cases": prepared, "cases": rows, "sandstone": sandstone,
                                     "failures": failed})
     print(text)

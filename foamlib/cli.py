@@ -301,12 +301,32 @@ def _study_specs(args) -> list:
     return specs
 
 
+def _profile(args):
+    """The profile of a study command: its name, or its values with the --set changes applied."""
+    if not args.settings:
+        return args.profile
+    import yaml
+
+    from .study import load_profile
+
+    values = load_profile(args.profile)
+    for item in args.settings:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set needs KEY=VALUE (e.g. --set generator=spheres), got {item!r}")
+        try:
+            values[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--set {item}: the value is not valid YAML: {exc}") from exc
+    return values
+
+
 def _cmd_study_plan(args) -> int:
     from .device import idle_cpus
     from .study import format_plan, plan_study
 
     specs = _study_specs(args)
-    plans = plan_study(specs, profile=args.profile, notebooks_dir=args.notebooks, runs_dir=args.runs_dir,
+    plans = plan_study(specs, profile=_profile(args), notebooks_dir=args.notebooks, runs_dir=args.runs_dir,
                        jobs=args.jobs, force=args.force)
     jobs = max(1, min(len(specs), idle_cpus() if args.jobs is None else args.jobs))
     print(f"plan of `foamlib study run` on the {args.profile} profile (nothing runs now):")
@@ -317,7 +337,7 @@ def _cmd_study_plan(args) -> int:
 def _cmd_study_prepare(args) -> int:
     from .study import prepare_notebooks
 
-    paths = prepare_notebooks(_study_specs(args), profile=args.profile, notebooks_dir=args.notebooks,
+    paths = prepare_notebooks(_study_specs(args), profile=_profile(args), notebooks_dir=args.notebooks,
                               runs_dir=args.runs_dir, overwrite=args.overwrite)
     for path in paths:
         print(path)
@@ -334,7 +354,7 @@ def _cmd_study_run(args) -> int:
     specs = _study_specs(args)
     results = run_study(
         specs,
-        profile=args.profile,
+        profile=_profile(args),
         notebooks_dir=args.notebooks,
         runs_dir=args.runs_dir,
         jobs=args.jobs,
@@ -502,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--byte-order", choices=("little", "big"), default="little",
                        help="byte order of a raw --scan file")
         p.add_argument("--profile", default="demo", help="smoke, demo (default), paper, or a YAML file of parameters")
+        p.add_argument("--set", action="append", dest="settings", metavar="KEY=VALUE",
+                       help="change one setting of the profile (repeatable; VALUE read as YAML), e.g. "
+                       "--set generator=spheres")
         p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of numbered notebooks")
         p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of the run folders")
         if runs:

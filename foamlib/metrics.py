@@ -199,20 +199,24 @@ class OtsuMetrics(StageMetrics):
 
 @dataclasses.dataclass(frozen=True)
 class FoamSetMetrics(StageMetrics):
-    """Stage 02: the fitted foam parameters and the generated foams.
+    """Stage 02: the fitted generator parameters and the generated structures.
 
     Attributes
     ----------
     n_foams : int
-        Foams generated.
+        Structures generated.
     fitted : dict
-        ``foamlib.foam.FoamParameters.to_dict`` of the fit.
+        ``to_dict()`` of the fitted parameters (``foamlib.fitting.FoamParameters``
+        for the closed-cell foam).
     size_target : str
-        What the fit matched the cell size to (``"pore_diameter"`` or ``"chord"``).
+        What the fit matched the size to (``"pore_diameter"``, ``"chord"`` or ``"thickness"``).
     cell_diameter_se : float or None
-        Standard error of the fitted cell diameter, voxels.
+        Standard error of the fitted cell diameter (grain or fibre diameter), voxels.
     foam_porosities : list of float
-        Porosity of each generated foam.
+        Porosity of each generated structure.
+    generator : str or None
+        The step-1 generator, one of ``foamlib.fitting.GENERATORS`` (None: written
+        before the generator was a choice, the closed-cell foam).
     """
 
     stages: ClassVar[tuple[str, ...]] = ("step1_foams",)
@@ -221,6 +225,7 @@ class FoamSetMetrics(StageMetrics):
     size_target: str | None = None
     cell_diameter_se: float | None = None
     foam_porosities: list[float] | None = None
+    generator: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

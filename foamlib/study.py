@@ -550,8 +550,18 @@ def check_parameters(resolved: Mapping[str, tuple[Any, str]], profile: str = "gi
     ------
     ValueError
         Naming both parameters and their stages, e.g. a CycleGAN crop larger
-        than the GAN's patches it is cut from.
+        than the GAN's patches it is cut from, or a ``generator`` that is not
+        one of :data:`foamlib.fitting.GENERATORS`.
     """
+    generator = resolved.get("generator", (None, ""))
+    if generator[0] is not None:
+        from .checks import check_choice
+        from .fitting import GENERATORS
+
+        try:
+            check_choice("generator", generator[0], GENERATORS)
+        except ValueError as exc:
+            raise ValueError(f"profile {profile}: {exc} ({generator[1]})") from None
     crop = resolved.get("cyclegan_crop", (None, ""))
     patch = resolved.get("gan_patch_size", (None, ""))
     if isinstance(crop[0], int) and isinstance(patch[0], int) and crop[0] > patch[0]:

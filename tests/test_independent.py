@@ -200,7 +200,7 @@ def test_a_case_is_rebuilt_exactly_from_its_spec_and_another_seed_differs():
     assert a.record()["dtype"] == "uint8" and a.record()["pores"]["count"] == a.pores.count
 
 
-FORBIDDEN = {"foamlib.foam", "foamlib.phantom", "foamlib.render", "foamlib.fitting"}
+FORBIDDEN = {"foamlib.foam", "foamlib.phantom", "foamlib.render", "foamlib.fitting", "foamlib.generators"}
 
 
 def test_the_module_imports_none_of_foamlibs_synthesis():

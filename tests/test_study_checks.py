@@ -144,6 +144,12 @@ def test_a_run_folder_in_use_is_refused_naming_its_holder(notebooks, tmp_path):
         (["--scan", "{rgb}"], "rgb.tif.*colour|rgb.tif.*samples per pixel"),
         (["--samples", "foam89", "--reference-porosity", "0.9"], "--reference-porosity describes --scan"),
         (["--samples", "foam89", "--profile", "{profile}"], "unknown key 'epoch' in profile bad; did you mean 'epochs'"),
+        (["--samples", "foam89", "--set", "generator=cubes"],
+         "profile demo: generator must be one of 'closed-cell', 'open-cell', 'spheres', 'fibres', got 'cubes'"),
+        (["--samples", "foam89", "--profile", "smoke", "--set", "generatr=spheres"],
+         "unknown key 'generatr' in profile smoke; did you mean 'generator'"),
+        (["--samples", "foam89", "--set", "epochs=two"], "epochs must be of type int"),
+        (["--samples", "foam89", "--set", "generator"], "--set needs KEY=VALUE"),
     ],
 )
 def test_study_run_reports_bad_input_in_one_stderr_line_before_any_kernel(tmp_path, capfd, args, match):

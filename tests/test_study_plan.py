@@ -164,6 +164,16 @@ def test_prepare_writes_parameterised_unexecuted_notebooks_and_keeps_edited_ones
     assert "epochs = 12" in edited.read_text()
 
 
+def test_set_changes_one_setting_of_the_profile_for_the_prepared_notebooks(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["study", "prepare", "--samples", "foam86", "--profile", "smoke", "--set", "generator=spheres",
+                 "--set", "spread=0.2", "--notebooks", str(ROOT / "notebooks"), "--runs-dir", str(runs)]) == 0
+    nb = nbformat.read(runs / "foam86" / "lab" / "02_foam_generation.ipynb", as_version=4)
+    injected = next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert 'generator = "spheres"' in injected and "spread = 0.2" in injected and "n_foams = 3" in injected
+    assert "smoke profile" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_a_prepared_notebook_runs_in_its_own_folder_as_jupyterlab_runs_it(notebooks, tmp_path):
     from nbclient import NotebookClient

@@ -81,11 +81,20 @@ def test_unknown_case_is_refused(validate, capsys):
     assert "unknown case(s) marble" in capsys.readouterr().err
 
 
+def test_the_generator_is_one_choice_for_every_case_of_a_call(validate, capsys):
+    assert validate._parse(["--generator", "spheres"]).generator == "spheres"
+    assert validate._parse([]).generator is None  # the profile's
+    with pytest.raises(SystemExit):
+        validate.main(["--cases", "spheres", "--generator", "cubes"])
+    assert "invalid choice: 'cubes'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_suite_runs_one_tiny_case_on_the_smoke_profile(validate, tmp_path):
     out = tmp_path / "validation"
     assert validate.main(["--profile", "smoke", "--size", "40", "--cases", "closed_thin", "--out", str(out)]) == 0
     table = json.loads((out / "table.json").read_text())
+    assert table["generator"] == "closed-cell"
     (row,) = table["cases"]
     assert row["case"] == "closed_thin" and row["status"] == "scored" and row["storage"] == "uint16"
     assert set(row["methods"]) == {"otsu", "step1", "step2"}
