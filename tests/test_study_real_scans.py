@@ -19,9 +19,11 @@ import shutil
 import numpy as np
 import pytest
 import tifffile
+import yaml
 
 from foamlib.cli import main
 from foamlib.runs import read_json
+from foamlib.study import find_stages, load_profile
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
@@ -43,12 +45,15 @@ def test_smoke_study_runs_every_stage_on_non_cubic_real_scans(shared_data, tmp_p
     up_to_step1.mkdir()
     for notebook in sorted((root / "notebooks").glob("0[0-5]_*.ipynb")):
         shutil.copy(notebook, up_to_step1)
-    common = ["--profile", "smoke", "--runs-dir", str(runs), "--jobs", "2"]
+    declared = {p for stage in find_stages(up_to_step1) for p in stage.parameters}  # the smoke keys of 00-05
+    step1_profile = tmp_path / "smoke_00_05.yml"
+    step1_profile.write_text(yaml.safe_dump({k: v for k, v in load_profile("smoke").items() if k in declared}))
+    common = ["--runs-dir", str(runs), "--jobs", "2"]
     args = ["study", "run", "--scan", str(sand_raw), "--name", "sand", "--shape", "100", "200", "200", "--dtype", "uint8",
-            "--notebooks", str(up_to_step1), *common]
+            "--notebooks", str(up_to_step1), "--profile", str(step1_profile), *common]
     statuses = [main(args)]
     args = ["study", "run", *(a for s in ("sand60.npy", "bone_crop.tif", "bone_slab.tif") for a in ("--scan", str(tmp_path / s))),
-            "--notebooks", str(root / "notebooks"), *common]
+            "--notebooks", str(root / "notebooks"), "--profile", "smoke", *common]
     statuses.append(main(args))
     out = capsys.readouterr().out
     shapes = {"sand": (100, 200, 200), "sand60": (60, 200, 90), "bone_crop": (128, 112, 80), "bone_slab": (32, 64, 60)}
