@@ -291,6 +291,27 @@ def _whole_scan_reads(log_path) -> list[str]:
     return bad
 
 
+def test_the_read_log_check_finds_whole_reads(tmp_path):
+    """The check of the smoke study's read log below, on reads a stage must not make."""
+    shape = [64, 64, 64]
+    entries = [
+        {"kind": "read", "shape": shape, "read": [1, 64, 64], "key": [32], "by": None},  # one slice
+        {"kind": "read", "shape": shape, "read": shape, "key": [[0, 64, None]] * 3, "by": None},  # the analysis box
+        {"kind": "read", "shape": shape, "read": shape, "key": [[0, 64, None]], "by": "_stream_segment"},
+        {"kind": "read", "shape": shape, "read": [4, 64, 64], "key": [[0, 4, None]], "by": "value_range"},
+        {"kind": "grid", "shape": shape, "max_samples": 2**24},
+    ]
+    bad = [
+        {"kind": "read", "shape": shape, "read": shape, "key": [[None, None, None]], "by": None},  # scan[:]
+        {"kind": "read", "shape": shape, "read": shape, "key": [[0, 64, None]], "by": "count_above"},  # one slab
+        {"kind": "whole", "file": "scan.tif", "by": None},  # read_scan, read_mask, tifffile.imread
+        {"kind": "grid", "shape": shape, "max_samples": 2**30},
+    ]
+    log = tmp_path / "reads.jsonl"
+    log.write_text("".join(json.dumps({**e, "stage": "01_x", "file": "scan.tif"}) + "\n" for e in entries + bad))
+    assert len(_whole_scan_reads(log)) == len(bad)
+
+
 def test_smoke_study_of_one_sample_fills_its_run_folder_and_a_rerun_skips_everything(tmp_path, capsys, monkeypatch):
     """The real notebooks, end to end, through the CLI (several minutes: every stage starts a kernel).
 
