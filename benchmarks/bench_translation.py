@@ -53,9 +53,10 @@ def run_variant(run_dir: Path, profile: dict, seed: int, cycle: float, identity:
 
     run = RunFolder(run_dir)
     scan, record = load_sample(run_dir)
+    volume = scan[:].astype(np.float32)  # the small scans of bench_seeds' runs, read whole as before
     step1_model, step1_meta = load_model(run.model("step1"))
     intensity_range = tuple(step1_meta["intensity_range"])
-    grey = scale_intensity(scan.volume, intensity_range)
+    grey = scale_intensity(volume, intensity_range)
     real = orthogonal_slices(grey)
     fraction = profile["wall_fraction"]
     binary = read_mask(run.walls(fraction))
@@ -74,7 +75,7 @@ def run_variant(run_dir: Path, profile: dict, seed: int, cycle: float, identity:
     train_unet(model, train, val, progress=False, config=TrainConfig(
         epochs=profile["step2_epochs"], batch_size=profile["batch_size"], patience=profile["step2_patience"],
         seed=seed, learning_rate=step1_meta["train_config"]["learning_rate"]))
-    seg = segment_volume(model, scan.volume, axes=profile["axes"], tile=profile["tile"],
+    seg = segment_volume(model, volume, axes=profile["axes"], tile=profile["tile"],
                          intensity_range=intensity_range) >= 0.5
     synth_stats = phase_statistics(synthetic, binary)
     real_stats = phase_statistics(grey, run.read_segmentation("step1"))

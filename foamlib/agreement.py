@@ -202,7 +202,10 @@ def check_runs(
         seed), each with the step-1 and step-2 segmentation stages done.
     interiors : {"step1", "step2", "otsu"}, default "step1"
         Whose segmentation (of the first run folder) gives the phase interiors
-        of the densitometric estimate.
+        of the densitometric estimate. The estimate is made on the scan's
+        :func:`foamlib.samples.analysis_region` (the whole scan up to
+        :data:`foamlib.samples.SAMPLE_VOXELS` voxels, else its centred box),
+        read lazily, so a scan larger than memory is never read whole.
     depth : float
         Passed to :func:`foamlib.densitometry.densitometric_porosity`.
     default_tolerance : float
@@ -221,7 +224,7 @@ def check_runs(
         If the run folders hold different samples or a metrics file has no porosity.
     """
     from .runfolder import RunFolder
-    from .samples import load_sample
+    from .samples import analysis_region, load_sample
 
     dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, os.PathLike)) else [Path(p) for p in run_dirs]
     if not dirs:
@@ -242,9 +245,10 @@ def check_runs(
             raise ValueError(f"{other} holds sample {rec.sample} {tuple(rec.shape)}, {dirs[0]} holds "
                              f"{record.sample} {tuple(record.shape)}: compare runs of one sample")
     run = RunFolder(dirs[0])
-    segmentation = run.read_segmentation(interiors)
+    box = analysis_region(scan.shape)
+    segmentation = run.open_segmentation(interiors)[box]
     try:
-        dens: Densitometry | None = densitometric_porosity(scan.volume, segmentation, depth=depth)
+        dens: Densitometry | None = densitometric_porosity(scan[box].astype(np.float32), segmentation, depth=depth)
         note = f"phase interiors from the {interiors} segmentation, {depth:g} voxels deep"
     except NoInteriorError as exc:
         dens, note = None, f"with the {interiors} segmentation's interiors, {exc}"

@@ -607,6 +607,12 @@ def _grey_scale(images: np.ndarray, name: str) -> float:
 
 
 def _check_grey(images: Any, name: str, crop_size: int | None) -> tuple[np.ndarray, float]:
+    from .patches import ScanSlices
+
+    if isinstance(images, ScanSlices):  # a scan read tile by tile, scaled to [0, 1] by construction
+        if crop_size is not None and min(images.shape[1:]) < crop_size:
+            raise ValueError(f"{name} images {images.shape[1:]} are smaller than crop_size {crop_size}")
+        return images, 1.0
     images = np.asarray(images)
     if images.ndim != 3 or images.shape[0] == 0:
         raise ValueError(f"{name} must have shape (N, H, W) with N >= 1, got {images.shape}")
@@ -803,11 +809,13 @@ def train_cyclegan(
     binary : numpy.ndarray
         Domain X: ``(N, H, W)`` bool (or 0/1), True = solid; H and W at least
         ``config.crop_size``.
-    real : numpy.ndarray
+    real : numpy.ndarray or foamlib.patches.ScanSlices
         Domain Y: ``(M, H2, W2)`` grey values, uint8 (divided by 255), other
         unsigned integers (divided by their maximum) or floats in [0, 1]; H2
         and W2 at least ``config.crop_size``. Scale a scan with
-        :func:`foamlib.segment.infer_intensity_range` first.
+        :func:`foamlib.segment.infer_intensity_range` first. A
+        :class:`~foamlib.patches.ScanSlices` (the slices of a scan larger than
+        memory) is read one crop at a time.
     config : CycleGanConfig
         Networks, losses, optimiser, steps, seed.
     run_dir : path-like, optional
@@ -865,7 +873,7 @@ def train_cyclegan(
         "binary_shape": list(binary.shape),
         "real_shape": list(real.shape),
         "binary_hash": data_fingerprint(binary),
-        "real_hash": data_fingerprint(real),
+        "real_hash": real.fingerprint() if hasattr(real, "fingerprint") else data_fingerprint(real),
     } if run_dir is not None else {}  # fmt: skip
 
     model = build_cyclegan(config).to(dev)

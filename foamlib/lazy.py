@@ -48,7 +48,17 @@ from . import io as _io
 from .io import ScanError
 from .progress import progress_bar
 
-__all__ = ["LazyScan", "open_scan", "slab_starts", "STATS_SLAB_BYTES", "MAP_CHUNK_BYTES"]
+__all__ = [
+    "LazyScan",
+    "LazyMask",
+    "open_scan",
+    "open_mask",
+    "slab_starts",
+    "grid_step",
+    "central_region",
+    "STATS_SLAB_BYTES",
+    "MAP_CHUNK_BYTES",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -255,12 +265,11 @@ class LazyScan:
         -------
         ndarray, 3D, in :attr:`dtype`
         """
-        step = 1
-        while math.prod(-(-n // step) for n in self.shape) > max_samples:
-            step += 1
+        step = grid_step(self.shape, max_samples)
         return self[::step, ::step, ::step]
 
-    def _default_depth(self) -> int:
+    def default_depth(self) -> int:
+        """Slices per slab of the streamed passes: :data:`STATS_SLAB_BYTES` of stored grey values, at least 1."""
         return max(1, STATS_SLAB_BYTES // max(1, self.slice_nbytes))
 
     def value_range(self, *, progress: bool = False) -> tuple[float, float]:
@@ -288,7 +297,7 @@ class LazyScan:
         low, high = math.inf, -math.inf
         n_nan = n_inf = 0
         floating = self.dtype.kind == "f"
-        for z0, z1 in progress_bar(list(self.slabs(self._default_depth())), desc="check", unit="slab", disable=not progress):
+        for z0, z1 in progress_bar(list(self.slabs(self.default_depth())), desc="check", unit="slab", disable=not progress):
             slab = self.read(z0, z1)
             if floating:
                 nan, inf = np.isnan(slab), np.isinf(slab)
@@ -312,10 +321,134 @@ class LazyScan:
     def count_outside(self, low: float, high: float, *, progress: bool = False) -> int:
         """Voxels strictly below ``low`` or above ``high``, from one streamed pass (int64-safe Python int)."""
         total = 0
-        for z0, z1 in progress_bar(list(self.slabs(self._default_depth())), desc="range", unit="slab", disable=not progress):
+        for z0, z1 in progress_bar(list(self.slabs(self.default_depth())), desc="range", unit="slab", disable=not progress):
             slab = self.read(z0, z1)
             total += int(np.count_nonzero((slab < low) | (slab > high)))
         return total
+
+
+
+class LazyMask:
+    """A mask TIFF on disk, opened by :func:`open_mask`, read slab by slab as bool (``True`` = solid).
+
+    numpy-style basic indexing (``mask[10]``, ``mask[:, 5:9]``, ``mask[box]``)
+    reads only what it returns, as :class:`LazyScan` does, and returns bool
+    with the file's phase convention applied (:func:`foamlib.io.read_mask`:
+    a mask labelled ``foreground=pore`` is inverted; any other is ``True``
+    where the file holds a non-zero value).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file.
+    shape : tuple of (int, int, int)
+        ``(Z, Y, X)`` in voxels.
+    dtype : numpy.dtype
+        ``bool``.
+    voxel_size_um : float or None
+        Voxel size in micrometres from the file's metadata.
+    label : str or None
+        The phase the file stores as 255 (``"solid"``, ``"pore"``) or None.
+    """
+
+    def __init__(self, scan: LazyScan, label: str | None) -> None:
+        self._scan = scan
+        self.path = scan.path
+        self.shape = scan.shape
+        self.dtype = np.dtype(bool)
+        self.voxel_size_um = scan.voxel_size_um
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"LazyMask({str(self.path)!r}, shape={self.shape}, label={self.label!r})"
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        """3."""
+        return 3
+
+    @property
+    def size(self) -> int:
+        """Number of voxels (a Python int)."""
+        return self._scan.size
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """Basic indexing as :meth:`LazyScan.__getitem__`; returns bool, True = solid."""
+        data = self._scan[key]
+        return data == 0 if self.label == "pore" else data != 0
+
+    def read(self, z0: int, z1: int) -> np.ndarray:
+        """The z slab ``[z0, z1)`` as bool, ``(z1 - z0, Y, X)`` (see :meth:`LazyScan.read`)."""
+        data = self._scan.read(z0, z1)
+        return data == 0 if self.label == "pore" else data != 0
+
+    def slabs(self, depth: int) -> Iterator[tuple[int, int]]:
+        """``(z0, z1)`` of consecutive slabs of ``depth`` slices (the last may be thinner)."""
+        return self._scan.slabs(depth)
+
+    def solid_voxels(self, *, progress: bool = False) -> int:
+        """Number of solid voxels, counted slab by slab (:data:`STATS_SLAB_BYTES` per slab; a Python int)."""
+        total = 0
+        slabs = list(self.slabs(self._scan.default_depth()))
+        for z0, z1 in progress_bar(slabs, desc="count", unit="slab", disable=not progress):
+            total += int(np.count_nonzero(self.read(z0, z1)))
+        return total
+
+    def porosity(self, *, progress: bool = False) -> float:
+        """Pore fraction, streamed; equal to :func:`foamlib.structure.porosity` of the mask read whole.
+
+        ``1 - solid / voxels`` from int counts, the formula of
+        :func:`~foamlib.structure.porosity`, so the two agree to the last bit.
+        """
+        return 1.0 - self.solid_voxels(progress=progress) / self.size
+
+
+def open_mask(path: str | os.PathLike[str]) -> LazyMask:
+    """Open a mask TIFF (uint8 0/255, as :func:`foamlib.io.write_tiff` and ``foamlib segment`` write it) lazily.
+
+    Parameters
+    ----------
+    path : path-like
+        A mask TIFF stack. Masks written by foamlib are stored uncompressed
+        and contiguously, so they are memory-mapped (:func:`open_scan`).
+
+    Returns
+    -------
+    LazyMask
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist (names it and says to run the stage that writes it).
+    ValueError
+        If it is a probability map or holds floating-point values, or its
+        label names no known phase.
+    foamlib.io.ScanError
+        If it cannot be read as a TIFF stack.
+
+    Notes
+    -----
+    Unlike :func:`foamlib.io.read_mask`, the values are not checked (that
+    would read the whole file): any non-zero value is the foreground.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; run the stage that writes it first")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.imagej_metadata or {}
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
+        raise ValueError(f"{path} is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+    if "probability" in meta:
+        raise ValueError(f"{path} is a probability map (probability of {meta['probability']}), not a mask; "
+                         "threshold it (>= 0.5) or read it with open_scan")  # fmt: skip
+    scan = open_scan(path)
+    if scan.dtype.kind not in "biu":
+        raise ValueError(f"{path} is not a mask: it holds {scan.dtype} values; masks hold 0 and 255 (uint8)")
+    return LazyMask(scan, _io.mask_label(path))
 
 
 def slab_starts(n: int, depth: int) -> list[tuple[int, int]]:
@@ -329,6 +462,83 @@ def slab_starts(n: int, depth: int) -> list[tuple[int, int]]:
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
         raise ValueError(f"slab depth must be an integer >= 1, got {depth!r}")
     return [(z0, min(z0 + int(depth), n)) for z0 in range(0, n, int(depth))]
+
+
+def grid_step(shape: tuple[int, ...], max_samples: int) -> int:
+    """Smallest step ``s`` for which ``volume[::s, ::s, ::s]`` of this ``shape`` holds at most ``max_samples`` voxels.
+
+    The grid of :meth:`LazyScan.grid_sample` (and of
+    :class:`foamlib.segment.IntensityNormalisation`): deterministic, spatially
+    uniform, the whole volume (``s = 1``) where it holds at most ``max_samples``.
+
+    Raises
+    ------
+    ValueError
+        If ``max_samples`` is not an integer >= 1.
+
+    Examples
+    --------
+    >>> grid_step((512, 512, 512), 2**24)
+    2
+    """
+    if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < 1:
+        raise ValueError(f"max_samples must be an integer >= 1, got {max_samples!r}")
+    step = 1
+    while math.prod(-(-int(n) // step) for n in shape) > max_samples:
+        step += 1
+    return step
+
+
+def central_region(shape: tuple[int, ...], max_voxels: int) -> tuple[slice, ...]:
+    """The centred box of a volume that holds at most ``max_voxels`` voxels, as large and as cubic as fits.
+
+    Axes shorter than the box's edge stay whole; the others are cut to a
+    common edge, centred (the start of each cut is ``(n - m) // 2``). A
+    volume of at most ``max_voxels`` voxels is returned whole, so statistics
+    computed on the box equal those of the volume wherever it fits.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(Z, Y, X)`` (any number of axes), voxels, each >= 1.
+    max_voxels : int
+        Most voxels of the box, >= 1.
+
+    Returns
+    -------
+    tuple of slice
+        One ``slice(start, stop)`` per axis; ``volume[box]`` is the box.
+
+    Raises
+    ------
+    ValueError
+        If ``max_voxels`` is not an integer >= 1 or an axis is empty.
+
+    Examples
+    --------
+    >>> central_region((512, 512, 512), 2**24)
+    (slice(128, 384, None), slice(128, 384, None), slice(128, 384, None))
+    >>> central_region((40, 1000, 1000), 40 * 100 * 100)
+    (slice(0, 40, None), slice(450, 550, None), slice(450, 550, None))
+    """
+    if isinstance(max_voxels, bool) or not isinstance(max_voxels, (int, np.integer)) or max_voxels < 1:
+        raise ValueError(f"max_voxels must be an integer >= 1, got {max_voxels!r}")
+    sizes = [int(n) for n in shape]
+    if min(sizes, default=0) < 1:
+        raise ValueError(f"every axis needs at least one voxel, got shape {tuple(shape)}")
+    edges = list(sizes)
+    budget = int(max_voxels)
+    left = len(sizes)
+    for axis in sorted(range(len(sizes)), key=lambda a: sizes[a]):  # short axes first: they may stay whole
+        edge = max(1, int(round(budget ** (1.0 / left))))
+        while edge > 1 and edge**left > budget:
+            edge -= 1
+        while (edge + 1) ** left <= budget:
+            edge += 1
+        edges[axis] = min(sizes[axis], edge)
+        budget //= edges[axis]
+        left -= 1
+    return tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(sizes, edges))
 
 
 def open_scan(

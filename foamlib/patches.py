@@ -31,6 +31,11 @@ Design choices
   nearly every pore touches the border, and real and generated patches are
   cut the same way, so the comparison stays fair even though the absolute
   diameters are smaller than the 3D cell size.
+* **Scans larger than memory.** :func:`extract_patches` takes a volume opened
+  lazily (:class:`foamlib.lazy.LazyScan`, :class:`foamlib.lazy.LazyMask`) and
+  reads one patch at a time, with the same patches as from the volume in
+  memory; :class:`ScanSlices` is :func:`orthogonal_slices` of such a scan,
+  read one tile at a time (the CycleGAN's real domain).
 """
 
 from __future__ import annotations
@@ -48,9 +53,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from .checks import check_int, check_real
+from .lazy import LazyMask, LazyScan
 from .streams import RngLike
 
-__all__ = ["extract_patches", "orthogonal_slices", "tile_starts", "patch_statistics", "compare_patch_sets", "STATISTICS"]
+__all__ = [
+    "extract_patches",
+    "orthogonal_slices",
+    "ScanSlices",
+    "tile_starts",
+    "patch_statistics",
+    "compare_patch_sets",
+    "STATISTICS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +93,10 @@ def extract_patches(
 
     Parameters
     ----------
-    volume : numpy.ndarray
-        ``(Z, Y, X)``, any dtype (typically bool, True = solid).
+    volume : numpy.ndarray, foamlib.lazy.LazyScan or foamlib.lazy.LazyMask
+        ``(Z, Y, X)``, any dtype (typically bool, True = solid). A volume
+        opened lazily is read one patch at a time (the same patches as from
+        the volume in memory).
     size : int
         Side of the square patches in pixels, >= 1 and no larger than either
         side of the slices along every requested axis.
@@ -126,7 +142,8 @@ def extract_patches(
     >>> extract_patches(vol, 8, 5, axes="zyx").shape
     (5, 8, 8)
     """
-    vol = np.asarray(volume)
+    lazy = isinstance(volume, (LazyScan, LazyMask))
+    vol = volume if lazy else np.asarray(volume)
     if vol.ndim != 3 or vol.size == 0:
         raise ValueError(f"volume must be a non-empty 3D (Z, Y, X) array, got shape {vol.shape}")
     size = check_int("size", size, low=1)
@@ -153,17 +170,30 @@ def extract_patches(
         picked = np.flatnonzero(which == k)
         if picked.size == 0:
             continue
-        slices = np.moveaxis(vol, axis, 0)  # a view: (depth, rows, cols)
-        depth, rows, cols = slices.shape
+        depth, rows, cols = (vol.shape[axis], *(s for i, s in enumerate(vol.shape) if i != axis))
         index = rng.integers(0, depth, size=picked.size)
         top = rng.integers(0, rows - size + 1, size=picked.size)
         left = rng.integers(0, cols - size + 1, size=picked.size)
+        if lazy:
+            for p, i, t, l in zip(picked, index, top, left):
+                out[p] = vol[_slice_key(axis, int(i), slice(int(t), int(t) + size), slice(int(l), int(l) + size))]
+            continue
+        slices = np.moveaxis(vol, axis, 0)  # a view: (depth, rows, cols)
         out[picked] = slices[
             index[:, None, None],
             (top[:, None] + offsets)[:, :, None],
             (left[:, None] + offsets)[:, None, :],
         ]
     return out
+
+
+def _slice_key(axis: int, index: int, rows: Any, cols: Any) -> tuple[Any, Any, Any]:
+    """Index of ``np.moveaxis(volume, axis, 0)[index, rows, cols]`` in ``volume`` itself (basic indexing)."""
+    if axis == 0:
+        return index, rows, cols
+    if axis == 1:
+        return rows, index, cols
+    return rows, cols, index
 
 
 def tile_starts(length: int, size: int) -> np.ndarray:
@@ -284,6 +314,131 @@ def orthogonal_slices(volume: np.ndarray, *, axes: str = "zyx", size: int | None
         out.append(block.reshape(depth * k, size, size))
         start += k
     return np.ascontiguousarray(np.concatenate(out, axis=0))
+
+
+class ScanSlices:
+    """:func:`orthogonal_slices` of a scan opened lazily, scaled to [0, 1], read one tile at a time.
+
+    The same tiles, in the same order, as
+    ``orthogonal_slices(scale_intensity(scan[:], intensity_range), axes=axes, size=size)``
+    (:func:`foamlib.segment.scale_intensity`), without the scan or the tiles in
+    memory: indexing reads only the tiles (or the parts of a tile) it returns.
+    It is what :func:`foamlib.cyclegan.train_cyclegan` takes as its real
+    domain for a scan larger than memory.
+
+    Parameters
+    ----------
+    scan : foamlib.lazy.LazyScan
+        The scan, ``(Z, Y, X)``.
+    intensity_range : tuple of (float, float)
+        Grey values mapped to 0 and 1 (clipped outside).
+    axes : str, default "zyx"
+        As for :func:`orthogonal_slices`.
+    size : int, optional
+        As for :func:`orthogonal_slices` (default the shortest slice edge).
+
+    Attributes
+    ----------
+    shape : tuple of (int, int, int)
+        ``(N, size, size)``, as :func:`orthogonal_slices` gives it.
+    dtype : numpy.dtype
+        float32.
+
+    Notes
+    -----
+    ``images[i]``, ``images[i, rows, cols]`` (integer ``i``, slices ``rows``
+    and ``cols``) and ``images[indices, rows, cols]`` (a sequence of
+    integers) are supported; the result is a new float32 array.
+
+    Examples
+    --------
+    >>> from foamlib.lazy import open_scan
+    >>> real = ScanSlices(open_scan("scan.tif"), intensity_range=(40.0, 220.0))  # doctest: +SKIP
+    >>> real[0].shape == real.shape[1:]  # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, scan: LazyScan, *, intensity_range: tuple[float, float], axes: str = "zyx",
+                 size: int | None = None) -> None:  # fmt: skip
+        from .segment import check_intensity_range
+
+        if not isinstance(scan, LazyScan):
+            raise TypeError(f"scan must be a foamlib.lazy.LazyScan (open_scan); for an array use orthogonal_slices, "
+                            f"got {type(scan).__name__}")  # fmt: skip
+        self.scan = scan
+        self.intensity_range = check_intensity_range(intensity_range)
+        self.axes = tuple(_check_axes(axes))
+        planes = {axis: tuple(s for i, s in enumerate(scan.shape) if i != axis) for axis in self.axes}
+        largest = min(min(plane) for plane in planes.values())
+        size = largest if size is None else check_int("size", size, low=1)
+        if size > largest:
+            raise ValueError(f"size {size} does not fit in the slices of {scan.path} of shape {scan.shape}; "
+                             f"use size <= {largest}")  # fmt: skip
+        self.size = size
+        self._blocks = []  # (axis, first index, rows' tile starts, cols' tile starts)
+        start = 0
+        for axis in self.axes:
+            rows, cols = (tile_starts(n, size) for n in planes[axis])
+            self._blocks.append((axis, start, rows, cols))
+            start += scan.shape[axis] * len(rows) * len(cols)
+        self.shape = (start, size, size)
+        self.dtype = np.dtype(np.float32)
+
+    def __repr__(self) -> str:
+        return f"ScanSlices({str(self.scan.path)!r}, shape={self.shape}, axes={''.join('zyx'[a] for a in self.axes)!r})"
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        """3."""
+        return 3
+
+    def _tile(self, i: int, rows: slice, cols: slice) -> np.ndarray:
+        """Tile ``i`` (a Python int in range), cut to ``rows`` and ``cols``, scaled."""
+        from .segment import scale_intensity
+
+        axis, start, row_starts, col_starts = next(b for b in reversed(self._blocks) if b[1] <= i)
+        per_slice = len(row_starts) * len(col_starts)
+        index, tile = divmod(i - start, per_slice)
+        top, left = int(row_starts[tile // len(col_starts)]), int(col_starts[tile % len(col_starts)])
+        r0, r1, rs = rows.indices(self.size)
+        c0, c1, cs = cols.indices(self.size)
+        if rs == 1 and cs == 1:  # read only the part asked for
+            key = _slice_key(axis, index, slice(top + r0, top + max(r0, r1)), slice(left + c0, left + max(c0, c1)))
+            data = self.scan[key]
+        else:
+            data = self.scan[_slice_key(axis, index, slice(top, top + self.size), slice(left, left + self.size))][rows, cols]
+        return scale_intensity(data, self.intensity_range)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if len(key) > 3 or not all(isinstance(k, slice) for k in key[1:]):
+            raise TypeError(f"index ScanSlices with i, (i, rows, cols) or (indices, rows, cols), got {key!r}")
+        first, rows, cols = (*key, slice(None), slice(None))[:3]
+        n = self.shape[0]
+        if isinstance(first, (int, np.integer)) and not isinstance(first, bool):
+            return self._tile(range(n)[int(first)], rows, cols)  # IndexError outside, as numpy
+        indices = np.asarray(first)
+        if indices.ndim != 1 or indices.dtype.kind not in "iu":
+            raise TypeError(f"index ScanSlices with an integer or a sequence of integers, got {first!r}")
+        return np.stack([self._tile(range(n)[int(i)], rows, cols) for i in indices]) if len(indices) else (
+            np.empty((0, *np.empty(self.shape[1:])[rows, cols].shape), dtype=np.float32))  # fmt: skip
+
+    def fingerprint(self) -> str:
+        """A hash of the grey values of the scan, streamed slab by slab, and of the tiling and range.
+
+        Stands for :func:`foamlib.torchfiles.data_fingerprint` of the tiles in
+        a checkpoint: the same scan, range and tiling give the same hash.
+        """
+        import hashlib
+
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(f"ScanSlices{self.scan.shape}{self.scan.dtype.str}{self.intensity_range}{self.axes}{self.size};".encode())
+        for z0, z1 in self.scan.slabs(self.scan.default_depth()):
+            digest.update(memoryview(np.ascontiguousarray(self.scan.read(z0, z1))).cast("B"))
+        return digest.hexdigest()
 
 
 def _as_binary_patches(patches: Any, name: str) -> np.ndarray:

@@ -29,6 +29,10 @@ __all__ = [
 ]
 
 
+#: Most voxels read from a volume opened lazily to set the grey scale of :func:`orthogonal_slices`.
+LAZY_SCALE_SAMPLES = 2**22
+
+
 def _centre(volume: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(n) // 2 for n in volume.shape)
 
@@ -46,7 +50,9 @@ def orthogonal_slices(
 
     Parameters
     ----------
-    volume : (Z, Y, X) ndarray
+    volume : (Z, Y, X) ndarray, foamlib.lazy.LazyScan or foamlib.lazy.LazyMask
+        A volume opened lazily is read only where it is shown (three slices)
+        and, for the grey scale, on a grid of at most :data:`LAZY_SCALE_SAMPLES` voxels.
     index : (z, y, x) tuple of int, optional
         Where to cut; default the centre.
     cmap, vmin, vmax
@@ -61,12 +67,17 @@ def orthogonal_slices(
     with requires_extra("study"):
         import matplotlib.pyplot as plt
 
-    volume = np.asarray(volume)
+    from .lazy import LazyMask, LazyScan, grid_step
+
+    lazy = isinstance(volume, (LazyScan, LazyMask))
+    volume = volume if lazy else np.asarray(volume)
     if volume.ndim != 3:
         raise ValueError(f"expected a (Z, Y, X) volume, got shape {volume.shape}")
     z, y, x = _centre(volume) if index is None else index
     if vmin is None or vmax is None:
-        lo, hi = np.percentile(volume[:: max(1, volume.shape[0] // 16)], [0.5, 99.5])
+        step = grid_step(volume.shape, LAZY_SCALE_SAMPLES) if lazy else 0
+        sample = volume[::step, ::step, ::step] if lazy else volume[:: max(1, volume.shape[0] // 16)]
+        lo, hi = np.percentile(sample, [0.5, 99.5])
         vmin = lo if vmin is None else vmin
         vmax = hi if vmax is None else vmax
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), layout="constrained")

@@ -232,9 +232,10 @@ def fit_grey_model(
 
     Parameters
     ----------
-    scan : array_like, shape (Z, Y, X) or (Y, X), real
-        Grey values of the scan.
-    solid : array_like of bool, same shape
+    scan : array_like, shape (Z, Y, X) or (Y, X), real, or foamlib.lazy.LazyScan
+        Grey values of the scan. A scan opened lazily is read only where the
+        fit looks (the box below), with the same result as in memory.
+    solid : array_like of bool, same shape, or foamlib.lazy.LazyMask
         Its segmentation (e.g. Otsu, :func:`foamlib.threshold.segment`);
         ``True`` = solid.
     pore_distance : float, default 3.0
@@ -282,8 +283,10 @@ def fit_grey_model(
     TypeError
         If ``solid`` is not boolean or ``scan`` not numeric.
     """
-    img = np.asarray(scan)
-    seg = np.asarray(solid)
+    from .lazy import LazyMask, LazyScan
+
+    img = scan if isinstance(scan, LazyScan) else np.asarray(scan)
+    seg = solid if isinstance(solid, LazyMask) else np.asarray(solid)
     if img.ndim not in (2, 3) or min(img.shape) < 1:
         raise ValueError(f"scan must have shape (Z, Y, X) or (Y, X), got {img.shape}")
     if seg.shape != img.shape:
@@ -301,7 +304,7 @@ def fit_grey_model(
 
     box = _crop(img.shape, int(max_voxels), rng)
     img = img[box].astype(np.float32)
-    seg = seg[box]
+    seg = np.asarray(seg[box])
     if not np.all(np.isfinite(img)):
         raise ValueError("scan contains NaN or infinite grey values")
     n_solid = int(seg.sum())

@@ -23,14 +23,18 @@ stage                   artefact                                   accessor
                         ``step2/data/fraction_F/``,                ``model("cyclegan_g")``
                         ``models/cyclegan_g.pt``
 09 step-2 U-Net         ``models/step2.pt``, ``step2/seg.tif``,    ``model("step2")``, ``step2_seg``,
-                        ``step2/sweep.csv``, checkpoints           ``step2_sweep``, ``step2_checkpoint``,
-                                                                   ``sweep_checkpoint(F)``
+                        ``step2/sweep.csv``, checkpoints,          ``step2_sweep``, ``step2_checkpoint``,
+                        ``step2/sweep/seg_F.tif``                  ``sweep_checkpoint(F)``, ``sweep_seg(F)``
 10, 11 evaluation       ``evaluation/*``                           ``evaluation(name)``
 every stage             ``<name>/metrics.json``                    ``metrics(name)``, ``update_metrics``
 ======================  =========================================  ===========================================
 
 ``F`` is a wall fraction, written with two decimals (``fraction_0.50``).
 ``metrics(name)`` returns the stage's typed metrics (:mod:`foamlib.metrics`).
+The segmentations of the scan (``otsu``, ``step1``, ``step2``) are read whole
+by ``read_segmentation(method)`` or lazily, slab by slab, by
+``open_segmentation(method)`` (what the study's stages use, so that a scan
+larger than memory never has a mask in memory whole).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .io import read_mask
+from .lazy import LazyMask, open_mask
 from .metrics import StageMetrics, metrics_class, parse_metrics
 from .runs import read_json, update_metrics
 
@@ -175,6 +180,13 @@ class RunFolder:
         """Training checkpoint of the sweep's U-Net for one wall fraction."""
         return self.path / "step2" / "sweep" / f"checkpoint_{_fraction(fraction)}.pt"
 
+    def sweep_seg(self, fraction: float) -> Path:
+        """Segmentation of the scan by the sweep's U-Net for one wall fraction, uint8 TIFF (255 = solid).
+
+        The main fraction's U-Net is the step-2 U-Net, whose segmentation is :attr:`step2_seg`.
+        """
+        return self.path / "step2" / "sweep" / f"seg_{_fraction(fraction)}.tif"
+
     @property
     def step2_sweep(self) -> Path:
         """Porosity and test Dice of one U-Net per wall fraction (CSV)."""
@@ -209,6 +221,15 @@ class RunFolder:
     def read_segmentation(self, method: str) -> np.ndarray:
         """:func:`foamlib.io.read_mask` of :meth:`segmentation`: ``(Z, Y, X)`` bool, True = solid, whatever its label."""
         return read_mask(self.segmentation(method))
+
+    def open_segmentation(self, method: str) -> LazyMask:
+        """:func:`foamlib.lazy.open_mask` of :meth:`segmentation`: read slab by slab as bool, True = solid.
+
+        ``mask[z]`` reads one slice, ``mask[box]`` one box, ``mask.porosity()``
+        counts slab by slab (equal to :func:`foamlib.structure.porosity` of
+        :meth:`read_segmentation`).
+        """
+        return open_mask(self.segmentation(method))
 
     def metrics_file(self, name: str) -> Path:
         """The file of a stage's metrics, ``<name>/metrics.json`` (``name`` a key of

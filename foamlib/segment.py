@@ -146,6 +146,7 @@ __all__ = [
     "clipped_fraction",
     "segment_volume",
     "segment_file",
+    "segment_scan",
     "StreamPlan",
     "plan_stream",
     "DEFAULT_MEMORY_GB",
@@ -161,7 +162,7 @@ _TIFF_SUFFIXES = (".tif", ".tiff")
 
 @dataclass(frozen=True)
 class SegmentResult:
-    """What :func:`segment_file` did.
+    """What :func:`segment_file` (or :func:`segment_scan`) did.
 
     Attributes
     ----------
@@ -1129,14 +1130,8 @@ def segment_file(
         )  # fmt: skip
         scan.value_range(progress=progress)  # one streamed pass: NaN, infinities, a constant scan
         low, high = intensity_range if intensity_range is not None else normalisation.range_for(scan)
-        clipped = scan.count_outside(low, high, progress=progress) / scan.size
-        if clipped > CLIP_WARN_FRACTION:
-            source = "the given intensity_range" if intensity_range is not None else "the range derived from the scan"
-            logger.warning(
-                "%s: %.1f %% of the voxels lie outside %s (%g, %g) and are clipped (more than %g %%); "
-                "the segmentation of those voxels is unreliable",
-                scan_path, 100 * clipped, source, low, high, 100 * CLIP_WARN_FRACTION,
-            )  # fmt: skip
+        source = "the given intensity_range" if intensity_range is not None else "the range derived from the scan"
+        clipped = _clipped_fraction(scan, low, high, source=source, progress=progress)
         temp_path = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp.f32") if axes == "xyz" else None
         try:
             open_writer = zarr_slab_writer if to_zarr else tiff_slab_writer
@@ -1180,6 +1175,125 @@ def segment_file(
         probabilities_path=prob_path,
     )
 
+
+def segment_scan(
+    model: nn.Module,
+    scan: Any,
+    out_path: str | os.PathLike,
+    *,
+    intensity_range: tuple[float, float],
+    axes: str = "z",
+    threshold: float = 0.5,
+    tile: int = 256,
+    overlap: int = 32,
+    batch_size: int = 8,
+    memory_gb: float = DEFAULT_MEMORY_GB,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> SegmentResult:
+    """Segment a scan opened lazily with a model in memory, slab by slab, into a mask TIFF stack.
+
+    What :func:`segment_file` does after it has loaded the model and opened
+    the scan, for a caller that has both (the study's stages): the scan is
+    read slab by slab within ``memory_gb`` (:func:`plan_stream`), each slab is
+    segmented, thresholded and written, and neither the scan nor its
+    probabilities are ever held whole. The mask equals
+    ``segment_volume(model, scan[:], ...) >= threshold`` bit for bit
+    (module notes, "Scans larger than memory").
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        As for :func:`segment_volume`; moved to ``device``, run in evaluation
+        mode, its mode restored.
+    scan : foamlib.lazy.LazyScan
+        The scan (:func:`foamlib.lazy.open_scan`, :func:`foamlib.samples.load_sample`).
+    out_path : path-like
+        Output ``.tif``/``.tiff``: uint8, 255 = solid, with the scan's voxel
+        size (:func:`foamlib.io.tiff_slab_writer`; written atomically).
+    intensity_range : tuple of (float, float)
+        Grey values mapped to 0 and 1 (the model's ``"intensity_range"`` for
+        the scan it was trained for, or its normalisation applied to this scan).
+        A warning is logged if more than :data:`CLIP_WARN_FRACTION` of the
+        voxels lie outside (one streamed pass).
+    axes, tile, overlap, batch_size, device, precision
+        As for :func:`segment_volume`.
+    threshold : float, optional
+        Probability at and above which a voxel is solid, in [0, 1]. Default 0.5.
+    memory_gb : float, optional
+        Memory budget in GB for the slabs, probabilities, tiling weights and
+        network activations (:func:`plan_stream`). Default :data:`DEFAULT_MEMORY_GB`.
+    overwrite : bool, optional
+        Replace an existing ``out_path``. Default False.
+    progress : bool, optional
+        Show a progress bar. Default False.
+
+    Returns
+    -------
+    SegmentResult
+        ``probabilities_path`` None, ``label`` ``"solid"``.
+
+    Raises
+    ------
+    ValueError
+        For a bad option, an output that is the scan itself, a budget too
+        small for one slab, or (``axes="xyz"``) too little disk beside the output.
+    FileExistsError
+        If ``out_path`` exists and ``overwrite`` is False.
+    """
+    start = time.perf_counter()
+    out_path = Path(out_path)
+    tile, overlap, batch_size = check_tiling_options(axes, tile, overlap, batch_size)
+    low, high = check_intensity_range(intensity_range)
+    threshold = check_real("threshold", threshold, low=0.0, high=1.0)
+    if same_path(scan.path, out_path):
+        raise ValueError(f"output {out_path} is the input scan; refusing to overwrite the scan")
+    check_tiff_output(out_path, overwrite=overwrite)
+    _check_tiling(model, scan.shape, (0,) if axes == "z" else (0, 1, 2), tile=tile, overlap=overlap)
+    config = getattr(model, "config", None)
+    base_channels = int(config.get("base_channels", 16)) if isinstance(config, Mapping) else 16
+    plan = plan_stream(scan.shape, scan.dtype, axes=axes, tile=tile, overlap=overlap, batch_size=batch_size,
+                       memory_gb=memory_gb, base_channels=base_channels)  # fmt: skip
+    if axes == "xyz":
+        _check_disk(out_path, plan.temp_disk_bytes + scan.size)
+    logger.info("%s: %s", scan.path, plan.describe())
+    clipped = _clipped_fraction(scan, low, high, source="the given intensity_range", progress=progress)
+    dev = pick_device(device)
+    precision = pick_precision(precision, dev)
+    temp_path = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp.f32") if axes == "xyz" else None
+    was_training = model.training
+    model.to(dev).eval()
+    try:
+        with torch.inference_mode(), tiff_slab_writer(out_path, scan.shape, voxel_size_um=scan.voxel_size_um,
+                                                      label="solid", overwrite=overwrite) as writer:  # fmt: skip
+            solid_voxels = _stream_segment(model, scan, writer, plan, tile=tile, overlap=overlap, batch_size=batch_size,
+                                           low=low, high=high, threshold=float(threshold), device=dev,
+                                           precision=precision, temp_path=temp_path, progress=progress)  # fmt: skip
+    finally:
+        model.train(was_training)
+        if temp_path is not None:
+            temp_path.unlink(missing_ok=True)
+    total = scan.size
+    return SegmentResult(
+        porosity=float(np.int64(total - solid_voxels) / np.int64(total)), shape=scan.shape,
+        seconds=time.perf_counter() - start, out_path=out_path, solid_voxels=solid_voxels, total_voxels=total,
+        voxel_size_um=scan.voxel_size_um, intensity_range=(low, high), axes=axes, clipped_fraction=clipped,
+        memory_estimate_bytes=plan.peak_bytes, label="solid",
+    )  # fmt: skip
+
+
+def _clipped_fraction(scan: Any, low: float, high: float, *, source: str, progress: bool) -> float:
+    """Fraction of the scan's voxels outside ``(low, high)``, streamed; warn above :data:`CLIP_WARN_FRACTION`."""
+    clipped = scan.count_outside(low, high, progress=progress) / scan.size
+    if clipped > CLIP_WARN_FRACTION:
+        logger.warning(
+            "%s: %.1f %% of the voxels lie outside %s (%g, %g) and are clipped (more than %g %%); "
+            "the segmentation of those voxels is unreliable",
+            scan.path, 100 * clipped, source, low, high, 100 * CLIP_WARN_FRACTION,
+        )  # fmt: skip
+    return clipped
 
 def _duration(seconds: float) -> str:
     if seconds < 120:

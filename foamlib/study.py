@@ -484,22 +484,25 @@ class SampleSpec:
 
 
 #: A scan up to this size is read in full by the checks before a study starts (every problem
-#: :func:`foamlib.io.read_scan` finds is then found in seconds); a larger one only by its header.
+#: :func:`foamlib.io.read_scan` finds is then found in seconds; streamed slab by slab, so never
+#: held whole); a larger one only by its header.
 FULL_CHECK_BYTES = 1 << 30
 
 
 def _scan_shape(spec: SampleSpec) -> tuple[tuple[int, ...], str]:
     """Shape and dtype of a sample's scan, checked without starting a kernel (ScanError names the file)."""
-    from .io import ScanError, read_scan
+    from .io import ScanError
+    from .lazy import open_scan
 
     path = Path(spec.scan_path)
     if not path.exists():
         raise ScanError(f"scan {path} of sample {spec.name} does not exist")
     size = 0 if path.is_dir() else path.stat().st_size
     if path.is_dir() or size <= FULL_CHECK_BYTES:
-        scan = read_scan(path, shape=spec.shape, dtype=spec.dtype, byte_order=spec.byte_order,
+        scan = open_scan(path, shape=spec.shape, dtype=spec.dtype, byte_order=spec.byte_order,
                          voxel_size_um=spec.voxel_size_um)
-        return tuple(int(n) for n in scan.volume.shape), str(scan.original_dtype)
+        scan.value_range()  # every check read_scan makes, one streamed pass
+        return scan.shape, scan.dtype.name
     if spec.shape is not None:  # a raw file: its size must match the layout
         import numpy as np
 

@@ -24,6 +24,9 @@ computes the Otsu threshold from a histogram of every voxel accumulated slab by
 slab (:func:`scan_histogram`; exact, one bin per grey value, for integer grey
 values; ``nbins`` equal bins for floats) and :func:`count_above` counts the solid
 voxels slab by slab in int64, so the porosity equals that of the scan in memory.
+:func:`scan_thresholds` gives all three methods of a scan opened lazily (Li and
+triangle from a bounded grid sample), and :func:`write_threshold_mask` writes
+the segmentation slab by slab.
 """
 
 from __future__ import annotations
@@ -35,9 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from .progress import progress_bar
-
 from .checks import check_mask
+from .progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -374,4 +376,91 @@ def count_above(scan: Any, level: float, *, progress: bool = False) -> int:
     total = 0
     for z0, z1 in progress_bar(list(scan.slabs(depth)), desc="count", unit="slab", disable=not progress):
         total += int(np.count_nonzero(scan.read(z0, z1).astype(np.float32) > level))
+    return total
+
+
+def scan_thresholds(
+    scan: Any, *, methods: tuple[str, ...] | list[str] = METHODS, max_samples: int, nbins: int = 256,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Global thresholds of a scan opened lazily, by several methods, without reading it whole.
+
+    Parameters
+    ----------
+    scan : foamlib.lazy.LazyScan
+        The scan.
+    methods : sequence of {"otsu", "li", "triangle"}, optional
+        Default all of :data:`METHODS`.
+    max_samples : int
+        Most voxels of the grid sample for Li and triangle, >= 1.
+    nbins : int, default 256
+        As for :func:`threshold_value`.
+    progress : bool, default False
+        Show progress bars.
+
+    Returns
+    -------
+    dict
+        Method -> threshold, in the order of ``methods``. Otsu comes from the
+        streamed histogram of every voxel (:func:`threshold_scan`, exact);
+        Li and triangle, which need the grey values themselves, are
+        :func:`threshold_value` of the grid sample ``scan[::s, ::s, ::s]`` of
+        at most ``max_samples`` voxels as float32 (:meth:`~foamlib.lazy.LazyScan.grid_sample`).
+        A scan of at most ``max_samples`` voxels is its own sample, so every
+        threshold then equals :func:`threshold_value` of the scan read by
+        :func:`foamlib.io.read_scan`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method (names the valid ones).
+    foamlib.io.ScanError
+        If the scan holds NaN or infinite values or is constant.
+    """
+    for method in methods:
+        _check_method(method)
+    levels: dict[str, float] = {}
+    sample = None
+    for method in methods:
+        if method == "otsu":
+            levels[method] = threshold_scan(scan, method="otsu", nbins=nbins, progress=progress)
+            continue
+        if sample is None:
+            sample = scan.grid_sample(max_samples).astype(np.float32)
+        levels[method] = threshold_value(sample, method=method, nbins=nbins)
+    return levels
+
+
+def write_threshold_mask(scan: Any, level: float, path: Any, *, overwrite: bool = False, progress: bool = False) -> int:
+    """Write ``scan > level`` (solid) as a mask TIFF stack, slab by slab; return the number of solid voxels.
+
+    Parameters
+    ----------
+    scan : foamlib.lazy.LazyScan
+        The scan; grey values compared as float32, as :func:`segment` compares
+        the scan read by :func:`foamlib.io.read_scan`.
+    level : float
+        The threshold (e.g. from :func:`scan_thresholds`).
+    path : path-like
+        Output ``.tif``/``.tiff``: uint8, 255 = solid, the scan's voxel size
+        (:func:`foamlib.io.tiff_slab_writer`; written atomically).
+    overwrite : bool, default False
+        Replace an existing file.
+    progress : bool, default False
+        Show a progress bar over the slabs.
+
+    Returns
+    -------
+    int
+        Solid voxels (a Python int).
+    """
+    from .io import tiff_slab_writer
+
+    depth = max(1, _SLAB_BYTES // max(1, scan.slice_nbytes))
+    total = 0
+    with tiff_slab_writer(path, scan.shape, voxel_size_um=scan.voxel_size_um, label="solid", overwrite=overwrite) as out:
+        for z0, z1 in progress_bar(list(scan.slabs(depth)), desc="threshold", unit="slab", disable=not progress):
+            solid = scan.read(z0, z1).astype(np.float32) > level
+            out.write(z0, solid)
+            total += int(np.count_nonzero(solid))
     return total

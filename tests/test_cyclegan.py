@@ -397,3 +397,21 @@ def test_translate_shapes_ranges_and_batches(data, tmp_path):
         translate(g, images, batch_size=0)
     with pytest.raises(ValueError, match=r"images as floats must lie in \[0, 1\]"):
         translate(g, images * 2.0)
+
+
+def test_a_scan_read_tile_by_tile_trains_as_its_slices_in_memory(data, tmp_path):
+    from foamlib.io import write_tiff
+    from foamlib.lazy import open_scan
+    from foamlib.patches import ScanSlices, orthogonal_slices
+    from foamlib.segment import scale_intensity
+
+    binary, _ = data
+    volume = np.random.default_rng(3).integers(0, 4000, (20, 24, 28)).astype(np.uint16)
+    lazy = ScanSlices(open_scan(write_tiff(tmp_path / "scan.tif", volume)), intensity_range=(100.0, 3900.0))
+    in_memory = orthogonal_slices(scale_intensity(volume, (100.0, 3900.0)))
+    a = train_cyclegan(binary, in_memory, config=tiny(), progress=False)
+    b = train_cyclegan(binary, lazy, config=tiny(), run_dir=tmp_path / "run", progress=False)
+    assert without_seconds(a.history) == without_seconds(b.history)
+    assert_same_weights(states(a.model), states(b.model))
+    again = train_cyclegan(binary, lazy, config=tiny(steps=6), run_dir=tmp_path / "run", progress=False)
+    assert again.steps_run == 6  # the checkpoint's fingerprint of the scan matched: it resumed

@@ -11,7 +11,7 @@ import tifffile
 import zarr
 
 from foamlib.io import ScanError, read_scan, write_tiff
-from foamlib.lazy import LazyScan, open_scan, slab_starts
+from foamlib.lazy import LazyMask, LazyScan, central_region, grid_step, open_mask, open_scan, slab_starts
 
 
 def _volume(shape=(7, 9, 11), dtype=np.uint16, seed=0):
@@ -185,3 +185,58 @@ def test_real_scans_read_lazily_as_in_memory(shared_data):
         slabs = [scan.read(z0, z1) for z0, z1 in scan.slabs(7)]
         np.testing.assert_array_equal(np.concatenate(slabs).astype(np.float32), whole.volume)
         assert scan.value_range() == whole.original_range
+
+
+def test_grid_step_is_the_smallest_step_that_fits():
+    assert grid_step((7, 9, 11), 10**9) == 1 and grid_step((7, 9, 11), 7 * 9 * 11) == 1
+    assert grid_step((7, 9, 11), 100) == 3  # 3 * 3 * 4 = 36 <= 100 < 4 * 5 * 6
+    assert grid_step((512, 512, 512), 2**24) == 2
+    with pytest.raises(ValueError, match="max_samples"):
+        grid_step((4, 4, 4), 0)
+
+
+@pytest.mark.parametrize("shape", [(512, 512, 512), (511, 513, 97), (3, 5000, 7000), (1, 1, 10**8), (64, 64, 64)])
+def test_central_region_is_centred_and_bounded(shape):
+    box = central_region(shape, 2**24)
+    edges = [s.stop - s.start for s in box]
+    assert np.prod(edges) <= 2**24
+    for n, s, m in zip(shape, box, edges):
+        assert 1 <= m <= n and s.start == (n - m) // 2  # centred
+    if np.prod(shape) <= 2**24:
+        assert edges == list(shape)  # a volume that fits is its own box
+    assert central_region((512, 512, 512), 2**24) == (slice(128, 384),) * 3
+    assert central_region((40, 1000, 1000), 40 * 100 * 100) == (slice(0, 40), slice(450, 550), slice(450, 550))
+    with pytest.raises(ValueError, match="max_voxels"):
+        central_region(shape, 0)
+
+
+@pytest.mark.parametrize("label", ["solid", "pore"])
+def test_open_mask_reads_slabs_as_read_mask_does(tmp_path, label):
+    from foamlib.io import read_mask
+    from foamlib.structure import porosity
+
+    solid = _volume((9, 13, 10), seed=3) > 600
+    path = write_tiff(tmp_path / "mask.tif", solid, voxel_size_um=3.0, label=label)
+    mask = open_mask(path)
+    assert isinstance(mask, LazyMask) and mask.label == label and mask.shape == solid.shape and mask.dtype == bool
+    assert mask.voxel_size_um == pytest.approx(3.0) and len(mask) == 9 and mask.size == solid.size
+    np.testing.assert_array_equal(mask[:], read_mask(path))
+    np.testing.assert_array_equal(mask[4], solid[4])
+    np.testing.assert_array_equal(mask[2:5, 1:7, ::3], solid[2:5, 1:7, ::3])
+    np.testing.assert_array_equal(mask.read(3, 8), solid[3:8])
+    assert mask.solid_voxels() == int(np.count_nonzero(solid))
+    assert mask.porosity() == porosity(solid)  # the same formula, to the last bit
+
+
+def test_open_mask_refuses_what_is_not_a_mask(tmp_path):
+    from foamlib.io import write_probabilities
+
+    with pytest.raises(FileNotFoundError, match="missing.tif does not exist; run the stage"):
+        open_mask(tmp_path / "missing.tif")
+    probs = write_probabilities(tmp_path / "p.tif", np.full((2, 3, 3), 0.25, dtype=np.float32))
+    with pytest.raises(ValueError, match="probability map"):
+        open_mask(probs)
+    grey = tmp_path / "grey.tif"
+    tifffile.imwrite(grey, np.ones((2, 5, 5), dtype=np.float32), photometric="minisblack")
+    with pytest.raises(ValueError, match="not a mask: it holds float32"):
+        open_mask(grey)

@@ -263,3 +263,58 @@ def test_orthogonal_slices_axes_and_size():
         orthogonal_slices(vol[0])
     with pytest.raises(ValueError, match="axes"):
         orthogonal_slices(vol, axes="zz")
+
+
+# --------------------------------------------------------------------------- scans opened lazily
+
+
+@pytest.fixture
+def lazy_scan(tmp_path):
+    from foamlib.io import write_tiff
+    from foamlib.lazy import open_scan
+
+    volume = np.random.default_rng(7).integers(0, 4000, (21, 34, 29)).astype(np.uint16)
+    return volume, open_scan(write_tiff(tmp_path / "scan.tif", volume))
+
+
+@pytest.mark.parametrize("axes", ["z", "zyx", "yx"])
+def test_extract_patches_of_a_lazy_volume_are_those_of_the_volume_in_memory(lazy_scan, tmp_path, axes):
+    from foamlib.io import write_tiff
+    from foamlib.lazy import open_mask
+
+    volume, scan = lazy_scan
+    patches = extract_patches(scan, 9, 50, axes=axes, rng=3)
+    assert patches.dtype == np.uint16
+    np.testing.assert_array_equal(patches, extract_patches(volume, 9, 50, axes=axes, rng=3))
+    solid = volume > 2000
+    mask = open_mask(write_tiff(tmp_path / "mask.tif", solid))
+    binary = extract_patches(mask, 8, 40, axes=axes, rng=1)
+    assert binary.dtype == bool
+    np.testing.assert_array_equal(binary, extract_patches(solid, 8, 40, axes=axes, rng=1))
+
+
+@pytest.mark.parametrize(("axes", "size"), [("zyx", None), ("z", None), ("yx", 10)])
+def test_scan_slices_are_orthogonal_slices_of_the_scaled_scan_read_tile_by_tile(lazy_scan, axes, size):
+    from foamlib.patches import ScanSlices
+    from foamlib.segment import scale_intensity
+
+    volume, scan = lazy_scan
+    expected = orthogonal_slices(scale_intensity(volume, (100.0, 3500.0)), axes=axes, size=size)
+    tiles = ScanSlices(scan, intensity_range=(100.0, 3500.0), axes=axes, size=size)
+    assert tiles.shape == expected.shape and len(tiles) == len(expected) and tiles.dtype == np.float32
+    np.testing.assert_array_equal(np.stack([tiles[i] for i in range(len(tiles))]), expected)
+    np.testing.assert_array_equal(tiles[-1], expected[-1])
+    np.testing.assert_array_equal(tiles[np.int64(5), 2:7, 1:4], expected[5, 2:7, 1:4])
+    np.testing.assert_array_equal(tiles[7, ::-1, ::2], expected[7, ::-1, ::2])
+    picked = np.array([3, 0, len(expected) - 1])
+    np.testing.assert_array_equal(tiles[picked, :4, :4], expected[picked, :4, :4])
+    assert tiles.fingerprint() == tiles.fingerprint()
+    assert tiles.fingerprint() != ScanSlices(scan, intensity_range=(0.0, 3500.0), axes=axes, size=size).fingerprint()
+    with pytest.raises(IndexError):
+        tiles[len(expected)]
+    with pytest.raises(TypeError, match="index ScanSlices"):
+        tiles[0, 1]
+    with pytest.raises(ValueError, match="size 99 does not fit"):
+        ScanSlices(scan, intensity_range=(0.0, 1.0), size=99)
+    with pytest.raises(TypeError, match="LazyScan"):
+        ScanSlices(volume, intensity_range=(0.0, 1.0))

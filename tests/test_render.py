@@ -221,3 +221,16 @@ def test_phase_statistics_by_hand():
     assert stats["otsu_dice"] == 1.0
     with pytest.raises(ValueError, match="both solid"):
         phase_statistics(images, np.ones_like(labels))
+
+
+@pytest.mark.parametrize("max_voxels", [1 << 23, 3000])
+def test_fit_of_a_scan_opened_lazily_equals_the_fit_in_memory(tmp_path, max_voxels):
+    from foamlib.io import write_tiff
+    from foamlib.lazy import open_mask, open_scan
+
+    solid = blobs((6, 48, 40))
+    grey = np.clip(render_slices(solid, MODEL, ranges=RenderRanges.none(), rng=2, dtype="float32") * 16, 0, 4000)
+    grey = grey.astype(np.uint16)
+    scan, mask = open_scan(write_tiff(tmp_path / "scan.tif", grey)), open_mask(write_tiff(tmp_path / "seg.tif", solid))
+    in_memory = fit_grey_model(grey.astype(np.float32), solid, max_voxels=max_voxels, rng=4)
+    assert fit_grey_model(scan, mask, max_voxels=max_voxels, rng=4) == in_memory  # reads only its box

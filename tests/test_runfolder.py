@@ -48,3 +48,16 @@ def test_read_mask_reads_an_all_solid_stack_that_read_scan_would_refuse(tmp_path
         read_mask(tmp_path / "grey.tif")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_mask(tmp_path / "missing.tif")
+
+
+def test_segmentations_open_lazily_and_the_sweep_has_one_per_fraction(tmp_path):
+    run = RunFolder(tmp_path)
+    solid = np.random.default_rng(0).random((4, 6, 5)) > 0.6
+    write_tiff(run.step1_seg, solid)
+    mask = run.open_segmentation("step1")
+    np.testing.assert_array_equal(mask[:], run.read_segmentation("step1"))
+    np.testing.assert_array_equal(mask[2], solid[2])
+    assert mask.porosity() == 1.0 - np.count_nonzero(solid) / solid.size
+    assert run.sweep_seg(0.25).relative_to(tmp_path).as_posix() == "step2/sweep/seg_0.25.tif"
+    with pytest.raises(FileNotFoundError, match="seg.tif does not exist; run the stage"):
+        run.open_segmentation("step2")

@@ -271,3 +271,42 @@ def test_outputs_inside_the_input_folder_or_on_the_model_are_refused(files, tmp_
     with pytest.raises(ValueError, match="model file"):
         segment_file(folder, odd, tmp_path / "." / "model.tif", tile=16, overlap=4, overwrite=True)
     assert segment_file(folder, model_path, tmp_path / "seg.tif", tile=16, overlap=4).shape == scan.shape
+
+
+@pytest.mark.parametrize("axes", ["z", "xyz"])
+def test_segment_scan_of_a_lazy_scan_equals_segment_volume_and_streams(model, tmp_path, axes, monkeypatch):
+    from foamlib.io import read_mask
+    from foamlib.lazy import open_scan
+    from foamlib.segment import segment_scan
+    from foamlib.structure import porosity
+
+    monkeypatch.setattr("foamlib.lazy.STATS_SLAB_BYTES", 4096)  # the clipping count in slabs of a slice too
+    volume = (np.random.default_rng(5).random((20, 37, 41)) * 4000).astype(np.uint16)
+    scan = open_scan(write_tiff(tmp_path / "scan.tif", volume, voxel_size_um=2.0))
+    reads = []
+    original = type(scan).read
+
+    def counting(self, z0, z1):
+        reads.append(z1 - z0)
+        return original(self, z0, z1)
+
+    type(scan).read = counting
+    try:  # a budget of a few slabs: each slab read is thinner than the scan
+        result = segment_scan(model, scan, tmp_path / "seg.tif", axes=axes, tile=32, overlap=8, batch_size=4,
+                              intensity_range=(200.0, 3800.0), memory_gb=0.0009)
+    finally:
+        type(scan).read = original
+    expected = segment_volume(model, volume.astype(np.float32), axes=axes, tile=32, overlap=8, batch_size=4,
+                              intensity_range=(200.0, 3800.0)) >= 0.5
+    written = read_mask(tmp_path / "seg.tif")
+    np.testing.assert_array_equal(written, expected)  # bit for bit, as segment_file
+    assert reads and max(reads) < volume.shape[0]
+    assert result.solid_voxels == int(expected.sum()) and result.porosity == pytest.approx(porosity(expected))
+    assert result.out_path == tmp_path / "seg.tif" and result.intensity_range == (200.0, 3800.0)
+    assert result.clipped_fraction == pytest.approx(np.mean((volume < 200) | (volume > 3800)))
+    assert read_scan(tmp_path / "seg.tif").voxel_size_um == pytest.approx(2.0)
+    assert not list(tmp_path.glob(".*tmp*"))  # the temporary probability file of "xyz" is gone
+    with pytest.raises(FileExistsError):
+        segment_scan(model, scan, tmp_path / "seg.tif", tile=32, overlap=8, intensity_range=(0, 1))
+    with pytest.raises(ValueError, match="is the input scan"):
+        segment_scan(model, scan, tmp_path / "scan.tif", tile=32, overlap=8, intensity_range=(0, 1), overwrite=True)

@@ -48,8 +48,9 @@ def test_prepare_sample_and_plots_take_any_shape(tmp_path, shape):
     write_tiff(tmp_path / "scan.tif", volume, voxel_size_um=5.0)
     record = prepare_sample(tmp_path / "run", sample="s", scan_path=tmp_path / "scan.tif")
     scan, again = load_sample(tmp_path / "run")
-    assert record.shape == shape == scan.volume.shape and again.voxel_size_um == 5.0
-    fig = plot.orthogonal_slices(scan.volume, title="s")
+    assert record.shape == shape == scan.shape and again.voxel_size_um == 5.0
+    np.testing.assert_array_equal(scan[:], volume)
+    fig = plot.orthogonal_slices(scan, title="s")
     assert len(fig.axes) >= 3
     matplotlib.pyplot.close("all")
 

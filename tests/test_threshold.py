@@ -168,3 +168,28 @@ def test_streamed_threshold_only_does_otsu(tmp_path):
     np.save(tmp_path / "scan.npy", _two_phase(np.uint8))
     with pytest.raises(ValueError, match="scan.npy: the 'li' threshold needs the scan in memory"):
         threshold_scan(open_scan(tmp_path / "scan.npy"), method="li")
+
+
+@pytest.mark.parametrize(("dtype", "scale", "offset"), [(np.uint16, 200, 5000), (np.float32, 0.01, -1.0)])
+def test_scan_thresholds_and_the_streamed_mask_equal_the_in_memory_ones(tmp_path, monkeypatch, dtype, scale, offset):
+    from foamlib import threshold as th
+    from foamlib.io import read_mask, read_scan, write_tiff
+    from foamlib.lazy import open_scan
+
+    volume = _two_phase(dtype, scale=scale, offset=offset)
+    write_tiff(tmp_path / "scan.tif", volume, voxel_size_um=4.0)
+    monkeypatch.setattr(th, "_SLAB_BYTES", 2 * volume[0].nbytes)  # slabs of two slices
+    scan = open_scan(tmp_path / "scan.tif")
+    in_memory = read_scan(tmp_path / "scan.tif").volume
+    levels = th.scan_thresholds(scan, methods=["li", "otsu", "triangle"], max_samples=volume.size)
+    assert list(levels) == ["li", "otsu", "triangle"]
+    assert levels == {m: threshold_value(in_memory, method=m) for m in levels}  # the scan is its own sample
+    sparse = th.scan_thresholds(scan, methods=["li"], max_samples=200)  # Li from the grid scan[::s, ::s, ::s]
+    step = next(s for s in range(1, 10) if np.prod([-(-n // s) for n in volume.shape]) <= 200)
+    assert sparse["li"] == threshold_value(in_memory[::step, ::step, ::step], method="li")
+    solid = th.write_threshold_mask(scan, levels["otsu"], tmp_path / "otsu.tif")
+    expected = segment(in_memory)
+    np.testing.assert_array_equal(read_mask(tmp_path / "otsu.tif"), expected)
+    assert solid == int(np.count_nonzero(expected)) and read_scan(tmp_path / "otsu.tif").voxel_size_um == 4.0
+    with pytest.raises(ValueError, match="unknown threshold method 'mean'"):
+        th.scan_thresholds(scan, methods=["mean"], max_samples=10)
