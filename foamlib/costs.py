@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from .samples import SAMPLE_VOXELS
+
 __all__ = ["BYTES_PER_UNIT", "MEASUREMENTS", "SLOPES", "Cost", "Measurement", "Work", "estimate", "stage_work"]
 
 
@@ -144,16 +146,16 @@ MEASUREMENTS: tuple[Measurement, ...] = (
 #: Bytes of peak memory per unit of memory work (:func:`stage_work`), estimated from the arrays a stage holds at
 #: once; the smoke peaks are too small to fit them (the kernel, numpy, torch and matplotlib take most of them).
 BYTES_PER_UNIT: Mapping[str, float] = {
-    "00_samples": 16.0,  # per scan voxel: the float32 scan, the phantom's float64 field while it is made
-    "01_otsu_baseline": 64.0,  # per scan voxel: the float32 scan and the structure analysis (cli._MEMORY_NOTE: ~60)
+    "00_samples": 16.0,  # per voxel held: the phantom's float64 field while a demo sample is made
+    "01_otsu_baseline": 64.0,  # per voxel of the analysed box: the structure analysis (cli._MEMORY_NOTE: ~60)
     "02_foam_generation": 24.0,  # per foam voxel: all foams' float32 fractions and bool solids, the fit's work arrays
     "03_rendering": 14.0,  # per foam voxel: float32 images, bool labels, the rendered stack and its shuffled copy
     "04_unet_step1": 10.0,  # per training pixel: the float32 images and labels of the splits, and a batch's copies
-    "05_segment_step1": 12.0,  # per scan voxel: the float32 scan, the float32 probabilities, the uint8 mask
+    "05_segment_step1": 12.0,  # per voxel of a slab: the float32 slab, its float32 probabilities, the uint8 mask
     "06_gan": 12.0,  # per patch pixel: the real and the generated patches (float32) and their statistics
     "07_watershed_walls": 16.0,  # per image pixel and fraction: the binary sets and the watershed's label images
     "08_cyclegan": 16.0,  # per image pixel and fraction: binary sets and their float32 translations
-    "09_unet_step2": 12.0,  # per pixel of the training sets, plus the scan's segmentation
+    "09_unet_step2": 12.0,  # per pixel of the training sets, plus a segmentation slab
     "10_similarity": 4096.0,  # per crop: the features (2048 float32 ...) and the crops of every set
     "11_porosity_validation": 0.0,
     "12_results": 65536.0,  # per sample: its features and tables
@@ -213,14 +215,26 @@ def stage_work(stage: str, params: Mapping[str, Any], *, scan_shape: Sequence[in
     11                      1
     12                      samples x fid_bootstrap
     ======================  ===============================================================
+
+    Memory work is what a stage holds at once: for 00 and 01 the voxels of the
+    bounded sample the statistics use (at most
+    :data:`foamlib.samples.SAMPLE_VOXELS`), for 05 and 09 the voxels of a
+    segmentation slab within the profile's ``segment_memory_gb`` (the whole
+    scan if it fits); the other stages hold what they make (foams, patches,
+    images).
     """
     voxels = float(math.prod(int(n) for n in scan_shape))
+    # What a stage holds of the scan at once: statistics use a sample of at most SAMPLE_VOXELS voxels, and
+    # segmentations stream slabs within segment_memory_gb (foamlib.samples); the time work is still every voxel.
+    held = min(voxels, float(SAMPLE_VOXELS))
+    budget = _get(params, "segment_memory_gb")
+    streamed = voxels if budget is None else min(voxels, float(budget) * 1e9 / BYTES_PER_UNIT["05_segment_step1"])
     foams = float(_get(params, "n_foams", 0)) * float(_get(params, "foam_size", 0)) ** 3
     patch = float(_get(params, "gan_patch_size", 0))
     generated = float(_get(params, "n_generated", 0)) * patch**2
     fractions = float(len(set(_get(params, "sweep_fractions", [])) | {_get(params, "wall_fraction", 0.5)}))
     if stage in ("00_samples", "01_otsu_baseline"):
-        return Work(voxels, voxels)
+        return Work(voxels, held)
     if stage == "02_foam_generation":
         fit = float(_get(params, "fit_iterations", 0)) * float(_get(params, "fit_size", 0)) ** 3
         supersample = float(_get(params, "supersample", 3)) ** 3 / 27.0
@@ -232,7 +246,7 @@ def stage_work(stage: str, params: Mapping[str, Any], *, scan_shape: Sequence[in
         epochs = trials * float(_get(params, "search_epochs", 0)) + float(_get(params, "epochs", 0))
         return Work(foams * epochs, foams)
     if stage == "05_segment_step1":
-        return Work(voxels * (3.0 if _get(params, "axes", "z") == "xyz" else 1.0), voxels)
+        return Work(voxels * (3.0 if _get(params, "axes", "z") == "xyz" else 1.0), streamed)
     if stage == "06_gan":
         steps = float(_get(params, "gan_steps", 0)) * float(_get(params, "gan_batch_size", 0))
         return Work(steps * patch**2 * float(_get(params, "gan_channels", 0)) ** 2,
@@ -245,7 +259,7 @@ def stage_work(stage: str, params: Mapping[str, Any], *, scan_shape: Sequence[in
         return Work(steps * crop**2 * float(_get(params, "cyclegan_channels", 0)) ** 2, generated * fractions)
     if stage == "09_unet_step2":
         return Work(float(_get(params, "step2_epochs", 0)) * generated * fractions + voxels * fractions,
-                    generated * fractions + voxels)
+                    generated * fractions + streamed)
     if stage == "10_similarity":
         n = float(_get(params, "n_images", 0))
         return Work(n * (fractions + 4.0), n * (fractions + 4.0))
