@@ -29,12 +29,67 @@ import numpy as np
 
 from .densitometry import DEFAULT_DEPTH, Densitometry, NoInteriorError, densitometric_porosity
 
-__all__ = ["DEFAULT_TOLERANCE", "StepAgreement", "compare_steps", "check_runs", "disagreement_notes"]
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "ONE_PHASE",
+    "OnePhaseError",
+    "StepAgreement",
+    "check_two_phases",
+    "compare_steps",
+    "check_runs",
+    "disagreement_notes",
+]
 
 #: Porosity difference (fraction) between single runs of step 1 and step 2 above which they are said to disagree
 #: when there is one seed per step. Seeds and machines alone moved one step-2 porosity by 1.7 and 2.2 pp (issue 21),
 #: so a one-seed difference below 1 pp says nothing, and one above it is worth a warning, not a verdict.
 DEFAULT_TOLERANCE = 0.01
+
+#: Porosity (fraction) below which, or above one minus which, a segmentation counts as one phase everywhere.
+ONE_PHASE = 0.001
+
+
+class OnePhaseError(ValueError):
+    """A U-Net marked (almost) the whole scan one phase where Otsu's threshold finds both (:func:`check_two_phases`)."""
+
+
+def check_two_phases(porosity: float, otsu_porosity: float, *, what: str = "the U-Net", scan: str = "the scan") -> None:
+    """Refuse a segmentation of the scan that is one phase everywhere where Otsu's is not.
+
+    A U-Net can pass its own test split (:func:`foamlib.training.check_learnt`)
+    and still mark a real scan wholly solid or wholly pore, when the images it
+    was trained on do not look like the scan. A porosity of 0 or 1 is never a
+    result to pass on where Otsu's threshold, however rough, finds at least 1 %
+    of each phase.
+
+    Parameters
+    ----------
+    porosity : float
+        Pore fraction of the U-Net's segmentation of the scan.
+    otsu_porosity : float
+        Pore fraction of Otsu's segmentation of the same scan.
+    what, scan : str
+        How the message names the U-Net and the scan.
+
+    Raises
+    ------
+    OnePhaseError
+        If ``porosity`` is below :data:`ONE_PHASE` or above ``1 - ONE_PHASE``
+        while ``otsu_porosity`` lies in [0.01, 0.99].
+    ValueError
+        If a porosity is not a number in [0, 1].
+    """
+    for name, value in (("porosity", porosity), ("otsu_porosity", otsu_porosity)):
+        if not isinstance(value, (int, float, np.floating)) or not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
+    if 0.01 <= otsu_porosity <= 0.99 and not ONE_PHASE <= porosity <= 1.0 - ONE_PHASE:
+        phase = "pore" if porosity > 0.5 else "solid"
+        raise OnePhaseError(
+            f"{what} marks {100 * (porosity if phase == 'pore' else 1 - porosity):.2f} % of {scan} {phase}, where Otsu's "
+            f"threshold finds {otsu_porosity:.1%} pore: its segmentation means nothing. The images it was trained on "
+            "do not look like this scan; compare their grey values with the scan's (the rendering and CycleGAN pages "
+            "show both) before training again."
+        )
 
 
 @dataclass(frozen=True)
