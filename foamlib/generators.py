@@ -7,14 +7,14 @@ algorithm of the first step needs to be replaced". The closed-cell foam is
 with a parameter class that :mod:`foamlib.fitting` fits to a measured
 :class:`~foamlib.structure.StructureReport` and varies for a training set:
 
-========================  ==========================  =====================================================
-kind                      generator                   materials
-========================  ==========================  =====================================================
-``"open-cell"``           :func:`open_cell_foam`      reticulated polymer foams, open-cell metal foams,
-                                                      scaffolds: a network of struts, no walls
-``"spheres"``             :func:`overlapping_spheres` sand, powders, sintered grains, granular packings
-``"fibres"``              :func:`overlapping_fibres`  nonwovens, felts, paper, fibre preforms
-========================  ==========================  =====================================================
+========================  ============================  =====================================================
+kind                      generator                     materials
+========================  ============================  =====================================================
+``"open-cell"``           :func:`open_cell_foam`        reticulated polymer foams, open-cell metal foams,
+                                                        scaffolds: a network of struts, no walls
+``"spheres"``             :func:`overlapping_spheres`   sand, powders, sintered grains, granular packings
+``"fibres"``              :func:`overlapping_fibres`    nonwovens, felts, paper, fibre preforms
+========================  ============================  =====================================================
 
 How they are built
     :func:`open_cell_foam` is the Laguerre-tessellation foam of

@@ -7,6 +7,7 @@ import nbformat
 import numpy as np
 import pytest
 from fake_notebooks import write_notebook
+from read_log import whole_scan_reads
 from nbformat.v4 import new_markdown_cell
 
 from foamlib.runs import read_json
@@ -212,85 +213,6 @@ def test_summary_table_without_runs_is_an_error(tmp_path):
         summary_table(tmp_path)
 
 
-#: A ``sitecustomize`` for the stages' kernels: it logs every read of a run folder's scan and
-#: segmentations (LazyScan indexing, and whole-file reads through tifffile) with the foamlib function
-#: that made it, and makes the streamed passes' slabs thin enough to be seen as slabs.
-_READ_LOG_SITECUSTOMIZE = """
-import json, os, re, sys
-LOG = os.environ.get("FOAMLIB_TEST_READ_LOG")
-if LOG:
-    import tifffile
-    from foamlib import lazy, threshold
-    lazy.STATS_SLAB_BYTES = threshold._SLAB_BYTES = 4 * 64 * 64 * 4  # four slices of a 64^2 float32 scan
-    WATCHED = re.compile(r"^(scan|seg(_[0-9.]+)?)[.]tif$")
-    CALLERS = {"value_range", "count_outside", "scan_histogram", "count_above", "write_threshold_mask", "solid_voxels",
-               "_copy_scan", "fingerprint", "_stream_segment", "grid_sample", "orthogonal_slices", "fit_grey_model"}
-
-    def caller():
-        frame = sys._getframe(2)
-        while frame is not None:
-            if frame.f_code.co_name in CALLERS and "foamlib" in frame.f_code.co_filename:
-                return frame.f_code.co_name
-            frame = frame.f_back
-        return None
-
-    def log(**entry):
-        entry["stage"] = os.environ.get("FOAMLIB_PROGRESS_STAGE")
-        with open(LOG, "a") as handle:
-            handle.write(json.dumps(entry) + "\\n")
-
-    getitem, grid_sample, asarray = lazy.LazyScan.__getitem__, lazy.LazyScan.grid_sample, tifffile.TiffFile.asarray
-
-    def logged_getitem(self, key):
-        out = getitem(self, key)
-        if WATCHED.search(self.path.name):
-            key = key if isinstance(key, tuple) else (key,)
-            box = [[k.start, k.stop, k.step] if isinstance(k, slice) else int(k) for k in key]
-            log(kind="read", file=str(self.path), shape=list(self.shape), read=list(out.shape), key=box, by=caller())
-        return out
-
-    def logged_grid_sample(self, max_samples):
-        if WATCHED.search(self.path.name):
-            log(kind="grid", file=str(self.path), max_samples=int(max_samples))
-        return grid_sample(self, max_samples)
-
-    def logged_asarray(self, key=None, *args, **kwargs):
-        if key is None and WATCHED.search(os.path.basename(self.filename)):
-            log(kind="whole", file=self.filename, by=caller())
-        return asarray(self, key, *args, **kwargs)
-
-    lazy.LazyScan.__getitem__, lazy.LazyScan.grid_sample = logged_getitem, logged_grid_sample
-    tifffile.TiffFile.asarray = logged_asarray
-"""
-
-
-def _whole_scan_reads(log_path) -> list[str]:
-    """The reads in the log that held the whole scan or a whole segmentation, outside a bounded sample."""
-    from foamlib.samples import SAMPLE_VOXELS, analysis_region
-
-    streamed = {"value_range", "count_outside", "scan_histogram", "count_above", "write_threshold_mask",
-                "solid_voxels", "_copy_scan", "fingerprint"}
-    bad = []
-    for line in log_path.read_text().splitlines():
-        entry = json.loads(line)
-        where = f"{entry['stage']}: {entry}"
-        if entry["kind"] == "whole":
-            bad.append(f"whole-file read of {where}")
-        elif entry["kind"] == "grid" and entry["max_samples"] > SAMPLE_VOXELS:
-            bad.append(f"a grid sample of more than SAMPLE_VOXELS in {where}")
-        elif entry["kind"] == "read":
-            shape, read, by = entry["shape"], entry["read"], entry["by"]
-            box = [[s.start, s.stop, None] for s in analysis_region(shape)]
-            if by in streamed:
-                if len(read) == 3 and read[0] >= shape[0]:
-                    bad.append(f"a streamed pass read all {shape[0]} slices at once in {where}")
-            elif by in {"_stream_segment", "grid_sample", "orthogonal_slices", "fit_grey_model"} or entry["key"] == box:
-                continue  # slabs within the memory budget; samples bounded by a constant (test_lazy, test_segment)
-            elif 2 * int(np.prod(read)) > int(np.prod(shape)):
-                bad.append(f"{int(np.prod(read))} of {int(np.prod(shape))} voxels at once in {where}")
-    return bad
-
-
 def test_the_read_log_check_finds_whole_reads(tmp_path):
     """The check of the smoke study's read log below, on reads a stage must not make."""
     shape = [64, 64, 64]
@@ -309,38 +231,29 @@ def test_the_read_log_check_finds_whole_reads(tmp_path):
     ]
     log = tmp_path / "reads.jsonl"
     log.write_text("".join(json.dumps({**e, "stage": "01_x", "file": "scan.tif"}) + "\n" for e in entries + bad))
-    assert len(_whole_scan_reads(log)) == len(bad)
+    assert len(whole_scan_reads(log)) == len(bad)
 
 
-def test_smoke_study_of_one_sample_fills_its_run_folder_and_a_rerun_skips_everything(tmp_path, capsys, monkeypatch):
-    """The real notebooks, end to end, through the CLI (several minutes: every stage starts a kernel).
+def test_smoke_study_of_one_sample_fills_its_run_folder_and_a_rerun_skips_everything(smoke_study, capsys):
+    """The real notebooks, end to end, through the CLI (the shared smoke study of conftest, several minutes).
 
     The stages' kernels log every read of the scan and of its segmentations: none may hold the scan or a
     segmentation whole except through a sample bounded independently of the scan's size (the whole
     scan, here, because the smoke scan is smaller than those bounds) or the streamed segmentation.
     """
-    import os
     from pathlib import Path
 
     from foamlib.cli import main
     from foamlib.training import load_model
 
     root = Path(__file__).resolve().parents[1]
-    runs = tmp_path / "runs"
-    instrument = tmp_path / "instrument"
-    instrument.mkdir()
-    (instrument / "sitecustomize.py").write_text(_READ_LOG_SITECUSTOMIZE)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(instrument), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    monkeypatch.setenv("FOAMLIB_TEST_READ_LOG", str(tmp_path / "reads.jsonl"))
-    args = ["study", "run", "--samples", "foam89", "--profile", "smoke", "--runs-dir", str(runs),
-            "--notebooks", str(root / "notebooks")]
-    assert main(args) == 0
-    reads = [json.loads(line) for line in (tmp_path / "reads.jsonl").read_text().splitlines()]
+    runs, args, read_log = smoke_study.runs, smoke_study.args, smoke_study.read_log
+    reads = [json.loads(line) for line in read_log.read_text().splitlines()]
     by_stage = {e["stage"] for e in reads if e["kind"] == "read"}
     assert {"00_samples", "01_otsu_baseline", "03_rendering", "05_segment_step1", "06_gan", "08_cyclegan",
             "09_unet_step2", "10_similarity", "11_porosity_validation"} <= by_stage  # the log works
     assert {"_stream_segment", "write_threshold_mask", "scan_histogram", "fit_grey_model"} <= {e.get("by") for e in reads}
-    assert _whole_scan_reads(tmp_path / "reads.jsonl") == []
+    assert whole_scan_reads(read_log) == []
     run = runs / "foam89"
     stages = [s.name for s in find_stages(root / "notebooks") if s.scope == "sample"]
     assert sorted(p.stem for p in (run / "notebooks").glob("*.ipynb")) == stages

@@ -1,11 +1,10 @@
 """The whole study on real, non-cubic scans from ../shared/data (issue: scans of any shape).
 
-Four scans that no part of foamlib made, none of them a cube, run on the smoke profile (two at a
-time), the last three through every stage:
+Three scans that no part of foamlib made, none of them a cube, run through every stage on the smoke
+profile (two at a time); a raw file through the runner is test_study's, and the whole sand packing
+(100 x 200 x 200 raw) through every stage is the README's demo run (benchmarks/bench_study_scan.py):
 
-- the sand packing as the raw file it comes as (100 x 200 x 200, given --shape and --dtype), up to
-  its step-1 segmentation (stages 00-05; the README's demo run takes it through every stage);
-- a 60 x 200 x 90 crop of it (one short axis);
+- a 60 x 200 x 90 crop of the sand packing (one short axis);
 - a non-cubic crop of the bone scan (128 x 112 x 80);
 - a 32 x 64 x 60 slab of the bone scan, whose pores (mean chord of 14.5 voxels, so cells of about
   30) are as large as the slab is thick: only 7 lie wholly inside it, and the generator is fitted to
@@ -14,16 +13,12 @@ time), the last three through every stage:
 The smoke profile cuts 32-pixel patches, so 32 voxels is the shortest axis it accepts (the runner
 refuses a thinner scan before any stage runs).
 """
-import shutil
-
 import numpy as np
 import pytest
 import tifffile
-import yaml
 
 from foamlib.cli import main
 from foamlib.runs import read_json
-from foamlib.study import find_stages, load_profile
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
@@ -39,36 +34,22 @@ def test_smoke_study_runs_every_stage_on_non_cubic_real_scans(shared_data, tmp_p
     tifffile.imwrite(tmp_path / "bone_crop.tif", bone[:, 8:120, 20:100])
     tifffile.imwrite(tmp_path / "bone_slab.tif", bone[80:112, 30:94, 30:90])
     runs = tmp_path / "runs"
-    # the whole raw file (4 M voxels, the largest) up to its step-1 segmentation: it is read as it comes
-    # (--shape, --dtype) and its step-1 U-Net must learn; the three crops go through every stage
-    up_to_step1 = tmp_path / "notebooks_00_05"
-    up_to_step1.mkdir()
-    for notebook in sorted((root / "notebooks").glob("0[0-5]_*.ipynb")):
-        shutil.copy(notebook, up_to_step1)
-    declared = {p for stage in find_stages(up_to_step1) for p in stage.parameters}  # the smoke keys of 00-05
-    step1_profile = tmp_path / "smoke_00_05.yml"
-    step1_profile.write_text(yaml.safe_dump({k: v for k, v in load_profile("smoke").items() if k in declared}))
-    common = ["--runs-dir", str(runs), "--jobs", "2"]
-    args = ["study", "run", "--scan", str(sand_raw), "--name", "sand", "--shape", "100", "200", "200", "--dtype", "uint8",
-            "--notebooks", str(up_to_step1), "--profile", str(step1_profile), *common]
-    statuses = [main(args)]
     args = ["study", "run", *(a for s in ("sand60.npy", "bone_crop.tif", "bone_slab.tif") for a in ("--scan", str(tmp_path / s))),
-            "--notebooks", str(root / "notebooks"), "--profile", "smoke", *common]
-    statuses.append(main(args))
+            "--notebooks", str(root / "notebooks"), "--profile", "smoke", "--runs-dir", str(runs), "--jobs", "2"]
+    status = main(args)
     out = capsys.readouterr().out
-    shapes = {"sand": (100, 200, 200), "sand60": (60, 200, 90), "bone_crop": (128, 112, 80), "bone_slab": (32, 64, 60)}
+    shapes = {"sand60": (60, 200, 90), "bone_crop": (128, 112, 80), "bone_slab": (32, 64, 60)}
     for name, shape in shapes.items():
         summary = read_json(runs / name / "summary.json")
         assert tuple(read_json(runs / name / "sample.json")["shape"]) == shape
         assert summary["status"] != "failed", (name, summary.get("failure"), out)
-        methods = ("otsu", "step1") if name == "sand" else ("otsu", "step1", "step2")
-        assert set(methods) <= set(summary["porosity"]), (name, out)
-        # a step-1 U-Net that marks the scan one phase is refused at 04 (check_learnt), never passed on
-        assert all(0.01 < summary["porosity"][m] < 0.99 for m in methods), (name, summary)
+        assert {"otsu", "step1", "step2"} <= set(summary["porosity"]), (name, out)
+        # a U-Net that marks the scan one phase is refused (check_learnt, check_two_phases), never passed on
+        assert all(0.01 < summary["porosity"][m] < 0.99 for m in ("otsu", "step1", "step2")), (name, summary)
         test = read_json(runs / name / "step1_unet" / "metrics.json")["test"]
         s = test["solid_fraction"]
         assert test["mean_dice"] > max(s / (1 + s), (1 - s) / (2 - s)) + 0.05, (name, test)  # beats one phase everywhere
-    assert statuses == [0, 0], out
+    assert status == 0, out
     fitted = read_json(runs / "bone_slab" / "step1_foams" / "metrics.json")
     assert fitted["size_target"] == "chord"  # fewer than 10 whole pores: the cell size comes from the chords
     assert (runs / "_study" / "porosity.csv").is_file()
