@@ -44,6 +44,11 @@ Periodicity
     face re-enter at the opposite one), like the foams of :mod:`foamlib.foam`,
     so a structure can be cropped or tiled without edge effects.
 
+Each parameter class (a frozen dataclass) names its ``kind`` and the field of its fitted size
+(``size_name``), makes a structure with ``generate(shape, rng=...)``, and round-trips through JSON
+with ``to_dict()`` and the class method ``from_dict(data)``, which requires ``porosity`` and the size
+and names any unknown or missing key in its ValueError.
+
 Lengths are in voxels, porosity is a fraction, volumes are ``(Z, Y, X)`` with
 True (or 1) = solid. Nothing here shares code with
 :mod:`foamlib.independent`, the validation suite's own structures.
@@ -265,19 +270,37 @@ def overlapping_fibres(shape, *, fibre_diameter: float, porosity: float, aspect_
 # --------------------------------------------------------------------------- parameters
 
 
-def _from_dict(cls, data: Mapping[str, Any], required: tuple[str, ...]):
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys {unknown}; known: {sorted(names)}")
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise ValueError(f"{cls.__name__} needs the keys {missing}")
-    return cls(**dict(data))
+class _Parameters:
+    """What the parameter classes share: a kind, the name of their fitted size, and dict round trips."""
+
+    kind: ClassVar[str]
+    size_name: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-ready dict of Python ``float`` and ``int``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        """Inverse of ``to_dict``; ``porosity`` and the size (the field named ``size_name``) are required.
+
+        Raises
+        ------
+        ValueError
+            For unknown or missing keys, or bad values.
+        """
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {unknown}; known: {sorted(names)}")
+        missing = [k for k in ("porosity", cls.size_name) if k not in data]
+        if missing:
+            raise ValueError(f"{cls.__name__} needs the keys {missing}")
+        return cls(**dict(data))
 
 
 @dataclass(frozen=True)
-class OpenCellParameters:
+class OpenCellParameters(_Parameters):
     """Parameters of :func:`open_cell_foam` (generator kind ``"open-cell"``).
 
     Attributes
@@ -307,21 +330,6 @@ class OpenCellParameters:
         object.__setattr__(self, "cell_size_cv", check_real("cell_size_cv", self.cell_size_cv, low=0.0, high=1.0))
         object.__setattr__(self, "supersample", check_int("supersample", self.supersample, low=1, high=16))
 
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-ready dict of Python ``float`` and ``int``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OpenCellParameters:
-        """Inverse of :meth:`to_dict`; ``porosity`` and ``cell_diameter`` are required.
-
-        Raises
-        ------
-        ValueError
-            For unknown or missing keys, or bad values.
-        """
-        return _from_dict(cls, data, ("porosity", "cell_diameter"))
-
     def generate(self, shape=(64, 64, 64), *, rng=None) -> Foam:
         """One structure of `shape` ``(Z, Y, X)`` voxels; see :func:`open_cell_foam`."""
         return open_cell_foam(shape, cell_diameter=self.cell_diameter, porosity=self.porosity,
@@ -329,7 +337,7 @@ class OpenCellParameters:
 
 
 @dataclass(frozen=True)
-class SphereParameters:
+class SphereParameters(_Parameters):
     """Parameters of :func:`overlapping_spheres` (generator kind ``"spheres"``).
 
     Attributes
@@ -356,21 +364,6 @@ class SphereParameters:
         object.__setattr__(self, "grain_size_cv",
                            check_real("grain_size_cv", self.grain_size_cv, low=0.0, high=1.0))
 
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-ready dict of Python ``float``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SphereParameters:
-        """Inverse of :meth:`to_dict`; ``porosity`` and ``grain_diameter`` are required.
-
-        Raises
-        ------
-        ValueError
-            For unknown or missing keys, or bad values.
-        """
-        return _from_dict(cls, data, ("porosity", "grain_diameter"))
-
     def generate(self, shape=(64, 64, 64), *, rng=None) -> Structure:
         """One structure of `shape` ``(Z, Y, X)`` voxels; see :func:`overlapping_spheres`."""
         return overlapping_spheres(shape, grain_diameter=self.grain_diameter, porosity=self.porosity,
@@ -378,7 +371,7 @@ class SphereParameters:
 
 
 @dataclass(frozen=True)
-class FibreParameters:
+class FibreParameters(_Parameters):
     """Parameters of :func:`overlapping_fibres` (generator kind ``"fibres"``).
 
     Attributes
@@ -407,21 +400,6 @@ class FibreParameters:
                            check_real("fibre_diameter", self.fibre_diameter, low=0.0, low_open=True))
         object.__setattr__(self, "aspect_ratio", check_real("aspect_ratio", self.aspect_ratio, low=0.0))
         object.__setattr__(self, "max_tilt", check_real("max_tilt", self.max_tilt, low=0.0, high=90.0))
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-ready dict of Python ``float``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FibreParameters:
-        """Inverse of :meth:`to_dict`; ``porosity`` and ``fibre_diameter`` are required.
-
-        Raises
-        ------
-        ValueError
-            For unknown or missing keys, or bad values.
-        """
-        return _from_dict(cls, data, ("porosity", "fibre_diameter"))
 
     def generate(self, shape=(64, 64, 64), *, rng=None) -> Structure:
         """One structure of `shape` ``(Z, Y, X)`` voxels; see :func:`overlapping_fibres`."""
