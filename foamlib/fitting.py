@@ -439,6 +439,20 @@ def _start_cv(pore_diameters, cell_size_cv) -> float:
     return _DEFAULT_CV
 
 
+def _porosity_step(
+    target: float, previous: tuple[float, float] | None, slope: float, measured: float, generated: float
+) -> tuple[float, tuple[float, float], float]:
+    """One fit step of the generator's porosity target: ``(target, previous, slope)`` for the next step.
+
+    The target moves by the binarisation offset (measured minus generated porosity) divided by the
+    secant slope d(binary porosity) / d(target) of the last two steps (1 without supersampling; up to
+    ~3 with walls about a voxel thick, which enter or leave the binary structure wholesale).
+    """
+    if previous is not None and abs(target - previous[0]) > 1e-4:
+        slope = float(np.clip((generated - previous[1]) / (target - previous[0]), *_POROSITY_SLOPE_RANGE))
+    return float(np.clip(target + (measured - generated) / slope, *_POROSITY_RANGE)), (target, generated), slope
+
+
 def fit_foam_parameters(
     report: StructureReport,
     *,
@@ -660,15 +674,8 @@ def fit_foam_parameters(
         logger.debug("fit step %d: %s -> %s", step, params, generated)
         if step == iterations:
             break
-        # porosity: shift the generator's target by the binarisation offset, scaled by the
-        # secant slope d(binary porosity) / d(target) (1 without supersampling; up to ~3 with
-        # walls about a voxel thick, which enter or leave the binary foam wholesale)
-        if p_previous is not None and abs(target_p - p_previous[0]) > 1e-4:
-            p_slope = float(np.clip((generated["porosity"] - p_previous[1]) / (target_p - p_previous[0]),
-                                    *_POROSITY_SLOPE_RANGE))
-        p_previous = (target_p, generated["porosity"])
-        target_p = float(np.clip(target_p + (measured["porosity"] - generated["porosity"]) / p_slope,
-                                 *_POROSITY_RANGE))
+        target_p, p_previous, p_slope = _porosity_step(target_p, p_previous, p_slope, measured["porosity"],
+                                                       generated["porosity"])
         # cell diameter: proportional to the pore diameter (or to the mean pore chord)
         if generated[size_key] > 0:  # False for NaN (no pore counted)
             factor = measured[size_key] / generated[size_key]
@@ -860,12 +867,8 @@ def fit_parameters(
         logger.debug("fit step %d: %s -> %s", step, params, generated)
         if step == iterations:
             break
-        if p_previous is not None and abs(target_p - p_previous[0]) > 1e-4:
-            p_slope = float(np.clip((generated["porosity"] - p_previous[1]) / (target_p - p_previous[0]),
-                                    *_POROSITY_SLOPE_RANGE))
-        p_previous = (target_p, generated["porosity"])
-        target_p = float(np.clip(target_p + (measured["porosity"] - generated["porosity"]) / p_slope,
-                                 *_POROSITY_RANGE))
+        target_p, p_previous, p_slope = _porosity_step(target_p, p_previous, p_slope, measured["porosity"],
+                                                       generated["porosity"])
         if generated[size_key] > 0:  # False for NaN (no pore counted)
             size *= float(np.clip(measured[size_key] / generated[size_key], 1 / _MAX_CELL_STEP, _MAX_CELL_STEP))
         else:
