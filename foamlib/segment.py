@@ -12,10 +12,15 @@ second stack, in this process or as Dask tasks (:mod:`foamlib.distributed`).
 
 Tiling
 ------
-Large slices are cut into square tiles of side ``tile`` (or the slice's side,
-where smaller) that overlap by at least ``overlap`` pixels; the last tile of a
-row or column is moved back so that it ends at the slice border, so any slice
-size works, including slices smaller than a tile (then the slice is one tile).
+Large slices are cut into tiles that overlap by at least ``overlap`` pixels:
+along each axis longer than ``tile``, the fewest tiles of length at most
+``tile`` that can overlap so, all of one length (the shortest that covers the
+axis with that overlap), spread evenly from border to border
+(:func:`tile_layout`). A 1024-pixel side with ``tile=512, overlap=32`` takes
+three tiles of 363 pixels, not two of 512 and a third moved back to the border,
+which would run the network on 2.25 times the slice's pixels instead of 1.13.
+Any slice size works, including slices smaller than a tile (then the slice is
+one tile).
 Tiles are predicted in batches (across slices) and blended with a window that
 rises as ``sin^2`` over ``overlap`` pixels on every side that borders another
 tile (and is flat on sides at the slice border), each pixel's probability being
@@ -141,6 +146,7 @@ __all__ = [
     "SEGMENTATION_STAGES",
     "TilingLimits",
     "tiling_limits",
+    "tile_layout",
     "normalisation_from_metadata",
     "check_segmentation_model",
     "clipped_fraction",
@@ -734,14 +740,46 @@ def scale_intensity(volume: np.ndarray, intensity_range: tuple[float, float]) ->
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def tile_origins(size: int, tile: int, overlap: int) -> list[int]:
-    """Tile starts along one axis: stride ``tile - overlap``, the last tile ending at the border."""
+def tile_layout(size: int, tile: int, overlap: int, min_length: int = 0) -> tuple[list[int], int]:
+    """Tile starts along one axis and the tiles' common length: the fewest tiles, spread evenly.
+
+    Parameters
+    ----------
+    size : int
+        Length of the axis, in pixels.
+    tile : int
+        Largest tile length, in pixels.
+    overlap : int
+        Smallest overlap of neighbouring tiles, in pixels, ``0 <= overlap < tile``.
+    min_length : int, optional
+        Shortest tile, in pixels, ``<= tile`` (a U-Net's
+        :attr:`TilingLimits.min_tile`); a longer tile only overlaps more.
+        Default 0.
+
+    Returns
+    -------
+    starts : list of int
+        First pixel of every tile, increasing; the first tile starts at 0 and the
+        last ends at ``size``.
+    length : int
+        Length of every tile: ``size`` where ``size <= tile`` (one tile), else
+        the shortest length at which ``n`` tiles overlapping by at least
+        ``overlap`` cover the axis, ``n`` being the fewest tiles of length at
+        most ``tile`` that can (module notes, Tiling), or ``min_length`` where
+        that is longer. The tile count depends only on ``size``, ``tile`` and
+        ``overlap``.
+    """
     if size <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, size - tile, stride))
-    starts.append(size - tile)
-    return starts
+        return [0], size
+    n = -(-(size - overlap) // (tile - overlap))
+    length = max(-(-(size + (n - 1) * overlap) // n), min(min_length, tile))
+    starts = [round(i * (size - length) / (n - 1)) for i in range(n)]
+    return starts, length
+
+
+def tile_origins(size: int, tile: int, overlap: int) -> list[int]:
+    """Tile starts along one axis (:func:`tile_layout`)."""
+    return tile_layout(size, tile, overlap)[0]
 
 
 def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
@@ -757,10 +795,9 @@ def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
     return w
 
 
-def _tiling(height: int, width: int, tile: int, overlap: int) -> tuple[list[tuple[int, int, np.ndarray]], np.ndarray, int, int]:
+def _tiling(height: int, width: int, tile: int, overlap: int, min_length: int = 0) -> tuple[list[tuple[int, int, np.ndarray]], np.ndarray, int, int]:
     """Tiles ``(y0, x0, window)`` of one slice, the summed window, and the tile shape."""
-    th, tw = min(tile, height), min(tile, width)
-    ys, xs = tile_origins(height, tile, overlap), tile_origins(width, tile, overlap)
+    (ys, th), (xs, tw) = tile_layout(height, tile, overlap, min_length), tile_layout(width, tile, overlap, min_length)
     tiles = []
     total = np.zeros((height, width), dtype=np.float64)
     for i, y0 in enumerate(ys):
@@ -823,7 +860,8 @@ def segment_axis(
     ``precision`` is a resolved :func:`foamlib.device.pick_precision` value (autocast on CUDA).
     """
     n, height, width = stack.shape
-    tiles, total, th, tw = _tiling(height, width, tile, overlap)
+    limits = _model_limits(model)
+    tiles, total, th, tw = _tiling(height, width, tile, overlap, limits.min_tile if limits is not None else 0)
     scale = (weight / total).astype(np.float32)
     jobs: Iterator[tuple[int, int, int, np.ndarray]] = ((i, y0, x0, w) for i in range(n) for y0, x0, w in tiles)
     width = np.float32(high - low)
@@ -1121,8 +1159,8 @@ def segment_file(
     was_training = model.training
     model.to(dev).eval()
     try:
-        per_batch = _seconds_per_batch(model, scan.shape, tile=tile, batch_size=batch_size, device=dev,
-                                       precision=precision)  # fmt: skip
+        per_batch = _seconds_per_batch(model, scan.shape, tile=tile, overlap=overlap, batch_size=batch_size,
+                                       device=dev, precision=precision)  # fmt: skip
         logger.info(
             "%s: %s; about %s on %s (%.3g s per batch measured), plus two reads of the scan to check it and "
             "derive its grey-value range",
@@ -1605,10 +1643,12 @@ def _probability_region(path: Path, shape: tuple[int, int, int], key: tuple[slic
     return values
 
 
-def _seconds_per_batch(model: nn.Module, shape: tuple[int, int, int], *, tile: int, batch_size: int,
+def _seconds_per_batch(model: nn.Module, shape: tuple[int, int, int], *, tile: int, overlap: int, batch_size: int,
                        device: torch.device, precision: str = "fp32") -> float:  # fmt: skip
     """Wall time of one forward pass of a batch of z-slice tiles (after one warm-up pass)."""
-    th, tw = min(tile, shape[1]), min(tile, shape[2])
+    limits = _model_limits(model)
+    shortest = limits.min_tile if limits is not None else 0
+    th, tw = (tile_layout(side, tile, overlap, shortest)[1] for side in shape[1:])
     x = torch.zeros((batch_size, 1, th, tw), device=device)
     with torch.inference_mode(), autocast(device, precision):
         solid_probabilities(model, x)

@@ -6,7 +6,7 @@ import tifffile
 import torch
 
 from foamlib.io import read_scan, write_tiff
-from foamlib.segment import infer_intensity_range, segment_file, segment_volume
+from foamlib.segment import infer_intensity_range, segment_file, segment_volume, tile_layout
 from foamlib.training import ModelFileError, save_model
 from foamlib.unet import build_unet
 
@@ -44,6 +44,29 @@ def test_tiling_matches_whole_slice_inference(model):
     error = np.abs(tiled - whole)
     assert error.mean() < 0.01
     assert np.abs(segment_volume(model, volume, tile=32, overlap=0) - whole).mean() > error.mean()
+
+
+@pytest.mark.parametrize("tile,overlap", [(512, 32), (256, 32), (64, 16), (20, 19), (7, 3), (16, 0)])
+def test_tile_layout_covers_with_the_fewest_even_tiles(tile, overlap):
+    for size in range(1, 1100, 7):
+        starts, length = tile_layout(size, tile, overlap)
+        if size <= tile:
+            assert (starts, length) == ([0], size)
+            continue
+        n = len(starts)
+        assert starts[0] == 0 and starts[-1] + length == size and length <= tile
+        gaps = np.diff(starts)
+        assert (gaps > 0).all() and (length - gaps >= overlap).all()  # every neighbour overlaps by >= overlap
+        assert gaps.max() - gaps.min() <= 1  # spread evenly
+        assert (n - 1) * (tile - overlap) + overlap < size  # n - 1 tiles of side tile could not cover
+        assert length * n < size + (n - 1) * overlap + n  # no tile longer than covering needs
+        longer = tile_layout(size, tile, overlap, min_length=tile)  # a floor on the length: same count
+        assert len(longer[0]) == n and longer[1] == tile and longer[0][-1] + tile == size
+
+
+def test_a_1024_slice_takes_three_tiles_of_363_not_two_of_512_and_a_third():
+    assert tile_layout(1024, 512, 32) == ([0, 330, 661], 363)
+    assert tile_layout(1024, 256, 32)[1] == 231 and len(tile_layout(1024, 256, 32)[0]) == 5
 
 
 def test_blending_is_exact_for_a_pointwise_model():
