@@ -262,6 +262,8 @@ class UNetMetrics(StageMetrics):
     """
 
     stages: ClassVar[tuple[str, ...]] = ("step1_unet", "step2_unet")
+    #: The step whose U-Net each stage trained: ``steps["step1_unet"] == "step1"``.
+    steps: ClassVar[dict[str, str]] = {"step1_unet": "step1", "step2_unet": "step2"}
     test: dict[str, float]
     epochs_run: int | None = None
     best_config: dict[str, Any] | None = None

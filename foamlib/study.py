@@ -1223,16 +1223,23 @@ def summarize(run_dir: str | os.PathLike, *, failure: StageResult | None = None)
     ``sample``, ``reference_porosity``, ``reference_kind``
         From ``sample.json``.
     ``porosity``
-        ``{method: porosity}`` from every stage whose metrics hold a number
-        under ``porosity`` (``otsu``, ``step1``, ``step2``).
+        ``{method: porosity}`` from every stage whose metrics hold a porosity
+        (:class:`~foamlib.metrics.OtsuMetrics` and
+        :class:`~foamlib.metrics.SegmentationMetrics`: ``otsu``, ``step1``,
+        ``step2``).
     ``fid``, ``kid``
-        ``{"step1", "step2", "encoder"}`` and ``{"step1", "step2"}``, from a
-        stage whose metrics hold ``fid`` / ``kid`` (the similarity stage).
+        ``{"step1", "step2", "encoder"}`` and ``{"step1", "step2"}``, from the
+        similarity stage (:class:`~foamlib.metrics.SimilarityMetrics`).
     ``unet_test``
-        ``{"step1": {...}, "step2": {...}}``: test metrics of each U-Net, from
-        the ``<name>_unet`` stages' ``test`` entries.
+        ``{"step1": {...}, "step2": {...}}``: test metrics of each step's U-Net
+        (:class:`~foamlib.metrics.UNetMetrics`, ``test``).
     ``stages``
-        Every stage's metrics as written.
+        Every stage's metrics (:data:`foamlib.metrics.STAGE_METRICS`, in the
+        study's order), each as its class writes it.
+    ``damaged``
+        ``{stage: message}`` for a ``metrics.json`` that could not be read or
+        whose layout does not match its class; such a stage is left out of the
+        other keys (the summary of a damaged folder is still written).
     ``seconds``
         Wall-clock time of each stage's last successful run.
     ``agreement``
@@ -1242,9 +1249,12 @@ def summarize(run_dir: str | os.PathLike, *, failure: StageResult | None = None)
         that quotes the scan's densitometric estimate where it has one), or
         ``{"error": ...}`` if that check could not be made.
     """
-    run_dir = Path(run_dir)
+    from .metrics import STAGE_METRICS, OtsuMetrics, SegmentationMetrics, SimilarityMetrics, UNetMetrics
+    from .runfolder import RunFolder
+
+    run = RunFolder(run_dir)
     summary: dict[str, Any] = {
-        "sample": run_dir.name,
+        "sample": run.path.name,
         "status": "complete" if failure is None else "failed",
         "failure": None if failure is None else {
             "stage": failure.stage, "message": failure.message, "notebook": failure.notebook or None,
@@ -1252,29 +1262,35 @@ def summarize(run_dir: str | os.PathLike, *, failure: StageResult | None = None)
         "reference_porosity": None,
         "porosity": {},
     }
-    if (run_dir / "sample.json").is_file():
-        sample = read_json(run_dir / "sample.json")
+    if (run.path / "sample.json").is_file():
+        sample = read_json(run.path / "sample.json")
         summary["reference_porosity"] = sample.get("reference_porosity")
         summary["reference_kind"] = sample.get("reference_kind")
-    stages = {}
+    stages: dict[str, Any] = {}
     unet_test: dict[str, Any] = {}
-    for metrics in sorted(run_dir.glob("*/metrics.json")):
-        data = read_json(metrics)
-        name = metrics.parent.name
-        stages[name] = data
-        if isinstance(data.get("porosity"), (int, float)):
-            summary["porosity"][name] = data["porosity"]
-        for key in ("fid", "kid"):
-            if isinstance(data.get(key), Mapping):
-                summary[key] = data[key]
-        if isinstance(data.get("test"), Mapping):
-            unet_test[name.removesuffix("_unet")] = data["test"]
+    damaged: dict[str, str] = {}
+    for name in STAGE_METRICS:
+        if not run.metrics_file(name).is_file():
+            continue
+        try:
+            metrics = run.metrics(name)
+        except (OSError, ValueError) as exc:  # MetricsError, or JSON that does not parse
+            damaged[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        stages[name] = metrics.to_json()
+        if isinstance(metrics, (OtsuMetrics, SegmentationMetrics)):
+            summary["porosity"][name] = metrics.porosity
+        elif isinstance(metrics, SimilarityMetrics):
+            summary["fid"], summary["kid"] = metrics.fid.to_json(), metrics.kid.to_json()
+        elif isinstance(metrics, UNetMetrics):
+            unet_test[UNetMetrics.steps[name]] = metrics.test
     summary["unet_test"] = unet_test
     summary["stages"] = stages
+    summary["damaged"] = damaged
     summary["seconds"] = {
-        p.stem: read_json(p).get("seconds") for p in sorted((run_dir / ".stages").glob("*.json"))
+        p.stem: read_json(p).get("seconds") for p in sorted((run.path / ".stages").glob("*.json"))
     }
-    summary["agreement"] = _agreement(run_dir, summary["porosity"])
+    summary["agreement"] = _agreement(run.path, summary["porosity"])
     return summary
 
 

@@ -29,14 +29,15 @@ def notebooks(tmp_path):
     folder.mkdir()
     _notebook(
         folder / "00_first.ipynb",
-        "from foamlib.runs import update_metrics\nupdate_metrics(run_dir, 'first', {'porosity': a / 10})\n"
-        "update_metrics(run_dir, 'first_unet', {'test': {'dice': 0.9}})\n"
-        "update_metrics(run_dir, 'similarity', {'fid': {'first': 3.0, 'encoder': 'random'}, 'kid': {'first': 0.1}})",
+        "from foamlib.runs import update_metrics\nupdate_metrics(run_dir, 'otsu', {'porosity': a / 10})\n"
+        "update_metrics(run_dir, 'step1_unet', {'test': {'dice': 0.9}})\n"
+        "update_metrics(run_dir, 'similarity', {'fid': {'step1': 3.0, 'step2': 4.0, 'encoder': 'random'},\n"
+        "                                       'kid': {'step1': 0.1, 'step2': 0.2}})",
         "run_dir = 'x'\nsample = 's'\na = 1",
     )
     _notebook(
         folder / "01_second.ipynb",
-        "import json, pathlib\nv = json.loads(pathlib.Path(run_dir, 'first', 'metrics.json').read_text())\n"
+        "import json, pathlib\nv = json.loads(pathlib.Path(run_dir, 'otsu', 'metrics.json').read_text())\n"
         "assert b >= 0, 'b must not be negative'\n"
         "pathlib.Path(run_dir, 'second.txt').write_text(str(v['porosity'] + b))",
         "run_dir = 'x'\nb = 0",
@@ -57,9 +58,10 @@ def test_runs_every_stage_then_skips_unchanged_ones(notebooks, tmp_path, capsys)
     executed = nbformat.read(runs / "s1" / "notebooks" / "00_first.ipynb", as_version=4)
     assert executed.cells[0].source.startswith("# Title: s1")
     summary = read_json(runs / "s1" / "summary.json")
-    assert summary["porosity"] == {"first": 0.2} and set(summary["seconds"]) == {"00_first", "01_second"}
-    assert summary["unet_test"] == {"first": {"dice": 0.9}}
-    assert summary["fid"] == {"first": 3.0, "encoder": "random"} and summary["kid"] == {"first": 0.1}
+    assert summary["porosity"] == {"otsu": 0.2} and set(summary["seconds"]) == {"00_first", "01_second"}
+    assert summary["unet_test"] == {"step1": {"dice": 0.9}}
+    assert summary["fid"] == {"step1": 3.0, "step2": 4.0, "encoder": "random"}
+    assert summary["kid"] == {"step1": 0.1, "step2": 0.2} and summary["damaged"] == {}
 
     table = summary_table(runs)
     assert table.splitlines()[2] == "| s1 | – | 20.00 % |"
@@ -190,7 +192,7 @@ def test_study_wide_stage_runs_after_the_samples_and_is_cached(notebooks, tmp_pa
     _notebook(
         notebooks / "02_study.ipynb",
         "import json, pathlib\n"
-        "values = [json.loads(pathlib.Path(runs_dir, s, 'first', 'metrics.json').read_text())['porosity'] for s in samples]\n"
+        "values = [json.loads(pathlib.Path(runs_dir, s, 'otsu', 'metrics.json').read_text())['porosity'] for s in samples]\n"
         "pathlib.Path(runs_dir, '_study').mkdir(exist_ok=True)\n"
         "pathlib.Path(runs_dir, '_study', 'all.txt').write_text(str(sorted(values)))",
         "runs_dir = 'x'\nsamples = []",
@@ -206,6 +208,21 @@ def test_study_wide_stage_runs_after_the_samples_and_is_cached(notebooks, tmp_pa
     changed = run_study(specs, profile={"a": 3, "b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
     assert _statuses(changed)[-1] == ("_study", "02_study", "ran")
     assert (runs / "_study" / "all.txt").read_text() == "[0.3, 0.3]"
+
+
+def test_a_damaged_metrics_file_is_named_in_the_summary_not_merged(notebooks, tmp_path):
+    from foamlib.study import summarize
+
+    runs = tmp_path / "runs"
+    run_study([SampleSpec("s1")], profile={"a": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    (runs / "s1" / "step1").mkdir()
+    (runs / "s1" / "step1" / "metrics.json").write_text('{"porosty": 0.5}')  # a misspelt key
+    (runs / "s1" / "step1_unet" / "metrics.json").write_text('{"test": ')  # cut off mid-write
+    summary = summarize(runs / "s1")
+    assert set(summary["damaged"]) == {"step1", "step1_unet"}
+    assert "did you mean 'porosity'?" in summary["damaged"]["step1"]
+    assert summary["porosity"] == {"otsu": 0.1} and summary["unet_test"] == {}
+    assert set(summary["stages"]) == {"otsu", "similarity"}
 
 
 def test_summary_table_without_runs_is_an_error(tmp_path):
@@ -420,7 +437,7 @@ def test_stale_temporaries_of_a_killed_run_are_removed_at_the_next_start(noteboo
     runs = tmp_path / "runs"
     run_study([SampleSpec("s1")], profile={"a": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
     stale = [runs / "s1" / "notebooks" / f".00_first.ipynb.{'c' * 32}.tmp.ipynb",
-             runs / "s1" / "first" / f".metrics.json.{'d' * 32}.tmp.json"]
+             runs / "s1" / "otsu" / f".metrics.json.{'d' * 32}.tmp.json"]
     for path in stale:
         path.write_text("{}")
     again = run_study([SampleSpec("s1")], profile={"a": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
