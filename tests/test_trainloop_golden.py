@@ -36,10 +36,21 @@ RECORDED_ON = ("2.13.0+cpu", "AVX512")
 #: The U-Net's recorded anew when its history gained val_pore_dice and val_mean_dice (epochs chosen by
 #: the mean Dice of both phases): without those two columns the run still gives a28c6cc7..., the
 #: checksum before, so the weights and the other history values did not move.
-EXPECTED = {
-    "unet": "55fa9aec9cea42b7792ac3b97fe96f0ebae081fc0a2d40a24a0eb068bb61a6e5",
-    "gan": "917de0575847d2e088b5b7205f1a80afc942bb498d146e0f49961a6198db1cf1",
-    "cyclegan": "3576e2b4d56c1157e0c2b9c0f1662ba9c9636729c8ac33e7c761e3dfe544d482",
+#: Two CPUs that both report AVX512 to torch round differently (oneDNN picks other kernels on
+#: each): the first set was recorded on the machine of stop 24's CI, the second on an AMD EPYC,
+#: where the same loops, unchanged, gave it (and stop 25's CI machine gave it too). A run must
+#: give one of the recorded sets, all three checksums from the same set.
+EXPECTED_SETS = {
+    "stop 24 CI machine": {
+        "unet": "55fa9aec9cea42b7792ac3b97fe96f0ebae081fc0a2d40a24a0eb068bb61a6e5",
+        "gan": "917de0575847d2e088b5b7205f1a80afc942bb498d146e0f49961a6198db1cf1",
+        "cyclegan": "3576e2b4d56c1157e0c2b9c0f1662ba9c9636729c8ac33e7c761e3dfe544d482",
+    },
+    "AMD EPYC": {
+        "unet": "6c196442de861ac4d0abdc8ed519c9719a6c54b26c73d5aa697ac583a2af18c2",
+        "gan": "5869f4e6943461a0c512b99309d233eb69e668a7ce30a1d8d88bdcfc5968dea1",
+        "cyclegan": "ae5dc641d94c73fcfadd0298335ccb5cecc837cbe6232f87e51ad0d07570f1b6",
+    },
 }
 
 
@@ -96,10 +107,15 @@ def run_cyclegan(tmp_path) -> str:
     return _checksum(state, result.history)
 
 
-@pytest.mark.parametrize("name, run", [("unet", run_unet), ("gan", run_gan), ("cyclegan", run_cyclegan)])
-def test_fixed_seed_training_gives_the_recorded_weights(name, run, tmp_path):
+RUNS = {"unet": run_unet, "gan": run_gan, "cyclegan": run_cyclegan}
+
+
+def test_fixed_seed_training_gives_one_recorded_set_of_weights(tmp_path):
     here = (torch.__version__, torch.backends.cpu.get_cpu_capability())
     if here != RECORDED_ON:
         pytest.skip(f"checksums recorded with torch {RECORDED_ON[0]} on {RECORDED_ON[1]} kernels, this is "
                     f"{here[0]} on {here[1]}: floating-point rounding may differ; record them anew here")
-    assert run(tmp_path) == EXPECTED[name]
+    got = {name: run(tmp_path) for name, run in RUNS.items()}
+    matches = [machine for machine, expected in EXPECTED_SETS.items() if got == expected]
+    assert matches, f"no recorded set matches {got}; per run, recorded: " + "; ".join(
+        f"{name}: {[expected[name][:12] for expected in EXPECTED_SETS.values()]}" for name in RUNS)
