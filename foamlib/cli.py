@@ -327,7 +327,7 @@ def _cmd_study_plan(args) -> int:
 
     specs = _study_specs(args)
     plans = plan_study(specs, profile=_profile(args), notebooks_dir=args.notebooks, runs_dir=args.runs_dir,
-                       jobs=args.jobs, force=args.force)
+                       jobs=args.jobs, force=args.force, until=args.until)
     jobs = max(1, min(len(specs), idle_cpus() if args.jobs is None else args.jobs))
     print(f"plan of `foamlib study run` on the {args.profile} profile (nothing runs now):")
     print(format_plan(plans, jobs=jobs))
@@ -338,7 +338,7 @@ def _cmd_study_prepare(args) -> int:
     from .study import prepare_notebooks
 
     paths = prepare_notebooks(_study_specs(args), profile=_profile(args), notebooks_dir=args.notebooks,
-                              runs_dir=args.runs_dir, overwrite=args.overwrite)
+                              runs_dir=args.runs_dir, overwrite=args.overwrite, until=args.until)
     for path in paths:
         print(path)
     print(f"{len(paths)} notebooks for the {args.profile} profile: `jupyter lab {args.runs_dir}` and run each "
@@ -361,6 +361,7 @@ def _cmd_study_run(args) -> int:
         force=args.force,
         progress_every=args.progress_every,
         scheduler=args.scheduler,
+        until=args.until,
     )
     failed = [r for r in results if r.status == "failed"]
     ran = sum(r.status == "ran" for r in results)
@@ -527,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "--set generator=spheres")
         p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of numbered notebooks")
         p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of the run folders")
+        p.add_argument("--until", metavar="NN",
+                       help="only the stages up to this one (its number, e.g. 05, or its notebook's name); the "
+                       "profile is still checked against every stage")
         if runs:
             p.add_argument("--jobs", type=int, help="samples run in parallel (default: one per idle core)")
             p.add_argument("--force", action="store_true", help="run every stage even if unchanged")

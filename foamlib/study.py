@@ -100,6 +100,7 @@ __all__ = [
     "load_profile",
     "profile_names",
     "find_stages",
+    "select_stages",
     "stage_key",
     "run_sample",
     "run_study",
@@ -240,6 +241,40 @@ def find_stages(notebooks_dir: str | os.PathLike) -> list[Stage]:
             raise ValueError(f"{path} declares neither run_dir nor runs_dir in its parameters cell")
         stages.append(Stage(path=path, parameters=tuple(defaults), scope=scope, defaults=defaults))
     return stages
+
+
+def select_stages(stages: Sequence[Stage], until: str | int | None = None) -> list[Stage]:
+    """The stages up to and including the one numbered ``until``.
+
+    Parameters
+    ----------
+    stages : sequence of Stage
+        As :func:`find_stages` gives them, in order.
+    until : str or int, optional
+        A stage's number (``5``, ``"05"``) or name (``"05_step1_segment"``);
+        None for every stage.
+
+    Returns
+    -------
+    list of Stage
+        The stages whose number is at most ``until``'s, in order.
+
+    Raises
+    ------
+    ValueError
+        If no stage has that number or name; the message lists the stages.
+    """
+    stages = list(stages)
+    if until is None:
+        return stages
+    text = str(until).strip()
+    by_name = {stage.name: stage.name[:2] for stage in stages}
+    number = by_name.get(text, f"{int(text):02d}" if text.isdigit() else None)
+    if number not in by_name.values():
+        raise ValueError(
+            f"until: no stage {until!r}; give a stage's number or name, one of: " + ", ".join(by_name)
+        )
+    return [stage for stage in stages if stage.name[:2] <= number]
 
 
 #: Parameters the runner sets itself, per sample or for the study; a profile must not set them.
@@ -1466,6 +1501,7 @@ def plan_study(
     runs_dir: str | os.PathLike = "runs",
     jobs: int | None = None,
     force: bool = False,
+    until: str | int | None = None,
 ) -> list[StagePlan]:
     """What :func:`run_study` would run or skip, with estimated time and peak memory; no kernel starts.
 
@@ -1477,7 +1513,7 @@ def plan_study(
 
     Parameters
     ----------
-    samples, profile, notebooks_dir, runs_dir, jobs, force
+    samples, profile, notebooks_dir, runs_dir, jobs, force, until
         As for :func:`run_study`.
 
     Returns
@@ -1495,6 +1531,7 @@ def plan_study(
     values = dict(profile) if isinstance(profile, Mapping) else load_profile(profile)
     stages = find_stages(notebooks_dir)
     check_study(samples, values, stages, jobs=jobs)
+    stages = select_stages(stages, until)
     runs_dir = Path(runs_dir)
     library = _foamlib_source_hash()
     resolved = {k: v for k, (v, _) in resolved_parameters(stages, values).items()}
@@ -1635,6 +1672,7 @@ def prepare_notebooks(
     notebooks_dir: str | os.PathLike = "notebooks",
     runs_dir: str | os.PathLike = "runs",
     overwrite: bool = False,
+    until: str | int | None = None,
 ) -> list[Path]:
     """Write unexecuted notebooks, parameterised for a profile and sample, to open and run in JupyterLab.
 
@@ -1651,7 +1689,7 @@ def prepare_notebooks(
 
     Parameters
     ----------
-    samples, profile, notebooks_dir, runs_dir
+    samples, profile, notebooks_dir, runs_dir, until
         As for :func:`run_study`.
     overwrite : bool
         Replace a notebook in ``lab/`` that differs from the one to write (one
@@ -1678,6 +1716,7 @@ def prepare_notebooks(
     values = dict(profile) if isinstance(profile, Mapping) else load_profile(profile)
     stages = find_stages(notebooks_dir)
     check_study(samples, values, stages)
+    stages = select_stages(stages, until)
     runs_dir = Path(runs_dir)
     todo: list[tuple[Path, str]] = []
     for spec in samples:
@@ -1827,6 +1866,7 @@ def run_study(
     force: bool = False,
     progress_every: float = PROGRESS_EVERY_S,
     scheduler: Any = None,
+    until: str | int | None = None,
 ) -> list[StageResult]:
     """Run the study: each sample's stages (samples in parallel processes), then study-wide stages.
 
@@ -1871,6 +1911,12 @@ def run_study(
         Dask scheduler's address (``tcp://HOST:PORT``), whose workers need foamlib
         (``foamlib[study,scale]``) and the same paths to the notebooks and run
         folders (a shared file system). The study-wide stages run here afterwards.
+    until : str or int, optional
+        Run the stages up to this one (its number, ``5`` or ``"05"``, or its
+        name; :func:`select_stages`) and stop: the study-wide stages after it
+        do not run. The profile is still checked against every stage, so the
+        same profile serves the whole study later, which then skips the stages
+        that ran.
 
     Returns
     -------
@@ -1887,6 +1933,7 @@ def run_study(
     values = dict(profile) if isinstance(profile, Mapping) else load_profile(profile)
     stages = find_stages(notebooks_dir)
     check_study(samples, values, stages, jobs=jobs)
+    stages = select_stages(stages, until)
     runs_dir = Path(runs_dir)
     study_stages = [s for s in stages if s.scope == "study"]
     folders = [runs_dir / s.name for s in samples]

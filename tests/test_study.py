@@ -71,6 +71,17 @@ def test_runs_every_stage_then_skips_unchanged_ones(notebooks, tmp_path, capsys)
     assert "s1: 00_first skipped" in capsys.readouterr().out
 
 
+def test_until_runs_the_first_stages_and_a_later_full_run_skips_them(notebooks, tmp_path):
+    _notebook(notebooks / "02_study.ipynb", "pass", "runs_dir = 'x'\nsamples = []")
+    runs = tmp_path / "runs"
+    first = run_study([SampleSpec("s1")], profile={"a": 2, "b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1,
+                      until="00")
+    assert _statuses(first) == [("s1", "00_first", "ran")]
+    assert not (runs / "s1" / "second.txt").exists() and not (runs / "_study").exists()
+    rest = run_study([SampleSpec("s1")], profile={"a": 2, "b": 1}, notebooks_dir=notebooks, runs_dir=runs, jobs=1)
+    assert _statuses(rest) == [("s1", "00_first", "skipped"), ("s1", "01_second", "ran"), ("_study", "02_study", "ran")]
+
+
 def test_threads_per_sample_divides_the_cores_between_the_samples_running_now():
     assert threads_per_sample(2, 2, 3) == 1  # three samples, two at a time: one thread each
     assert threads_per_sample(2, 2, 1) == 2  # the last sample gets both cores

@@ -90,6 +90,33 @@ def test_a_fresh_study_plans_every_stage_with_estimates_and_writes_nothing(tmp_p
     assert not runs.exists()
 
 
+def test_until_plans_the_stages_up_to_the_one_named_and_checks_the_profile_against_all(tmp_path, capsys):
+    from foamlib.study import find_stages, select_stages
+
+    stages = find_stages(ROOT / "notebooks")
+    assert [s.name for s in select_stages(stages, "05")] == [s.name for s in stages[:6]]
+    assert select_stages(stages, 5) == select_stages(stages, stages[5].name) == stages[:6]
+    assert select_stages(stages, None) == stages
+    for bad in ("99", "5x", "step1", True):
+        with pytest.raises(ValueError, match=r"until: no stage .*00_samples, 01_"):
+            select_stages(stages, bad)
+    runs = tmp_path / "runs"
+    plans = plan_study([SampleSpec("foam89")], profile="smoke", notebooks_dir=ROOT / "notebooks", runs_dir=runs,
+                       until="02")
+    assert [p.stage for p in plans] == [s.name for s in stages[:3]] and {p.sample for p in plans} == {"foam89"}
+    # a setting that only a later stage declares is still a known key, and a misspelt one still an error
+    assert main(["study", "plan", "--samples", "foam89", "--profile", "smoke", "--until", "01",
+                 "--set", "cyclegan_steps=3", "--notebooks", str(ROOT / "notebooks"), "--runs-dir", str(runs)]) == 0
+    assert "02_" not in capsys.readouterr().out
+    assert main(["study", "plan", "--samples", "foam89", "--profile", "smoke", "--until", "01",
+                 "--set", "cyclegan_stepz=3", "--notebooks", str(ROOT / "notebooks"), "--runs-dir", str(runs)]) == 1
+    assert "cyclegan_stepz" in capsys.readouterr().err
+    assert main(["study", "plan", "--samples", "foam89", "--until", "42", "--notebooks", str(ROOT / "notebooks"),
+                 "--runs-dir", str(runs)]) == 1
+    assert "until: no stage '42'" in capsys.readouterr().err
+    assert not runs.exists()
+
+
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert main(["study", "run", "--dry-run", "--samples", "foam89", "--profile", "demo",
