@@ -284,7 +284,8 @@ class SegmentationMetrics(StageMetrics):
         Step 2: the wall fraction of the U-Net that made the segmentation.
     porosity_by_fraction : dict of str to float or None
         Step 2: porosity of the sweep's U-Net of each wall fraction
-        (keys ``"0.50"``: two decimals).
+        (keys ``"0.50"``: two decimals); a fraction whose U-Net did not learn to
+        segment (:func:`foamlib.sweep.wall_fraction_sweep`) is left out.
     """
 
     stages: ClassVar[tuple[str, ...]] = ("step1", "step2")

@@ -588,8 +588,9 @@ def check_parameters(resolved: Mapping[str, tuple[Any, str]], profile: str = "gi
     ------
     ValueError
         Naming both parameters and their stages, e.g. a CycleGAN crop larger
-        than the GAN's patches it is cut from, or a ``generator`` that is not
-        one of :data:`foamlib.fitting.GENERATORS`.
+        than the GAN's patches it is cut from, a ``wall_fraction`` that is not
+        one of ``sweep_fractions``, or a ``generator`` that is not one of
+        :data:`foamlib.fitting.GENERATORS`.
     """
     generator = resolved.get("generator", (None, ""))
     if generator[0] is not None:
@@ -606,6 +607,12 @@ def check_parameters(resolved: Mapping[str, tuple[Any, str]], profile: str = "gi
         raise ValueError(
             f"profile {profile}: cyclegan_crop = {crop[0]} ({crop[1]}) is larger than gan_patch_size = {patch[0]} "
             f"({patch[1]}), the binary patches it crops"
+        )
+    main, sweep = resolved.get("wall_fraction", (None, "")), resolved.get("sweep_fractions", (None, ""))
+    if isinstance(main[0], (int, float)) and isinstance(sweep[0], (list, tuple)) and main[0] not in sweep[0]:
+        raise ValueError(
+            f"profile {profile}: wall_fraction = {main[0]} ({main[1]}) must be one of sweep_fractions = {sweep[0]} "
+            f"({sweep[1]}): the step-2 U-Net is the sweep's U-Net of that fraction"
         )
     levels = resolved.get("cyclegan_levels", (None, ""))
     if isinstance(crop[0], int) and isinstance(levels[0], int) and crop[0] <= 2 ** (levels[0] - 1):

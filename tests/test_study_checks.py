@@ -122,6 +122,8 @@ def test_the_project_notebooks_resolve_parameters_from_defaults_and_profile(tmp_
     with pytest.raises(ValueError, match=r"thin.tif is 48 x 100 x 100 voxels, but gan_patch_size = 64 \(06_gan, profile demo\)"):
         check_study([SampleSpec("thin", str(scan))], load_profile("demo"), stages)
     check_study([SampleSpec("thin", str(scan))], load_profile("smoke"), stages)  # smoke's patches are 32
+    with pytest.raises(ValueError, match=r"wall_fraction = 0.3 \(07_watershed_walls\) must be one of sweep_fractions"):
+        check_study([SampleSpec("thin", str(scan))], {**load_profile("smoke"), "wall_fraction": 0.3}, stages)
 
 
 def test_a_run_folder_in_use_is_refused_naming_its_holder(notebooks, tmp_path):
