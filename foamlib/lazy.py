@@ -661,22 +661,14 @@ def _open_memmap(spec: tuple[Any, ...]) -> np.memmap:
 
 def _open_tiff(path: Path) -> tuple[_Source, tuple[int, ...], np.dtype, float | None]:
     """Memory-map a contiguous TIFF series, else prepare page-by-page reading; shape without samples axis."""
-    with _io._tifffile_errors() as collect:
-        try:
-            with tifffile.TiffFile(path) as tif:
-                if not tif.series:
-                    raise ScanError(f"{path} contains no images; is it a broken TIFF file?")
-                series = tif.series[0]
-                n_series, axes, shape, dtype = len(tif.series), series.axes, tuple(series.shape), series.dtype
-                offset = series.dataoffset
-                voxel = _io._tiff_voxel_size(tif, path)
-                pages_per_z = len(series) if axes[0] not in "YX" else 1
-        except (ScanError, MemoryError):
-            raise
-        except Exception as exc:  # tifffile raises many exception types for broken files
-            raise ScanError(
-                f"{path} is not a readable TIFF image: it could not be read as a TIFF file ({type(exc).__name__}: {exc})"
-            ) from exc
+    with _io._tifffile_errors() as collect, _io.unreadable_tiff(path), tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise ScanError(f"{path} contains no images; is it a broken TIFF file?")
+        series = tif.series[0]
+        n_series, axes, shape, dtype = len(tif.series), series.axes, tuple(series.shape), series.dtype
+        offset = series.dataoffset
+        voxel = _io._tiff_voxel_size(tif, path)
+        pages_per_z = len(series) if axes[0] not in "YX" else 1
     _io._raise_collected(collect, path, shape)
     if n_series > 1:
         logger.warning("%s holds %d image series; reading only the first, of shape %s", path, n_series, shape)
