@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE
 
 log = logging.getLogger("foamlib")
 
@@ -447,9 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("LOW", "HIGH"),
         help="grey values of this scan mapped to 0 and 1 (default: derived from the scan with the model's normalisation)",
     )
-    p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256; at least the model's minimum)")
-    p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
-    p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default 8)")
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                   help=f"tile side in pixels (default {DEFAULT_TILE}; at least the model's minimum)")
+    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
+                   help=f"overlap of neighbouring tiles in pixels (default {DEFAULT_OVERLAP})")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                   help=f"tiles per forward pass (default {DEFAULT_BATCH_SIZE})")
     p.add_argument(
         "--memory",
         type=float,

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._optional import requires_extra
+from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE, batch_unit, tiles_per_slice
 
 if TYPE_CHECKING:  # dask and torch are imported where they are used
     import dask.array as da
@@ -181,9 +182,9 @@ def segment_dask(
     array: da.Array,
     *,
     axes: str = "z",
-    tile: int = 256,
-    overlap: int = 32,
-    batch_size: int = 8,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     intensity_range: tuple[float, float] | None = None,
     device: str | None = "cpu",
     precision: str = "auto",
@@ -230,7 +231,7 @@ def segment_dask(
         import dask.array as da
 
     from .device import PRECISIONS, pick_precision
-    from .segment import batch_unit, check_intensity_range, check_tile, check_tiling_options, tile_origins
+    from .segment import check_intensity_range, check_tile, check_tiling_options
 
     if not isinstance(array, da.Array):
         raise TypeError(f"array must be a dask.array.Array, got {type(array).__name__}; use segment_volume for numpy")
@@ -257,7 +258,7 @@ def segment_dask(
     for axis in directions:
         n = shape[axis]
         h, w = (s for i, s in enumerate(shape) if i != axis)
-        unit = batch_unit(len(tile_origins(h, tile, overlap)) * len(tile_origins(w, tile, overlap)), batch_size)
+        unit = batch_unit(tiles_per_slice(h, w, tile, overlap), batch_size)
         want = depths[axis] if depths is not None else max(1, BLOCK_BYTES // max(1, h * w * array.dtype.itemsize))
         step = min(n, max(unit, want // unit * unit))
         chunks = tuple(step if i == axis else -1 for i in range(3))

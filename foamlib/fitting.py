@@ -453,6 +453,48 @@ def _porosity_step(
     return float(np.clip(target + (measured - generated) / slope, *_POROSITY_RANGE)), (target, generated), slope
 
 
+def _check_fit_arguments(report, shape, iterations, supersample, min_pores, max_realisations) -> tuple:
+    """The fits' common arguments checked and normalised: ``(shape, iterations, supersample, min_pores, max_realisations)``."""
+    if not isinstance(report, StructureReport):
+        raise TypeError(f"report must be a StructureReport, got {type(report).__name__}")
+    if report.ndim != 3:
+        raise ValueError(f"report must describe a 3D volume (ndim=3), got ndim={report.ndim}")
+    if not _is_shape(shape):
+        raise ValueError(f"shape must be a tuple of 3 positive ints (Z, Y, X), got {shape!r}")
+    return (tuple(int(n) for n in shape), check_int("iterations", iterations, low=0),
+            check_int("supersample", supersample, low=1, high=16), check_int("min_pores", min_pores, low=1),
+            check_int("max_realisations", max_realisations, low=1))
+
+
+def _check_measured(measured: dict[str, float], keys: tuple[str, ...]) -> None:
+    """Refuse a report whose statistics ``keys`` are not finite and positive, or whose porosity is not below 1."""
+    for key in keys:
+        value = measured[key]
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"report {key} must be finite and positive, got {value!r}")
+    if not measured["porosity"] < 1:
+        raise ValueError(f"report porosity must be < 1, got {measured['porosity']!r}")
+
+
+def _fit_inputs(report: StructureReport, rng, max_realisations: int, size_target: str) -> tuple[list, dict]:
+    """The child seeds of every evaluation (one per realisation) and the measuring options of the report."""
+    base = streams.base_seed(rng)
+    seeds = [streams.rng(base, "fitting", "realisation", i) for i in range(max_realisations)]
+    options = {"exclude_border_pores": bool(report.border_pores_excluded),
+               "min_pore_voxels": int(report.min_pore_voxels), "size_target": size_target}
+    return seeds, options
+
+
+def _evaluate(params: GeneratorParameters, shape, seeds, options: dict, min_pores: int, history: list[dict],
+              step: int) -> dict[str, float]:
+    """Generate and measure ``params`` with the same seeds as every step; the step is appended to ``history``."""
+    # the same child seeds at every step (fresh Generators from copies of their states)
+    generated = _measure(params, shape, [_copy(g) for g in seeds], options, min_pores)
+    history.append({"parameters": params.to_dict(), "generated": dict(generated)})
+    logger.debug("fit step %d: %s -> %s", step, params, generated)
+    return generated
+
+
 def fit_foam_parameters(
     report: StructureReport,
     *,
@@ -608,17 +650,8 @@ def fit_foam_parameters(
       (Otsu), and the chord target with the ratio fitted to the wall
       thickness gave +60 % and +35 %. Each evaluation takes about 0.7 s at 64^3 voxels.
     """
-    if not isinstance(report, StructureReport):
-        raise TypeError(f"report must be a StructureReport, got {type(report).__name__}")
-    if report.ndim != 3:
-        raise ValueError(f"report must describe a 3D volume (ndim=3), got ndim={report.ndim}")
-    if not _is_shape(shape):
-        raise ValueError(f"shape must be a tuple of 3 positive ints (Z, Y, X), got {shape!r}")
-    shape = tuple(int(n) for n in shape)
-    iterations = check_int("iterations", iterations, low=0)
-    supersample = check_int("supersample", supersample, low=1, high=16)
-    min_pores = check_int("min_pores", min_pores, low=1)
-    max_realisations = check_int("max_realisations", max_realisations, low=1)
+    shape, iterations, supersample, min_pores, max_realisations = _check_fit_arguments(
+        report, shape, iterations, supersample, min_pores, max_realisations)
     if size_target not in SIZE_TARGETS:
         raise ValueError(f"size_target must be one of {SIZE_TARGETS}, got {size_target!r}")
     measured = _statistics(report)
@@ -627,23 +660,14 @@ def fit_foam_parameters(
         logger.info("report counts %d pores: cell size fitted to the %s", measured["n_pores"],
                     "median pore diameter" if size_target == "pore_diameter" else "mean pore chord")
     size_key = "median_pore_diameter" if size_target == "pore_diameter" else "mean_pore_chord"
-    for key in ("porosity", size_key, "mean_wall_thickness"):
-        value = measured[key]
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"report {key} must be finite and positive, got {value!r}")
-    if not measured["porosity"] < 1:
-        raise ValueError(f"report porosity must be < 1, got {measured['porosity']!r}")
+    _check_measured(measured, ("porosity", size_key, "mean_wall_thickness"))
     if size_target == "pore_diameter" and measured["n_pores"] < _FEW_PORES:
         logger.warning(
             "report counts only %d pores: the median pore diameter (%.3g voxels) is unreliable",
             measured["n_pores"], measured["median_pore_diameter"],
         )
     cv = _start_cv(pore_diameters, cell_size_cv)
-    base = streams.base_seed(rng)
-    seeds = [streams.rng(base, "fitting", "realisation", i) for i in range(max_realisations)]
-    options = {"exclude_border_pores": bool(report.border_pores_excluded),
-               "min_pore_voxels": int(report.min_pore_voxels),
-               "size_target": size_target}
+    seeds, options = _fit_inputs(report, rng, max_realisations, size_target)
 
     target_p = float(np.clip(measured["porosity"], *_POROSITY_RANGE))
     cell = (_CELL_PER_PORE if size_target == "pore_diameter" else _CELL_PER_CHORD) * measured[size_key]
@@ -668,10 +692,7 @@ def fit_foam_parameters(
             porosity=target_p, cell_diameter=cell, cell_size_cv=cv,
             wall_strut_ratio=math.exp(log_ratio), supersample=supersample,
         )
-        # the same child seeds at every step (fresh Generators from copies of their states)
-        generated = _measure(params, shape, [_copy(g) for g in seeds], options, min_pores)
-        history.append({"parameters": params.to_dict(), "generated": dict(generated)})
-        logger.debug("fit step %d: %s -> %s", step, params, generated)
+        generated = _evaluate(params, shape, seeds, options, min_pores, history, step)
         if step == iterations:
             break
         target_p, p_previous, p_slope = _porosity_step(target_p, p_previous, p_slope, measured["porosity"],
@@ -822,17 +843,8 @@ def fit_parameters(
         return fit_foam_parameters(report, shape=shape, iterations=iterations, supersample=supersample,
                                    min_pores=min_pores, max_realisations=max_realisations, size_target=size_target,
                                    rng=rng)
-    if not isinstance(report, StructureReport):
-        raise TypeError(f"report must be a StructureReport, got {type(report).__name__}")
-    if report.ndim != 3:
-        raise ValueError(f"report must describe a 3D volume (ndim=3), got ndim={report.ndim}")
-    if not _is_shape(shape):
-        raise ValueError(f"shape must be a tuple of 3 positive ints (Z, Y, X), got {shape!r}")
-    shape = tuple(int(n) for n in shape)
-    iterations = check_int("iterations", iterations, low=0)
-    supersample = check_int("supersample", supersample, low=1, high=16)
-    min_pores = check_int("min_pores", min_pores, low=1)
-    max_realisations = check_int("max_realisations", max_realisations, low=1)
+    shape, iterations, supersample, min_pores, max_realisations = _check_fit_arguments(
+        report, shape, iterations, supersample, min_pores, max_realisations)
     check_choice("size_target", size_target, ("auto", *_SIZE_KEYS))
     measured = _statistics(report)
     if size_target == "auto":
@@ -841,16 +853,8 @@ def fit_parameters(
         else:
             size_target = "thickness"
     size_key = _SIZE_KEYS[size_target]
-    for key in ("porosity", size_key):
-        value = measured[key]
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"report {key} must be finite and positive, got {value!r}")
-    if not measured["porosity"] < 1:
-        raise ValueError(f"report porosity must be < 1, got {measured['porosity']!r}")
-    base = streams.base_seed(rng)
-    seeds = [streams.rng(base, "fitting", "realisation", i) for i in range(max_realisations)]
-    options = {"exclude_border_pores": bool(report.border_pores_excluded),
-               "min_pore_voxels": int(report.min_pore_voxels), "size_target": size_target}
+    _check_measured(measured, ("porosity", size_key))
+    seeds, options = _fit_inputs(report, rng, max_realisations, size_target)
     extra = {"supersample": supersample} if cls is OpenCellParameters else {}
 
     target_p = float(np.clip(measured["porosity"], *_POROSITY_RANGE))
@@ -862,9 +866,7 @@ def fit_parameters(
     generated: dict[str, float] = {}
     for step in range(iterations + 1):
         params = cls(porosity=target_p, **{cls.size_name: size}, **extra)
-        generated = _measure(params, shape, [_copy(g) for g in seeds], options, min_pores)
-        history.append({"parameters": params.to_dict(), "generated": dict(generated)})
-        logger.debug("fit step %d: %s -> %s", step, params, generated)
+        generated = _evaluate(params, shape, seeds, options, min_pores, history, step)
         if step == iterations:
             break
         target_p, p_previous, p_slope = _porosity_step(target_p, p_previous, p_slope, measured["porosity"],

@@ -271,10 +271,16 @@ def overlapping_fibres(shape, *, fibre_diameter: float, porosity: float, aspect_
 
 
 class _Parameters:
-    """What the parameter classes share: a kind, the name of their fitted size, and dict round trips."""
+    """What the parameter classes share: a kind, the name of their fitted size, its check, and dict round trips."""
 
     kind: ClassVar[str]
     size_name: ClassVar[str]
+
+    def __post_init__(self):
+        # porosity and the fitted size (> 0) as Python floats; a subclass checks its other fields after these
+        object.__setattr__(self, "porosity", _check_porosity(self.porosity))
+        size = self.size_name
+        object.__setattr__(self, size, check_real(size, getattr(self, size), low=0.0, low_open=True))
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a JSON-ready dict of Python ``float`` and ``int``."""
@@ -324,9 +330,7 @@ class OpenCellParameters(_Parameters):
     supersample: int = 1
 
     def __post_init__(self):
-        object.__setattr__(self, "porosity", _check_porosity(self.porosity))
-        object.__setattr__(self, "cell_diameter",
-                           check_real("cell_diameter", self.cell_diameter, low=0.0, low_open=True))
+        super().__post_init__()
         object.__setattr__(self, "cell_size_cv", check_real("cell_size_cv", self.cell_size_cv, low=0.0, high=1.0))
         object.__setattr__(self, "supersample", check_int("supersample", self.supersample, low=1, high=16))
 
@@ -358,9 +362,7 @@ class SphereParameters(_Parameters):
     grain_size_cv: float = 0.2
 
     def __post_init__(self):
-        object.__setattr__(self, "porosity", _check_porosity(self.porosity))
-        object.__setattr__(self, "grain_diameter",
-                           check_real("grain_diameter", self.grain_diameter, low=0.0, low_open=True))
+        super().__post_init__()
         object.__setattr__(self, "grain_size_cv",
                            check_real("grain_size_cv", self.grain_size_cv, low=0.0, high=1.0))
 
@@ -395,9 +397,7 @@ class FibreParameters(_Parameters):
     max_tilt: float = 15.0
 
     def __post_init__(self):
-        object.__setattr__(self, "porosity", _check_porosity(self.porosity))
-        object.__setattr__(self, "fibre_diameter",
-                           check_real("fibre_diameter", self.fibre_diameter, low=0.0, low_open=True))
+        super().__post_init__()
         object.__setattr__(self, "aspect_ratio", check_real("aspect_ratio", self.aspect_ratio, low=0.0))
         object.__setattr__(self, "max_tilt", check_real("max_tilt", self.max_tilt, low=0.0, high=90.0))
 

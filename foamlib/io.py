@@ -68,6 +68,7 @@ __all__ = [
     "path_inside",
     "image_grid",
     "write_image_grid",
+    "unreadable_tiff",
 ]
 
 logger = logging.getLogger(__name__)
@@ -949,6 +950,40 @@ def _raise_collected(collect: _Collect, path: Path, shape: tuple[int, ...]) -> N
         raise ScanError(f"{path} is truncated or corrupt ({problem}); read {shape} of it, refusing a partial scan")
 
 
+@contextlib.contextmanager
+def unreadable_tiff(path: Path) -> Iterator[None]:
+    """Raise what the body raises while it reads ``path`` as a :class:`ScanError` naming the file.
+
+    tifffile raises many exception types for a broken file; within this block
+    every exception but :class:`ScanError` and :class:`MemoryError` becomes
+    ``ScanError("<path> is not a readable TIFF image: ...")`` (with the type
+    and message of the original, which it is chained to). :func:`read_scan`
+    and :func:`foamlib.lazy.open_scan` read TIFF files within it.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The TIFF file the body reads.
+
+    Yields
+    ------
+    None
+
+    Raises
+    ------
+    ScanError
+        For any exception of the body other than :class:`MemoryError`.
+    """
+    try:
+        yield
+    except (ScanError, MemoryError):
+        raise
+    except Exception as exc:  # tifffile raises many exception types for broken files
+        raise ScanError(
+            f"{path} is not a readable TIFF image: it could not be read as a TIFF file ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
     # tifffile reads what it can of a truncated or damaged file (e.g. only the first slice
     # of a cut-off stack) and only logs an error; a silently shortened scan is worse than none.
@@ -968,21 +1003,14 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
 
 
 def _read_tiff_file(path: Path) -> tuple[np.ndarray, float | None, int, str]:
-    try:
-        with tifffile.TiffFile(path) as tif:
-            if not tif.series:
-                raise ScanError(f"{path} contains no images; is it a broken TIFF file?")
-            n_series = len(tif.series)
-            axes = tif.series[0].axes
-            data = tif.series[0].asarray()
-            voxel = _tiff_voxel_size(tif, path)
-            foreground = str((tif.imagej_metadata or {}).get("foreground", "")).strip().lower()
-    except (ScanError, MemoryError):
-        raise
-    except Exception as exc:  # tifffile raises many exception types for broken files
-        raise ScanError(
-            f"{path} is not a readable TIFF image: it could not be read as a TIFF file ({type(exc).__name__}: {exc})"
-        ) from exc
+    with unreadable_tiff(path), tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise ScanError(f"{path} contains no images; is it a broken TIFF file?")
+        n_series = len(tif.series)
+        axes = tif.series[0].axes
+        data = tif.series[0].asarray()
+        voxel = _tiff_voxel_size(tif, path)
+        foreground = str((tif.imagej_metadata or {}).get("foreground", "")).strip().lower()
     if foreground == "pore":
         logger.warning(
             "%s is a mask with 255 = pore (its metadata says foreground=pore); read as grey values, bright is pore "

@@ -49,6 +49,7 @@ from .io import ScanError
 from .progress import progress_bar
 
 __all__ = [
+    "LazyVolume",
     "LazyScan",
     "LazyMask",
     "open_scan",
@@ -83,7 +84,31 @@ class _Source:
     axes: tuple[str, ...] = ()  # "zarr": the stored array's axes, "z"/"y"/"x" or "t"/"c"/"o" of length 1
 
 
-class LazyScan:
+class LazyVolume:
+    """What :class:`LazyScan` and :class:`LazyMask` share: a ``(Z, Y, X)`` volume on disk, read slab by slab.
+
+    A subclass sets ``shape`` (``(Z, Y, X)``, voxels) and defines ``read(z0, z1)``.
+    """
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        """3."""
+        return 3
+
+    @property
+    def size(self) -> int:
+        """Number of voxels (a Python int, no overflow)."""
+        return math.prod(self.shape)
+
+    def slabs(self, depth: int) -> Iterator[tuple[int, int]]:
+        """``(z0, z1)`` of consecutive slabs of ``depth`` slices (the last may be thinner)."""
+        return iter(slab_starts(self.shape[0], depth))
+
+
+class LazyScan(LazyVolume):
     """A scan on disk, opened by :func:`open_scan`, read slab by slab.
 
     Attributes
@@ -116,19 +141,6 @@ class LazyScan:
     def __repr__(self) -> str:
         return (f"LazyScan({str(self.path)!r}, shape={self.shape}, dtype={self.dtype.name}, "
                 f"voxel_size_um={self.voxel_size_um}, source={self.source!r})")  # fmt: skip
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    @property
-    def ndim(self) -> int:
-        """3."""
-        return 3
-
-    @property
-    def size(self) -> int:
-        """Number of voxels (a Python int, no overflow)."""
-        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
@@ -250,10 +262,6 @@ class LazyScan:
             raise ScanError(f"{self.path}: slice {z} has shape {page.shape}, expected {self.shape[1:]}")
         return page.astype(self.dtype, copy=False)
 
-    def slabs(self, depth: int) -> Iterator[tuple[int, int]]:
-        """``(z0, z1)`` of consecutive slabs of ``depth`` slices (the last may be thinner)."""
-        return iter(slab_starts(self.shape[0], depth))
-
     def grid_sample(self, max_samples: int) -> np.ndarray:
         """``scan[::s, ::s, ::s]`` with the smallest step ``s`` that leaves at most ``max_samples`` voxels.
 
@@ -328,7 +336,7 @@ class LazyScan:
 
 
 
-class LazyMask:
+class LazyMask(LazyVolume):
     """A mask TIFF on disk, opened by :func:`open_mask`, read slab by slab as bool (``True`` = solid).
 
     numpy-style basic indexing (``mask[10]``, ``mask[:, 5:9]``, ``mask[box]``)
@@ -362,32 +370,17 @@ class LazyMask:
     def __repr__(self) -> str:
         return f"LazyMask({str(self.path)!r}, shape={self.shape}, label={self.label!r})"
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    @property
-    def ndim(self) -> int:
-        """3."""
-        return 3
-
-    @property
-    def size(self) -> int:
-        """Number of voxels (a Python int)."""
-        return self._scan.size
-
     def __getitem__(self, key: Any) -> np.ndarray:
         """Basic indexing as :meth:`LazyScan.__getitem__`; returns bool, True = solid."""
-        data = self._scan[key]
-        return data == 0 if self.label == "pore" else data != 0
+        return self._solid(self._scan[key])
 
     def read(self, z0: int, z1: int) -> np.ndarray:
         """The z slab ``[z0, z1)`` as bool, ``(z1 - z0, Y, X)`` (see :meth:`LazyScan.read`)."""
-        data = self._scan.read(z0, z1)
-        return data == 0 if self.label == "pore" else data != 0
+        return self._solid(self._scan.read(z0, z1))
 
-    def slabs(self, depth: int) -> Iterator[tuple[int, int]]:
-        """``(z0, z1)`` of consecutive slabs of ``depth`` slices (the last may be thinner)."""
-        return self._scan.slabs(depth)
+    def _solid(self, data: np.ndarray) -> np.ndarray:
+        """Stored values as bool, True = solid, by the file's phase convention."""
+        return data == 0 if self.label == "pore" else data != 0
 
     def solid_voxels(self, *, progress: bool = False) -> int:
         """Number of solid voxels, counted slab by slab (:data:`STATS_SLAB_BYTES` per slab; a Python int)."""
@@ -661,22 +654,14 @@ def _open_memmap(spec: tuple[Any, ...]) -> np.memmap:
 
 def _open_tiff(path: Path) -> tuple[_Source, tuple[int, ...], np.dtype, float | None]:
     """Memory-map a contiguous TIFF series, else prepare page-by-page reading; shape without samples axis."""
-    with _io._tifffile_errors() as collect:
-        try:
-            with tifffile.TiffFile(path) as tif:
-                if not tif.series:
-                    raise ScanError(f"{path} contains no images; is it a broken TIFF file?")
-                series = tif.series[0]
-                n_series, axes, shape, dtype = len(tif.series), series.axes, tuple(series.shape), series.dtype
-                offset = series.dataoffset
-                voxel = _io._tiff_voxel_size(tif, path)
-                pages_per_z = len(series) if axes[0] not in "YX" else 1
-        except (ScanError, MemoryError):
-            raise
-        except Exception as exc:  # tifffile raises many exception types for broken files
-            raise ScanError(
-                f"{path} is not a readable TIFF image: it could not be read as a TIFF file ({type(exc).__name__}: {exc})"
-            ) from exc
+    with _io._tifffile_errors() as collect, _io.unreadable_tiff(path), tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise ScanError(f"{path} contains no images; is it a broken TIFF file?")
+        series = tif.series[0]
+        n_series, axes, shape, dtype = len(tif.series), series.axes, tuple(series.shape), series.dtype
+        offset = series.dataoffset
+        voxel = _io._tiff_voxel_size(tif, path)
+        pages_per_z = len(series) if axes[0] not in "YX" else 1
     _io._raise_collected(collect, path, shape)
     if n_series > 1:
         logger.warning("%s holds %d image series; reading only the first, of shape %s", path, n_series, shape)

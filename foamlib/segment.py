@@ -16,7 +16,7 @@ Large slices are cut into tiles that overlap by at least ``overlap`` pixels:
 along each axis longer than ``tile``, the fewest tiles of length at most
 ``tile`` that can overlap so, all of one length (the shortest that covers the
 axis with that overlap), spread evenly from border to border
-(:func:`tile_layout`). A 1024-pixel side with ``tile=512, overlap=32`` takes
+(:func:`~foamlib.tiling.tile_layout`). A 1024-pixel side with ``tile=512, overlap=32`` takes
 three tiles of 363 pixels, not two of 512 and a third moved back to the border,
 which would run the network on 2.25 times the slice's pixels instead of 1.13.
 Any slice size works, including slices smaller than a tile (then the slice is
@@ -133,6 +133,8 @@ from .device import autocast, pick_device, pick_precision
 from .io import MASK_LABELS, check_tiff_output, path_inside, same_path, tiff_slab_writer
 from .lazy import open_scan
 from .progress import progress_bar
+from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE, batch_unit, tile_layout, tiles_per_slice
+from .tiling import tile_origins as tile_origins  # re-exported: it lived here before foamlib.tiling
 from .training import load_model
 
 __all__ = [
@@ -740,48 +742,6 @@ def scale_intensity(volume: np.ndarray, intensity_range: tuple[float, float]) ->
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def tile_layout(size: int, tile: int, overlap: int, min_length: int = 0) -> tuple[list[int], int]:
-    """Tile starts along one axis and the tiles' common length: the fewest tiles, spread evenly.
-
-    Parameters
-    ----------
-    size : int
-        Length of the axis, in pixels.
-    tile : int
-        Largest tile length, in pixels.
-    overlap : int
-        Smallest overlap of neighbouring tiles, in pixels, ``0 <= overlap < tile``.
-    min_length : int, optional
-        Shortest tile, in pixels, ``<= tile`` (a U-Net's
-        :attr:`TilingLimits.min_tile`); a longer tile only overlaps more.
-        Default 0.
-
-    Returns
-    -------
-    starts : list of int
-        First pixel of every tile, increasing; the first tile starts at 0 and the
-        last ends at ``size``.
-    length : int
-        Length of every tile: ``size`` where ``size <= tile`` (one tile), else
-        the shortest length at which ``n`` tiles overlapping by at least
-        ``overlap`` cover the axis, ``n`` being the fewest tiles of length at
-        most ``tile`` that can (module notes, Tiling), or ``min_length`` where
-        that is longer. The tile count depends only on ``size``, ``tile`` and
-        ``overlap``.
-    """
-    if size <= tile:
-        return [0], size
-    n = -(-(size - overlap) // (tile - overlap))
-    length = max(-(-(size + (n - 1) * overlap) // n), min(min_length, tile))
-    starts = [round(i * (size - length) / (n - 1)) for i in range(n)]
-    return starts, length
-
-
-def tile_origins(size: int, tile: int, overlap: int) -> list[int]:
-    """Tile starts along one axis (:func:`tile_layout`)."""
-    return tile_layout(size, tile, overlap)[0]
-
-
 def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
     """1D window: ``sin^2`` rise over ``overlap`` pixels at the start and/or end, 1 elsewhere (all > 0)."""
     w = np.ones(length, dtype=np.float64)
@@ -886,9 +846,9 @@ def segment_volume(
     volume: np.ndarray,
     *,
     axes: str = "z",
-    tile: int = 256,
-    overlap: int = 32,
-    batch_size: int = 8,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     intensity_range: tuple[float, float] | None = None,
     device: str | torch.device | None = None,
     precision: str = "auto",
@@ -966,7 +926,7 @@ def segment_volume(
     n_batches = 0
     for axis in directions:
         n, h, w = np.moveaxis(volume, axis, 0).shape
-        per_slice = len(tile_origins(h, tile, overlap)) * len(tile_origins(w, tile, overlap))
+        per_slice = tiles_per_slice(h, w, tile, overlap)
         n_batches += math.ceil(n * per_slice / batch_size)
 
     was_training = model.training
@@ -992,9 +952,9 @@ def segment_file(
     *,
     axes: str = "z",
     threshold: float = 0.5,
-    tile: int = 256,
-    overlap: int = 32,
-    batch_size: int = 8,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     intensity_range: tuple[float, float] | None = None,
     overwrite: bool = False,
     memory_gb: float = DEFAULT_MEMORY_GB,
@@ -1222,9 +1182,9 @@ def segment_scan(
     intensity_range: tuple[float, float],
     axes: str = "z",
     threshold: float = 0.5,
-    tile: int = 256,
-    overlap: int = 32,
-    batch_size: int = 8,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     memory_gb: float = DEFAULT_MEMORY_GB,
     device: str | torch.device | None = None,
     precision: str = "auto",
@@ -1439,19 +1399,14 @@ def _gb(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.2f} MB"
 
 
-def batch_unit(per_slice: int, batch_size: int) -> int:
-    """Fewest slices whose tiles fill whole batches."""
-    return batch_size // math.gcd(batch_size, per_slice)
-
-
 def plan_stream(
     shape: tuple[int, int, int],
     dtype: Any,
     *,
     axes: str = "z",
-    tile: int = 256,
-    overlap: int = 32,
-    batch_size: int = 8,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     memory_gb: float = DEFAULT_MEMORY_GB,
     base_channels: int = 16,
 ) -> StreamPlan:
@@ -1512,7 +1467,7 @@ def plan_stream(
     peak = 0
     n_batches = 0
     for name, n, area, h, w, per_voxel in passes:
-        per_slice = len(tile_origins(h, tile, overlap)) * len(tile_origins(w, tile, overlap))
+        per_slice = tiles_per_slice(h, w, tile, overlap)
         unit = batch_unit(per_slice, batch_size)
         fixed = network + _TILING_BYTES * area + maps
         per = per_voxel * area
