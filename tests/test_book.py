@@ -105,6 +105,20 @@ def test_every_module_of_foamlib_has_an_api_page_in_the_toc():
     assert all(f"   foamlib.{m}\n" in index for m in modules)
 
 
+def test_the_api_index_groups_every_module_by_stage_and_is_current():
+    spec = importlib.util.spec_from_file_location("make_api_pages", ROOT / "tools" / "make_api_pages.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    modules = tool.public_modules()
+    # one group per part of the method, every module in exactly one (the tool refuses otherwise)
+    assert (ROOT / "book" / "api" / "index.md").read_text() == tool.index_text(modules), \
+        "book/api/index.md is stale: run python tools/make_api_pages.py"
+    assert [title for title, _, _ in tool.GROUPS][1:4] == [
+        "Step 1: synthetic structures and their images", "The U-Net and segmentation", "Step 2: GAN, walls and CycleGAN"]
+    with pytest.raises(SystemExit, match=r"modules in no group \['newmodule'\]"):
+        tool.index_text([*modules, "newmodule"])
+
+
 # --------------------------------------------------------------------------- slow: build the book from a smoke run
 
 
