@@ -8,6 +8,14 @@ and range. :func:`scan_from_array` applies the same checks to an in-memory
 array. :func:`write_tiff` writes a volume as an ImageJ hyperstack that Fiji
 opens with the voxel size set.
 
+Under both :func:`read_scan` and :func:`foamlib.lazy.open_scan` lies one
+format layer, a reader per kind of file that both use: :func:`scan_kind` tells
+the kind, :func:`read_tiff`, :func:`read_png`, :func:`folder_slices` with
+:func:`read_slice`, :func:`read_raw` and :func:`read_npy` read it as stored,
+and :func:`to_grey`, :func:`tiff_voxel_size`, :func:`tifffile_errors` with
+:func:`raise_collected`, :func:`unreadable_tiff`, :func:`check_voxel_size` and
+:func:`check_dtype` apply the same rules and messages in both.
+
 Phase convention
 ----------------
 foamlib's binary volumes are ``True`` = solid (cell walls and struts),
@@ -69,6 +77,20 @@ __all__ = [
     "image_grid",
     "write_image_grid",
     "unreadable_tiff",
+    # the format layer: one reader per kind of file, shared by read_scan and foamlib.lazy.open_scan
+    "scan_kind",
+    "read_tiff",
+    "read_png",
+    "folder_slices",
+    "read_slice",
+    "read_raw",
+    "read_npy",
+    "to_grey",
+    "tiff_voxel_size",
+    "tifffile_errors",
+    "raise_collected",
+    "check_voxel_size",
+    "check_dtype",
 ]
 
 logger = logging.getLogger(__name__)
@@ -216,7 +238,7 @@ def read_scan(
     and comes back as float32 0.0/255.0 with ``original_dtype == 'uint8'``.
     """
     path = Path(path)
-    override = _check_voxel_size(voxel_size_um, ScanError, f"{path}: voxel_size_um")
+    override = check_voxel_size(voxel_size_um, ScanError, f"{path}: voxel_size_um")
     if byte_order not in ("little", "big"):
         raise ScanError(f"{path}: byte_order must be 'little' or 'big', got {byte_order!r}")
     if path.suffix.lower() == ".zarr":  # Zarr / OME-Zarr: foamlib.omezarr, through the lazy reader
@@ -262,7 +284,7 @@ def scan_from_array(volume: np.ndarray, *, voxel_size_um: float | None = None) -
         infinite values, has a non-numeric or complex dtype, or if
         ``voxel_size_um`` is not a positive finite number.
     """
-    voxel = _check_voxel_size(voxel_size_um, ScanError, "voxel_size_um")
+    voxel = check_voxel_size(voxel_size_um, ScanError, "voxel_size_um")
     return _make_scan(np.asarray(volume), voxel_size_um=voxel, path=None, source="the array")
 
 
@@ -319,7 +341,7 @@ def write_tiff(
     place with :func:`os.replace`, so ``path`` never holds a partial file.
     """
     path = check_tiff_output(path, overwrite=overwrite)
-    voxel = _check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
+    voxel = check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
     label = _check_label(label, path)
     is_mask = np.asarray(volume).dtype == np.bool_
     data = _tiff_ready(volume, invert=is_mask and label == "pore")
@@ -462,7 +484,7 @@ def tiff_slab_writer(
     left as it was.
     """
     path = check_tiff_output(path, overwrite=overwrite)
-    voxel = _check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
+    voxel = check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
     if len(shape) != 3 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in shape):
         raise ValueError(f"{path}: shape must be three positive integers (z, y, x), got {shape!r}")
     shape = (int(shape[0]), int(shape[1]), int(shape[2]))
@@ -533,7 +555,7 @@ def write_probabilities(
         As :func:`write_tiff`.
     """
     path = check_tiff_output(path, overwrite=overwrite)
-    voxel = _check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
+    voxel = check_voxel_size(voxel_size_um, ValueError, "voxel_size_um")
     data = np.asarray(probabilities)
     if data.dtype.kind != "f":
         raise ValueError(f"{path}: probabilities must be floats in [0, 1], got dtype {data.dtype}")
@@ -814,8 +836,34 @@ def write_image_grid(path: str | os.PathLike[str], images: np.ndarray, *, column
 # --------------------------------------------------------------------------- validation
 
 
-def _check_voxel_size(value: float | None, error: type[Exception], what: str) -> float | None:
-    """Return ``value`` as a float, or None; raise ``error`` unless positive and finite."""
+def check_voxel_size(value: float | None, error: type[Exception], what: str) -> float | None:
+    """Check a voxel size given by the caller and return it as a float (None stays None).
+
+    :func:`read_scan`, :func:`scan_from_array`, the TIFF writers and
+    :func:`foamlib.lazy.open_scan` check their ``voxel_size_um`` argument with it.
+
+    Parameters
+    ----------
+    value : float or None
+        Voxel size in micrometres, or anything :class:`float` accepts; None
+        for "not given".
+    error : type of Exception
+        The exception class to raise (:class:`ScanError` for the readers,
+        :class:`ValueError` for the writers).
+    what : str
+        What the value is, to begin the message with, e.g.
+        ``"scan.tif: voxel_size_um"``.
+
+    Returns
+    -------
+    float or None
+        ``value`` as a float in micrometres, or None if it is None.
+
+    Raises
+    ------
+    Exception
+        ``error``, if ``value`` is not a number or not positive and finite.
+    """
     if value is None:
         return None
     try:
@@ -829,7 +877,7 @@ def _check_voxel_size(value: float | None, error: type[Exception], what: str) ->
 
 def _make_scan(data: np.ndarray, *, voxel_size_um: float | None, path: Path | None, source: str) -> Scan:
     """Validate ``data`` and convert it to a :class:`Scan` (float32 copy, 3D)."""
-    _check_dtype(data.dtype, source)
+    check_dtype(data.dtype, source)
     if data.ndim not in (2, 3):
         raise ScanError(
             f"{source} has {data.ndim} dimensions (shape {data.shape}); expected a 2D image or a 3D (z, y, x) volume"
@@ -855,7 +903,22 @@ def _make_scan(data: np.ndarray, *, voxel_size_um: float | None, path: Path | No
     )
 
 
-def _check_dtype(dtype: np.dtype, source: str) -> None:
+def check_dtype(dtype: np.dtype, source: str) -> None:
+    """Refuse a dtype that cannot hold grey values: only bool, integer and real float are accepted.
+
+    Parameters
+    ----------
+    dtype : numpy.dtype
+        The dtype of the stored data.
+    source : str
+        The file or array it came from, to begin the message with.
+
+    Raises
+    ------
+    ScanError
+        If ``dtype`` is complex or not numeric (object, string, structured,
+        datetime, ...).
+    """
     if dtype.kind == "c":
         raise ScanError(f"{source} has the complex dtype {dtype}; expected real grey values")
     if dtype.kind not in "biuf":
@@ -878,18 +941,43 @@ def _check_finite(data: np.ndarray, source: str) -> None:
 
 def _read_any(path: Path, *, shape: Any, dtype: Any, byte_order: str) -> tuple[np.ndarray, float | None]:
     """Dispatch on the kind of ``path``; return the data as stored and the file's voxel size."""
-    kind = _scan_kind(path, shape=shape, dtype=dtype)
+    kind = scan_kind(path, shape=shape, dtype=dtype)
     if kind == "folder":
         return _read_folder(path)
     if kind == "raw":
-        return _read_raw(path, shape=shape, dtype=dtype, byte_order=byte_order), None
+        return read_raw(path, shape=shape, dtype=dtype, byte_order=byte_order), None
     if kind == "npy":
-        return _read_npy(path), None
+        return read_npy(path), None
     return _read_image(path)
 
 
-def _scan_kind(path: Path, *, shape: Any, dtype: Any) -> str:
-    """'folder', 'raw', 'npy', 'tiff' or 'png'; ScanError for a missing path, unknown suffix or misplaced shape/dtype."""
+def scan_kind(path: Path, *, shape: Any, dtype: Any) -> str:
+    """Tell which reader of this module reads ``path``, from its type and suffix.
+
+    The first step of :func:`read_scan` and :func:`foamlib.lazy.open_scan`
+    (both tell a Zarr store apart before calling it). Nothing is read.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The scan: a folder or a file.
+    shape, dtype : any
+        The caller's ``shape`` and ``dtype`` arguments; only a raw file may
+        have them (not None).
+
+    Returns
+    -------
+    str
+        ``'folder'`` (slices, :func:`folder_slices`), ``'raw'``
+        (:func:`read_raw`), ``'npy'`` (:func:`read_npy`), ``'tiff'``
+        (:func:`read_tiff`) or ``'png'`` (:func:`read_png`).
+
+    Raises
+    ------
+    ScanError
+        If ``path`` does not exist, is a file with an unsupported extension,
+        or is not a raw file but ``shape`` or ``dtype`` is given.
+    """
     if not path.exists():
         raise ScanError(f"{path} does not exist")
     suffix = path.suffix.lower()
@@ -911,8 +999,8 @@ def _scan_kind(path: Path, *, shape: Any, dtype: Any) -> str:
 def _read_image(path: Path) -> tuple[np.ndarray, float | None]:
     """Read one TIFF (2D or stack) or PNG file; colour channels are reduced to grey."""
     if path.suffix.lower() in _TIFF_SUFFIXES:
-        return _read_tiff(path)
-    return _read_png(path), None
+        return read_tiff(path)
+    return read_png(path), None
 
 
 class _Collect(logging.Handler):
@@ -927,14 +1015,33 @@ class _Collect(logging.Handler):
 
 
 @contextlib.contextmanager
-def _tifffile_errors() -> Iterator[_Collect]:
-    """Collect the errors tifffile logs (instead of raising) while the body reads a file."""
+def tifffile_errors() -> Iterator[_Collect]:
+    """Collect the errors tifffile logs (instead of raising) while the body reads a file.
+
+    tifffile reads what it can of a truncated or damaged file and only logs an
+    error; within this block the ``tifffile`` logger's errors are kept (and
+    not passed on to the caller's logging), so that :func:`raise_collected`
+    can refuse the partial data afterwards. The logger's level, handlers and
+    propagation are restored on exit.
+
+    Yields
+    ------
+    logging.Handler
+        The collector; its ``messages`` attribute (list of str) holds the
+        message of every error tifffile logged in the block, in order.
+
+    Examples
+    --------
+    >>> with tifffile_errors() as collect:  # doctest: +SKIP
+    ...     data = tifffile.imread(path)
+    >>> raise_collected(collect, path, data.shape)  # doctest: +SKIP
+    """
     collect = _Collect()
     tifffile_log = logging.getLogger("tifffile")
     saved = tifffile_log.level, tifffile_log.propagate
     tifffile_log.addHandler(collect)
     tifffile_log.setLevel(logging.ERROR)  # whatever the caller's logging set-up
-    tifffile_log.propagate = False  # the ScanError of _raise_collected carries the message
+    tifffile_log.propagate = False  # the ScanError of raise_collected carries the message
     try:
         yield collect
     finally:
@@ -943,8 +1050,24 @@ def _tifffile_errors() -> Iterator[_Collect]:
         tifffile_log.propagate = saved[1]
 
 
-def _raise_collected(collect: _Collect, path: Path, shape: tuple[int, ...]) -> None:
-    """ScanError naming ``path`` if tifffile logged an error while reading it."""
+def raise_collected(collect: _Collect, path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse a TIFF file if tifffile logged an error while reading it.
+
+    Parameters
+    ----------
+    collect : logging.Handler
+        The collector that :func:`tifffile_errors` yielded for the read.
+    path : pathlib.Path
+        The file that was read.
+    shape : tuple of int
+        Shape of what was read of it, for the message.
+
+    Raises
+    ------
+    ScanError
+        ``"<path> is truncated or corrupt (<tifffile's last error>); ..."``,
+        if ``collect`` holds any message.
+    """
     if collect.messages:
         problem = collect.messages[-1].replace(f"<tifffile.TiffFile {path.name!r}> ", "")
         raise ScanError(f"{path} is truncated or corrupt ({problem}); read {shape} of it, refusing a partial scan")
@@ -984,12 +1107,38 @@ def unreadable_tiff(path: Path) -> Iterator[None]:
         ) from exc
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
+def read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
+    """Read the first image series of a TIFF file as stored, with its voxel size.
+
+    A file with more than one series: the first is read, with a warning. A
+    mask whose ImageJ metadata says ``foreground=pore`` is read as grey values,
+    with a warning (:func:`read_mask` reads it as a mask).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A ``.tif`` or ``.tiff`` file.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        The series in its stored dtype and shape, e.g. (Y, X) or (Z, Y, X);
+        a samples (RGB(A)) axis is reduced to grey by :func:`to_grey`.
+    voxel_size_um : float or None
+        From :func:`tiff_voxel_size`; None where the file has none.
+
+    Raises
+    ------
+    ScanError
+        If the file is not a readable TIFF, holds no image, is truncated or
+        corrupt (tifffile logged an error), has a channel axis, or is a colour
+        image.
+    """
     # tifffile reads what it can of a truncated or damaged file (e.g. only the first slice
     # of a cut-off stack) and only logs an error; a silently shortened scan is worse than none.
-    with _tifffile_errors() as collect:
+    with tifffile_errors() as collect:
         data, voxel, n_series, axes = _read_tiff_file(path)
-    _raise_collected(collect, path, data.shape)
+    raise_collected(collect, path, data.shape)
     if n_series > 1:
         logger.warning("%s holds %d image series; reading only the first, of shape %s", path, n_series, data.shape)
     if "C" in axes:
@@ -998,7 +1147,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
             "save the channel to segment as a single-channel stack"
         )
     if axes.endswith("S"):
-        data = _to_grey(data, path)
+        data = to_grey(data, path)
     return data, voxel
 
 
@@ -1009,7 +1158,7 @@ def _read_tiff_file(path: Path) -> tuple[np.ndarray, float | None, int, str]:
         n_series = len(tif.series)
         axes = tif.series[0].axes
         data = tif.series[0].asarray()
-        voxel = _tiff_voxel_size(tif, path)
+        voxel = tiff_voxel_size(tif, path)
         foreground = str((tif.imagej_metadata or {}).get("foreground", "")).strip().lower()
     if foreground == "pore":
         logger.warning(
@@ -1019,7 +1168,26 @@ def _read_tiff_file(path: Path) -> tuple[np.ndarray, float | None, int, str]:
     return data, voxel, n_series, axes
 
 
-def _read_png(path: Path) -> np.ndarray:
+def read_png(path: Path) -> np.ndarray:
+    """Read a PNG image as stored, colour channels reduced to grey.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A ``.png`` file.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (Y, X), in the stored dtype (uint8 or uint16 for most files); a grey+alpha or
+        RGB(A) image is reduced to grey by :func:`to_grey`.
+
+    Raises
+    ------
+    ScanError
+        If the file cannot be read as a PNG (damaged, truncated or not a PNG),
+        or is a colour image.
+    """
     try:
         data = iio.imread(path)
     except MemoryError:
@@ -1029,12 +1197,34 @@ def _read_png(path: Path) -> np.ndarray:
         raise ScanError(f"{path} is not a readable PNG image: it could not be read as a PNG file "
                         "(damaged, truncated or not a PNG)") from exc  # fmt: skip
     if data.ndim == 3:
-        data = _to_grey(data, path)
+        data = to_grey(data, path)
     return data
 
 
-def _to_grey(data: np.ndarray, path: Path) -> np.ndarray:
-    """Reduce a channels-last grey(+alpha) or RGB(A) array to one channel, refusing real colour."""
+def to_grey(data: np.ndarray, path: Path) -> np.ndarray:
+    """Reduce a channels-last grey(+alpha) or RGB(A) array to one channel, refusing real colour.
+
+    An alpha channel (2 or 4 samples) is dropped if it is constant; the colour
+    channels must be equal (R == G == B).
+
+    Parameters
+    ----------
+    data : numpy.ndarray, shape (..., C)
+        Samples last, C from 1 to 4; any dtype.
+    path : pathlib.Path
+        The file it was read from, for the messages.
+
+    Returns
+    -------
+    numpy.ndarray, shape data.shape[:-1]
+        The first channel, in ``data``'s dtype (a view of ``data``).
+
+    Raises
+    ------
+    ScanError
+        If C is not 1 to 4, the alpha channel varies, or the colour channels
+        differ.
+    """
     n = data.shape[-1]
     if n not in (1, 2, 3, 4):
         raise ScanError(f"{path} has {n} samples per pixel; expected a greyscale image")
@@ -1051,8 +1241,29 @@ def _to_grey(data: np.ndarray, path: Path) -> np.ndarray:
     return grey
 
 
-def _tiff_voxel_size(tif: tifffile.TiffFile, path: Path) -> float | None:
-    """Voxel size in micrometres from ImageJ metadata, else from the standard resolution tags."""
+def tiff_voxel_size(tif: tifffile.TiffFile, path: Path) -> float | None:
+    """Voxel size in micrometres from ImageJ metadata, else from the standard resolution tags.
+
+    The rules are those :func:`read_scan` states for a TIFF file: ImageJ's
+    ``unit`` (a length unit, else unknown), ``XResolution``/``YResolution`` and
+    ``spacing`` (the first of x, y, z where they differ, with a warning); without ImageJ
+    metadata the first page's ``XResolution`` and ``ResolutionUnit``
+    (centimetre or inch; 72 or 96 pixels per inch is an editor's default and
+    unknown, with a warning).
+
+    Parameters
+    ----------
+    tif : tifffile.TiffFile
+        The open file.
+    path : pathlib.Path
+        Its path, for the log messages.
+
+    Returns
+    -------
+    float or None
+        Voxel size in micrometres (positive, finite), or None where the file
+        records no physical size.
+    """
     meta = tif.imagej_metadata
     if meta:
         return _imagej_voxel_size(tif, meta, path)
@@ -1147,17 +1358,44 @@ def _natural_key(path: Path) -> tuple[list[str | int], str]:
 
 def _read_folder(folder: Path) -> tuple[np.ndarray, float | None]:
     """Stack the 2D TIFF or PNG slices in ``folder`` along z, in natural order."""
-    files, first, voxel = _folder_slices(folder)
+    files, first, voxel = folder_slices(folder)
     stack = np.empty((len(files), *first.shape), dtype=first.dtype)
     stack[0] = first
     for index, file in enumerate(files[1:], start=1):
-        stack[index] = _read_slice(folder, file, first, files[0])
+        stack[index] = read_slice(folder, file, first, files[0])
     logger.info("%s: stacked %d slices of shape %s", folder, len(files), first.shape)
     return stack, voxel
 
 
-def _folder_slices(folder: Path) -> tuple[list[Path], np.ndarray, float | None]:
-    """The slice files of ``folder`` in natural order, the first slice and its voxel size."""
+def folder_slices(folder: Path) -> tuple[list[Path], np.ndarray, float | None]:
+    """The slice files of ``folder`` in natural order, the first slice and its voxel size.
+
+    Slices are the ``.tif``, ``.tiff`` and ``.png`` files directly in
+    ``folder`` (hidden files and other extensions ignored), sorted so that
+    ``slice_2`` comes before ``slice_10``. Only the first is read; read the
+    others with :func:`read_slice`.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The folder of 2D slices.
+
+    Returns
+    -------
+    files : list of pathlib.Path
+        The slice files in z order.
+    first : numpy.ndarray, shape (Y, X)
+        The first slice, in its stored dtype.
+    voxel_size_um : float or None
+        The first slice's voxel size in micrometres (see
+        :func:`tiff_voxel_size`); None for PNG slices or where it records none.
+
+    Raises
+    ------
+    ScanError
+        If ``folder`` holds no slices, mixes PNG and TIFF slices, or its first
+        slice is unreadable, a colour image or not a 2D image.
+    """
     slice_suffixes = _TIFF_SUFFIXES + _PNG_SUFFIXES
     files = [
         p
@@ -1175,8 +1413,32 @@ def _folder_slices(folder: Path) -> tuple[list[Path], np.ndarray, float | None]:
     return files, first, voxel
 
 
-def _read_slice(folder: Path, file: Path, first: np.ndarray, first_file: Path) -> np.ndarray:
-    """One slice of a folder, refused unless its shape and dtype match the first slice's."""
+def read_slice(folder: Path, file: Path, first: np.ndarray, first_file: Path) -> np.ndarray:
+    """One slice of a folder, refused unless its shape and dtype match the first slice's.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The folder of slices, for the message.
+    file : pathlib.Path
+        The slice to read, a TIFF or PNG file (one of :func:`folder_slices`'s
+        ``files``).
+    first : numpy.ndarray, shape (Y, X)
+        The first slice, as :func:`folder_slices` returned it.
+    first_file : pathlib.Path
+        The first slice's file, for the message.
+
+    Returns
+    -------
+    numpy.ndarray, shape (Y, X)
+        The slice in its stored dtype, that of ``first``.
+
+    Raises
+    ------
+    ScanError
+        If ``file`` is unreadable, a colour image, or differs from ``first``
+        in shape or dtype.
+    """
     image, _ = _read_image(file)
     if image.shape != first.shape or image.dtype != first.dtype:
         raise ScanError(
@@ -1186,8 +1448,34 @@ def _read_slice(folder: Path, file: Path, first: np.ndarray, first_file: Path) -
     return image
 
 
-def _read_raw(path: Path, *, shape: Any, dtype: Any, byte_order: str) -> np.ndarray:
-    """Memory-map a headerless raw file as a read-only (z, y, x) array."""
+def read_raw(path: Path, *, shape: Any, dtype: Any, byte_order: str) -> np.ndarray:
+    """Memory-map a headerless raw file as a read-only (z, y, x) array.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A ``.raw``, ``.bin`` or ``.vol`` file, x varying fastest.
+    shape : tuple of 3 int
+        ``(z, y, x)`` in voxels; all positive.
+    dtype : numpy dtype or str
+        The stored dtype, e.g. ``'uint16'``; bool, integer or real float. Its
+        byte order is replaced by ``byte_order``.
+    byte_order : {'little', 'big'}
+        Byte order of the file (anything but ``'little'`` is taken as big).
+
+    Returns
+    -------
+    numpy.memmap, shape (z, y, x)
+        Read-only, in ``dtype`` with the given byte order; nothing is read
+        until it is indexed.
+
+    Raises
+    ------
+    ScanError
+        If ``shape`` or ``dtype`` is missing or invalid, ``dtype`` is not a
+        real numeric dtype, or the file's size is not that of ``shape`` and
+        ``dtype``.
+    """
     if shape is None or dtype is None:
         raise ScanError(f"{path} is a raw file without a header: give shape=(z, y, x) and dtype (e.g. 'uint16')")
     dims = _check_raw_shape(shape, path)
@@ -1220,8 +1508,28 @@ _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    """Memory-map a ``.npy`` array; never unpickles, and never advises to."""
+def read_npy(path: Path) -> np.ndarray:
+    """Memory-map a ``.npy`` array; never unpickles, and never advises to.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A file written by :func:`numpy.save`.
+
+    Returns
+    -------
+    numpy.ndarray
+        The stored array with its shape and dtype, read-only (a
+        :class:`numpy.memmap` wherever numpy maps it); shape and dtype are not
+        checked here.
+
+    Raises
+    ------
+    ScanError
+        If the file cannot be opened, is an ``.npz`` (or other zip) archive,
+        does not start with the NumPy header, holds Python objects, or its
+        header or data is damaged or truncated.
+    """
     try:
         with open(path, "rb") as file:
             head = file.read(len(_NPY_MAGIC))

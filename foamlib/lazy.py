@@ -191,7 +191,7 @@ class LazyScan(LazyVolume):
         if src.kind == "array":
             data = src.array[key if not src.samples else key + (slice(None),)]
             if src.samples:
-                data = _io._to_grey(np.asarray(data), self.path)
+                data = _io.to_grey(np.asarray(data), self.path)
             return np.array(data, dtype=self.dtype)  # a copy in native byte order
         single = isinstance(zs, int)
         if src.kind == "zarr":
@@ -210,14 +210,14 @@ class LazyScan(LazyVolume):
                 step = part[1] - part[0] if len(part) > 1 else 1
                 data = array[slice(part[0], part[-1] + 1, step) if step > 0 else part][(slice(None), *plane)]
                 if src.samples:
-                    data = _io._to_grey(np.asarray(data), self.path)
+                    data = _io.to_grey(np.asarray(data), self.path)
                 out[n0 : n0 + len(part)] = data
                 del data, array
         elif src.kind == "folder":
             for n, z in enumerate(indices):
-                out[n] = _io._read_slice(self.path, src.files[z], src.first, src.files[0])[plane]
+                out[n] = _io.read_slice(self.path, src.files[z], src.first, src.files[0])[plane]
         else:  # TIFF pages: the file is opened (and its pages indexed) once per read
-            with _io._tifffile_errors() as collect:
+            with _io.tifffile_errors() as collect:
                 try:
                     with tifffile.TiffFile(self.path) as tif:
                         for n, z in enumerate(indices):
@@ -227,7 +227,7 @@ class LazyScan(LazyVolume):
                 except Exception as exc:  # tifffile raises many exception types for damaged files
                     raise ScanError(f"{self.path}: slices {indices[0]}-{indices[-1]} could not be read "
                                     f"({type(exc).__name__}: {exc})") from exc  # fmt: skip
-            _io._raise_collected(collect, self.path, out.shape)
+            _io.raise_collected(collect, self.path, out.shape)
         return out[0] if single else out
 
     def _zarr_read(self, zs: int | range, plane: tuple[Any, ...]) -> np.ndarray:
@@ -257,7 +257,7 @@ class LazyScan(LazyVolume):
         """Slice ``z`` of a page-by-page TIFF, (Y, X) in :attr:`dtype`."""
         page = tif.asarray(key=z, series=0)
         if self._source.samples:
-            page = _io._to_grey(page, self.path)
+            page = _io.to_grey(page, self.path)
         if page.shape != self.shape[1:]:
             raise ScanError(f"{self.path}: slice {z} has shape {page.shape}, expected {self.shape[1:]}")
         return page.astype(self.dtype, copy=False)
@@ -571,33 +571,33 @@ def open_scan(
     >>> slab = scan.read(0, 16)  # doctest: +SKIP
     """
     path = Path(path)
-    override = _io._check_voxel_size(voxel_size_um, ScanError, f"{path}: voxel_size_um")
+    override = _io.check_voxel_size(voxel_size_um, ScanError, f"{path}: voxel_size_um")
     if byte_order not in ("little", "big"):
         raise ScanError(f"{path}: byte_order must be 'little' or 'big', got {byte_order!r}")
     from .omezarr import is_zarr_path
 
-    kind = "zarr" if is_zarr_path(path) else _io._scan_kind(path, shape=shape, dtype=dtype)
+    kind = "zarr" if is_zarr_path(path) else _io.scan_kind(path, shape=shape, dtype=dtype)
     voxel = None
     if kind == "zarr":
         if shape is not None or dtype is not None:
             raise ScanError(f"{path}: shape and dtype apply only to raw files; a Zarr store records its own")
         source, data_shape, data_dtype, voxel = _open_zarr(path, override)
     elif kind == "folder":
-        files, first, voxel = _io._folder_slices(path)
+        files, first, voxel = _io.folder_slices(path)
         source = _Source("folder", files=tuple(files), first=first)
         data_shape, data_dtype = (len(files), *first.shape), first.dtype
     elif kind == "raw":
-        array = _io._read_raw(path, shape=shape, dtype=dtype, byte_order=byte_order)
+        array = _io.read_raw(path, shape=shape, dtype=dtype, byte_order=byte_order)
         source, data_shape, data_dtype = _memmap_source(array), array.shape, array.dtype
     elif kind == "npy":
-        array = _io._read_npy(path)
+        array = _io.read_npy(path)
         source, data_shape, data_dtype = _memmap_source(array), array.shape, array.dtype
     elif kind == "tiff":
         source, data_shape, data_dtype, voxel = _open_tiff(path)
     else:  # a 2D PNG: small, read at once
-        array = _io._read_png(path)
+        array = _io.read_png(path)
         source, data_shape, data_dtype = _Source("array", array=array), array.shape, array.dtype
-    _io._check_dtype(np.dtype(data_dtype), str(path))
+    _io.check_dtype(np.dtype(data_dtype), str(path))
     if len(data_shape) not in (2, 3):
         raise ScanError(
             f"{path} has {len(data_shape)} dimensions (shape {tuple(data_shape)}); "
@@ -654,15 +654,15 @@ def _open_memmap(spec: tuple[Any, ...]) -> np.memmap:
 
 def _open_tiff(path: Path) -> tuple[_Source, tuple[int, ...], np.dtype, float | None]:
     """Memory-map a contiguous TIFF series, else prepare page-by-page reading; shape without samples axis."""
-    with _io._tifffile_errors() as collect, _io.unreadable_tiff(path), tifffile.TiffFile(path) as tif:
+    with _io.tifffile_errors() as collect, _io.unreadable_tiff(path), tifffile.TiffFile(path) as tif:
         if not tif.series:
             raise ScanError(f"{path} contains no images; is it a broken TIFF file?")
         series = tif.series[0]
         n_series, axes, shape, dtype = len(tif.series), series.axes, tuple(series.shape), series.dtype
         offset = series.dataoffset
-        voxel = _io._tiff_voxel_size(tif, path)
+        voxel = _io.tiff_voxel_size(tif, path)
         pages_per_z = len(series) if axes[0] not in "YX" else 1
-    _io._raise_collected(collect, path, shape)
+    _io.raise_collected(collect, path, shape)
     if n_series > 1:
         logger.warning("%s holds %d image series; reading only the first, of shape %s", path, n_series, shape)
     if "C" in axes:
@@ -692,7 +692,7 @@ def _open_tiff(path: Path) -> tuple[_Source, tuple[int, ...], np.dtype, float | 
         raise ScanError(f"{path}: its {pages_per_z} pages do not match its {grey_shape[0]} slices (axes {axes!r}); "
                         "re-save it as a plain stack")  # fmt: skip
     if len(grey_shape) == 2:  # one compressed image: small enough to read at once
-        data, _ = _io._read_tiff(path)
+        data, _ = _io.read_tiff(path)
         return _Source("array", array=data), data.shape, data.dtype, voxel
     logger.debug("%s: not memory-mappable (compressed or scattered); reading page by page", path)
     return _Source("tiff-pages", samples=samples), grey_shape, dtype, voxel
