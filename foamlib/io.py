@@ -409,6 +409,22 @@ class SlabWriter(abc.ABC):
         """Whether every slice has been written."""
         return bool(self._done.all())
 
+    @property
+    def missing(self) -> int:
+        """How many slices have not been written yet."""
+        return int(np.count_nonzero(~self._done))
+
+    def check_complete(self) -> None:
+        """Raise if a slice was never written; the writers' context managers then keep nothing.
+
+        Raises
+        ------
+        RuntimeError
+            Naming the file and how many of its slices are missing.
+        """
+        if self.missing:
+            raise RuntimeError(f"{self._path}: {self.missing} of {self.shape[0]} slices were never written; nothing kept")
+
 
 class TiffSlabWriter(SlabWriter):
     """Writes an ImageJ stack slab by slab (:meth:`SlabWriter.write`); made by :func:`tiff_slab_writer`."""
@@ -513,9 +529,7 @@ def tiff_slab_writer(
         with open(tmp, "r+b") as handle:
             writer = TiffSlabWriter(handle, int(offset), shape, dt, path, invert=label == "pore" and dt == np.uint8)
             yield writer
-            if not writer.complete:
-                missing = int(np.count_nonzero(~writer._done))
-                raise RuntimeError(f"{path}: {missing} of {shape[0]} slices were never written; nothing kept")
+            writer.check_complete()
     logger.debug("wrote %s slab by slab: shape %s, voxel size %s um", path, shape, voxel)
 
 

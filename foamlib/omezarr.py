@@ -365,9 +365,7 @@ def zarr_slab_writer(
                                    dimension_names=("z", "y", "x"))  # fmt: skip
         writer = ZarrSlabWriter(array, path, invert=label == "pore")
         yield writer
-        if not writer.complete:
-            missing = int(np.count_nonzero(~writer._done))
-            raise RuntimeError(f"{path}: {missing} of {shape[0]} slices were never written; nothing kept")
+        writer.check_complete()
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
