@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from foamlib.fitting import (
+    MIN_CELL_DIAMETER,
     STATISTICS,
     FitResult,
     FoamParameters,
@@ -333,3 +334,20 @@ def test_chord_fit_with_sub_voxel_walls():
     assert result.parameters.cell_diameter == pytest.approx(20.0, rel=0.15)  # measured: +7 %
     assert result.parameters.wall_strut_ratio < 0.08  # measured: 0.033
     assert result.generated["pore_chord_cv"] == pytest.approx(report.pore_chord_cv, abs=0.05)
+
+
+def test_a_fit_that_wants_cells_below_the_minimum_is_refused_with_the_generator_to_choose():
+    # thick solid balls, each holding a pore of 6 voxels: many small enclosed pores in thick solid, as
+    # Otsu finds between the fibres of FiberForm (13 pores of 6 voxels, walls of 10), where the fit
+    # once shrank the cells to 2.5 voxels and the 96^3 training foams took over 20 GB
+    z, y, x = np.mgrid[:64, :64, :64]
+    solid = np.zeros((64, 64, 64), bool)
+    centres = [(a, b, c) for a in (14, 32, 50) for b in (14, 32, 50) for c in (14, 50)]
+    for radius, value in ((8, True), (3, False)):
+        for c in centres:
+            solid[(z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= radius**2] = value
+    report = analyze(solid, exclude_border_pores=True)
+    assert report.n_pores >= 10 and report.median_pore_diameter_voxels < MIN_CELL_DIAMETER + 0.5
+    with pytest.raises(ValueError, match=r"needs cells smaller than 6 voxels: .* median pore diameter .* "
+                                         r"Choose another step-1 generator .*open-cell, spheres or fibres"):
+        fit_foam_parameters(report, shape=(48, 48, 48), rng=0, iterations=3)
