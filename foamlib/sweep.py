@@ -155,10 +155,10 @@ def wall_fraction_sweep(
         except DegenerateModelError as exc:
             log.warning("%s; its porosity is left out of the sweep", exc)
             learnt = False
-        if learnt and seg_path != run.step2_seg:
+        if seg_path != run.step2_seg and learnt:
             segment_scan(net, scan, seg_path, axes=axes, tile=tile, intensity_range=intensity_range,
                          memory_gb=memory_gb, overwrite=True)
-        elif not learnt and seg_path != run.step2_seg:
+        elif seg_path != run.step2_seg:
             seg_path.unlink(missing_ok=True)  # a segmentation an earlier run left for this fraction
         rows[fraction] = {
             "porosity": open_mask(seg_path).porosity() if learnt else math.nan,
