@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile", type=int, default=256, help="tile side (default 256)")
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--memory", type=float, default=0.05, help="--memory of segment_file, GB (default 0.05: "
-                        "several slabs even at 256^3)")
+    parser.add_argument("--memory", type=float, default=0.2, help="--memory of segment_file, GB (default 0.2: "
+                        "several slabs at 256^3; 0.05 became too small for one slab when the plan's estimate "
+                        "grew to count the network's activations)")
     parser.add_argument("--workdir", type=Path, help="folder for the files (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
