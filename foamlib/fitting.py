@@ -58,6 +58,7 @@ __all__ = [
     "GENERATORS",
     "GeneratorParameters",
     "MIN_CELL_DIAMETER",
+    "MAX_SIZE_PER_FIELD",
     "MIN_INTERIOR_PORES",
     "SIZE_TARGETS",
     "STATISTICS",
@@ -84,6 +85,11 @@ MIN_INTERIOR_PORES = 10
 #: the scan resolves, and cost memory for nothing (a 96^3 foam of 2.5-voxel cells, supersampled, once
 #: took over 20 GB); a fit that still wants smaller cells at this bound is refused.
 MIN_CELL_DIAMETER = 6.0
+#: A size statistic (pore diameter, chord, thickness) of a report more than this many times the
+#: longest axis of the analysed volume is refused: its field of view holds less than one cell, the
+#: chord's stereological estimate extrapolates far beyond it (a segmentation with nearly no solid
+#: once gave a mean chord of 3400 voxels in a 48^3 volume) and the fit box would not fit in memory.
+MAX_SIZE_PER_FIELD = 2.0
 #: Values of ``size_target``.
 SIZE_TARGETS = ("auto", "pore_diameter", "chord")
 #: Generated foams are periodic: a box axis shorter than this many cell diameters is
@@ -481,6 +487,30 @@ def _check_measured(measured: dict[str, float], keys: tuple[str, ...]) -> None:
         raise ValueError(f"report porosity must be < 1, got {measured['porosity']!r}")
 
 
+def _size_bound(report: StructureReport, measured: dict[str, float], size_key: str, start: float) -> float:
+    """The largest generator size a fit may try; a report whose size exceeds the field of view is refused.
+
+    A statistic above :data:`MAX_SIZE_PER_FIELD` times the longest axis of the analysed volume
+    (``report.shape``; no bound for a report without it) is refused with a ValueError naming what
+    the scan shows. Otherwise the bound is ``start`` (generator size per unit of the statistic)
+    times that many axes: a fitted cell may be as large as the field of view, twice over.
+    """
+    if not report.shape:
+        return math.inf
+    field = max(int(n) for n in report.shape)
+    limit = MAX_SIZE_PER_FIELD * field
+    if measured[size_key] > limit:
+        raise ValueError(
+            f"the report's {size_key.replace('_', ' ')} is {measured[size_key]:.4g} voxels, more than "
+            f"{MAX_SIZE_PER_FIELD:g} times the longest axis of the analysed volume {tuple(report.shape)} "
+            f"(porosity {measured['porosity']:.4f}, {measured['n_pores']} pores inside): the field of view holds "
+            "less than one cell, so the scan does not measure the cell size. A porosity this close to 1 or 0 "
+            "usually means the segmentation found almost no solid or no pore (check the threshold and the "
+            "scan's grey range); otherwise analyse a larger field of view"
+        )
+    return start * limit
+
+
 def _fit_inputs(report: StructureReport, rng, max_realisations: int, size_target: str) -> tuple[list, dict]:
     """The child seeds of every evaluation (one per realisation) and the measuring options of the report."""
     base = streams.base_seed(rng)
@@ -619,7 +649,10 @@ def fit_foam_parameters(
     ValueError
         If the report is not 3D, has no finite positive porosity, mean wall
         thickness or size statistic (median pore diameter for the pore
-        target, mean chord for the chord target), or for bad options.
+        target, mean chord for the chord target), a size statistic above
+        :data:`MAX_SIZE_PER_FIELD` times the longest axis of the analysed
+        volume (a field of view holding less than one cell, or a
+        segmentation with almost no solid), or for bad options.
 
     Notes
     -----
@@ -675,8 +708,9 @@ def fit_foam_parameters(
     seeds, options = _fit_inputs(report, rng, max_realisations, size_target)
 
     target_p = float(np.clip(measured["porosity"], *_POROSITY_RANGE))
-    cell = max(MIN_CELL_DIAMETER, (_CELL_PER_PORE if size_target == "pore_diameter" else _CELL_PER_CHORD)
-               * measured[size_key])
+    per_size = _CELL_PER_PORE if size_target == "pore_diameter" else _CELL_PER_CHORD
+    max_cell = max(MIN_CELL_DIAMETER, _size_bound(report, measured, size_key, per_size))
+    cell = min(max_cell, max(MIN_CELL_DIAMETER, per_size * measured[size_key]))
     log_ratio = math.log(_START_RATIO)
     # the wall/strut ratio follows the chord cv in chord fits (the mean wall thickness hardly
     # tells thin walls from missing ones, which the chord length confounds with the cell size)
@@ -706,7 +740,8 @@ def fit_foam_parameters(
         # cell diameter: proportional to the pore diameter (or to the mean pore chord)
         if generated[size_key] > 0:  # False for NaN (no pore counted)
             factor = measured[size_key] / generated[size_key]
-            cell = max(MIN_CELL_DIAMETER, cell * float(np.clip(factor, 1 / _MAX_CELL_STEP, _MAX_CELL_STEP)))
+            cell = min(max_cell, max(MIN_CELL_DIAMETER,
+                                     cell * float(np.clip(factor, 1 / _MAX_CELL_STEP, _MAX_CELL_STEP))))
         else:
             logger.warning("generated foam (cell diameter %.3g) has no measurable pore; cell diameter kept", cell)
         # wall/strut ratio: secant step in log space on the mean wall thickness (or the chord
@@ -835,7 +870,8 @@ def fit_parameters(
     ValueError
         For an unknown generator (naming the known ones), a report that is
         not 3D or has no finite positive porosity below 1 or size statistic,
-        or bad options.
+        a size statistic above :data:`MAX_SIZE_PER_FIELD` times the longest
+        axis of the analysed volume, or bad options.
 
     Notes
     -----
@@ -873,7 +909,8 @@ def fit_parameters(
     extra = {"supersample": supersample} if cls is OpenCellParameters else {}
 
     target_p = float(np.clip(measured["porosity"], *_POROSITY_RANGE))
-    size = _START_SIZE[cls.kind][size_target] * measured[size_key]
+    max_size = _size_bound(report, measured, size_key, _START_SIZE[cls.kind][size_target])
+    size = min(max_size, _START_SIZE[cls.kind][size_target] * measured[size_key])
     p_previous: tuple[float, float] | None = None
     p_slope = 1.0
     history: list[dict] = []
@@ -887,7 +924,8 @@ def fit_parameters(
         target_p, p_previous, p_slope = _porosity_step(target_p, p_previous, p_slope, measured["porosity"],
                                                        generated["porosity"])
         if generated[size_key] > 0:  # False for NaN (no pore counted)
-            size *= float(np.clip(measured[size_key] / generated[size_key], 1 / _MAX_CELL_STEP, _MAX_CELL_STEP))
+            size = min(max_size, size * float(np.clip(measured[size_key] / generated[size_key],
+                                                      1 / _MAX_CELL_STEP, _MAX_CELL_STEP)))
         else:
             logger.warning("generated %s structure (%s %.3g) has no measurable %s; size kept",
                            cls.kind, cls.size_name.replace("_", " "), size, size_key.replace("_", " "))

@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 
 from foamlib.fitting import (
+    _CELL_PER_CHORD,
+    MAX_SIZE_PER_FIELD,
     MIN_CELL_DIAMETER,
     STATISTICS,
     FitResult,
     FoamParameters,
     fit_foam_parameters,
+    fit_parameters,
     generate_foams,
     vary_parameters,
 )
@@ -351,3 +354,26 @@ def test_a_fit_that_wants_cells_below_the_minimum_is_refused_with_the_generator_
     with pytest.raises(ValueError, match=r"needs cells smaller than 6 voxels: .* median pore diameter .* "
                                          r"Choose another step-1 generator .*open-cell, spheres or fibres"):
         fit_foam_parameters(report, shape=(48, 48, 48), rng=0, iterations=3)
+
+
+@pytest.mark.parametrize("generator", ["closed-cell", "open-cell"])
+def test_a_report_whose_pores_exceed_the_field_of_view_is_refused_before_any_foam_is_made(generator):
+    # a segmentation with almost no solid (one solid line in 48^3, porosity 0.9996): the chord's
+    # stereological estimate is 3400 voxels and the fit once asked numpy for a 10488^3 box (4.2 TiB)
+    solid = np.zeros((48, 48, 48), bool)
+    solid[24, 24, :] = True
+    report = analyze(solid, exclude_border_pores=True)
+    assert report.mean_pore_chord_voxels > 1000
+    with pytest.raises(ValueError, match=r"mean pore chord is 3383 voxels, more than 2 times the longest axis of the "
+                                         r"analysed volume \(48, 48, 48\) \(porosity 0.9996.*almost no solid"):
+        fit_parameters(report, generator=generator, shape=(48, 48, 48), rng=0, iterations=2)
+
+
+def test_a_cell_as_large_as_the_field_of_view_is_still_fitted():
+    # one closed cell filling a 40^3 view (walls on its faces): chord about the view, within the bound
+    true = FoamParameters(porosity=0.95, cell_diameter=40.0, cell_size_cv=0.0, wall_strut_ratio=0.2)
+    solid = true.generate((40, 40, 40), rng=1).solid
+    report = analyze(solid, exclude_border_pores=True)
+    assert report.mean_pore_chord_voxels < MAX_SIZE_PER_FIELD * 40
+    result = fit_foam_parameters(report, shape=(40, 40, 40), rng=0, iterations=1)
+    assert MIN_CELL_DIAMETER <= result.parameters.cell_diameter <= _CELL_PER_CHORD * MAX_SIZE_PER_FIELD * 40
