@@ -324,6 +324,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    from foamlib.device import idle_cpus
     from foamlib.io import read_scan
     from foamlib.runfolder import RunFolder
     from foamlib.runs import read_json, write_json
@@ -341,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(--cases) or put ../shared/data beside the checkout", file=sys.stderr)
         return 2
 
+    # the cores to use, read before this process's own work (the scans below) raises the load average
+    cpus = idle_cpus()
     start = time.perf_counter()
     samples, records = [], {}
     for name in cases:
@@ -358,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.generator is not None:
         profile["generator"] = args.generator
     results = run_study(samples, profile=profile, notebooks_dir=ROOT / "notebooks", runs_dir=out / "runs",
-                        jobs=args.jobs)
+                        jobs=args.jobs, cpus=cpus)
     failed = {r.sample: f"{r.stage}: {r.message}" for r in results if r.status == "failed"}
 
     rows = []

@@ -81,6 +81,7 @@ from typing import Any
 import yaml
 
 from ._optional import requires_extra
+from .checks import check_int
 from .device import cpu_threads, idle_cpus
 from .progress import PROGRESS_FILE_VARIABLE, PROGRESS_STAGE_VARIABLE
 from .runs import LOCK_FILE, atomic_path, file_sha256, is_temporary, read_json, remove_temporaries, run_lock, write_json
@@ -1874,6 +1875,7 @@ def run_study(
     progress_every: float = PROGRESS_EVERY_S,
     scheduler: Any = None,
     until: str | int | None = None,
+    cpus: int | None = None,
 ) -> list[StageResult]:
     """Run the study: each sample's stages (samples in parallel processes), then study-wide stages.
 
@@ -1924,6 +1926,13 @@ def run_study(
         do not run. The profile is still checked against every stage, so the
         same profile serves the whole study later, which then skips the stages
         that ran.
+    cpus : int, optional
+        Cores of this machine the study may use (divided between the samples
+        running at once, and given to the study-wide stages); default the idle
+        cores when it starts (:func:`foamlib.device.idle_cpus`). A caller that
+        has just worked itself (preparing scans, say) raised the load average
+        that this reads, and should measure the idle cores before its work
+        and pass them here.
 
     Returns
     -------
@@ -1940,6 +1949,7 @@ def run_study(
     values = dict(profile) if isinstance(profile, Mapping) else load_profile(profile)
     stages = find_stages(notebooks_dir)
     check_study(samples, values, stages, jobs=jobs)
+    cpus = idle_cpus() if cpus is None else check_int("cpus", cpus, low=1)
     stages = select_stages(stages, until)
     runs_dir = Path(runs_dir)
     study_stages = [s for s in stages if s.scope == "study"]
@@ -1953,24 +1963,23 @@ def run_study(
             for folder in folders:
                 remove_temporaries(folder)
             if scheduler is None:
-                results = _run_samples(samples, stages, values, runs_dir, jobs, force, progress_every)
+                results = _run_samples(samples, stages, values, runs_dir, jobs, force, progress_every, cpus)
             else:
                 results = _run_samples_on_dask(samples, stages, values, runs_dir, jobs, force, progress_every,
-                                               scheduler)  # fmt: skip
+                                               scheduler, cpus)  # fmt: skip
             if study_stages:
                 # studies of other samples share _study: wait for its lock rather than refuse
                 with run_lock(runs_dir / "_study", what="foamlib study run", wait=True, on_wait=_say):
                     remove_temporaries(runs_dir / "_study")
                     results += _run_study_stages(study_stages, values, runs_dir, samples, results, force=force,
-                                                 every=progress_every)
+                                                 every=progress_every, cpus=cpus)
             return results
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous_handler)
 
 
-def _run_samples(samples, stages, values, runs_dir, jobs, force, every) -> list[StageResult]:
-    cpus = idle_cpus()
+def _run_samples(samples, stages, values, runs_dir, jobs, force, every, cpus) -> list[StageResult]:
     jobs = max(1, min(len(samples), cpus if jobs is None else jobs))
     results: list[StageResult] = []
     if jobs == 1:
@@ -2011,11 +2020,11 @@ def _dask_sample(spec, *, stages, profile, runs_dir, force, threads, every):  # 
                       threads=threads or idle_cpus(), notify=_say, lock=False, progress_every=every)  # fmt: skip
 
 
-def _run_samples_on_dask(samples, stages, values, runs_dir, jobs, force, every, scheduler) -> list[StageResult]:
+def _run_samples_on_dask(samples, stages, values, runs_dir, jobs, force, every, scheduler,
+                         cpus) -> list[StageResult]:
     from .distributed import LOCAL, run_samples
 
     local = isinstance(scheduler, str) and scheduler == LOCAL
-    cpus = idle_cpus()
     jobs = max(1, min(len(samples), cpus if jobs is None else jobs))
     # on this machine the cores are divided between the workers; a remote worker takes its own machine's idle cores
     threads = max(1, cpus // jobs) if local else None
@@ -2034,7 +2043,8 @@ def _run_samples_on_dask(samples, stages, values, runs_dir, jobs, force, every, 
     return results
 
 
-def _run_study_stages(stages, values, runs_dir, samples, results, force=False, every=0.0) -> list[StageResult]:
+def _run_study_stages(stages, values, runs_dir, samples, results, force=False, every=0.0,
+                      cpus=None) -> list[StageResult]:
     """Run the study-wide stages on the samples that got past their first stage.
 
     A stage is skipped when its notebook, parameters, library, the samples'
@@ -2067,7 +2077,7 @@ def _run_study_stages(stages, values, runs_dir, samples, results, force=False, e
         params = {k: params[k] for k in stage.parameters if k in params}
         key = stage_key(stage, params, previous=previous, library=library)
         result, digest = _run_stage(stage, run_dir, key, params, sample="_study", label="all samples", force=force,
-                                    env=kernel_environment(idle_cpus()), notify=_say, progress_every=every)
+                                    env=kernel_environment(cpus or idle_cpus()), notify=_say, progress_every=every)
         previous = _chain(key, digest)
         print_result(result)
         out.append(result)

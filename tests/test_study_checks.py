@@ -194,3 +194,13 @@ def test_study_run_on_a_sample_another_run_holds_is_refused_in_one_line(tmp_path
     assert status == 1 and out == "" and len(err.splitlines()) == 1
     assert f"foam89 is in use by pid {os.getpid()} on " in err and "foamlib study run" in err
     assert not (runs / "foam89" / "notebooks").exists()
+
+
+@pytest.mark.parametrize("cpus", [0, -1, 1.5, True])
+def test_run_study_refuses_a_bad_number_of_cores_before_any_kernel_starts(tmp_path, cpus):
+    from foamlib.study import SampleSpec, run_study
+
+    with pytest.raises((ValueError, TypeError), match="cpus"):
+        run_study([SampleSpec("foam86")], profile="smoke", notebooks_dir=ROOT / "notebooks",
+                  runs_dir=tmp_path / "runs", cpus=cpus)
+    assert not (tmp_path / "runs").exists()
