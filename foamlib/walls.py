@@ -114,7 +114,7 @@ from .checks import check_int, check_real
 from .progress import progress_bar
 from .structure import as_solid, watershed_markers
 
-__all__ = ["add_walls", "wall_statistics", "watershed_walls"]
+__all__ = ["add_walls", "boundary_band", "pore_markers", "wall_statistics", "watershed_walls"]
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +158,90 @@ def _neighbour(array: np.ndarray, offset: tuple[int, ...], fill: Any) -> np.ndar
 
 
 # --------------------------------------------------------------------------- one image
+
+
+def pore_markers(solid: np.ndarray, *, sigma: float = 1.0, min_distance: int = 3,
+                 speck_size: int = 2) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Pore centres of a binary image, as :func:`watershed_walls` picks them.
+
+    Parameters
+    ----------
+    solid : ndarray of bool, shape (H, W) or (Z, Y, X)
+        ``True`` = solid, ``False`` = pore.
+    sigma, min_distance, speck_size
+        As in :func:`watershed_walls`.
+
+    Returns
+    -------
+    (dist, markers, n_markers) or None
+        The Euclidean distance map of the pore space (float32, pixels), the
+        marker labels (int, 0 = none) and their number; None where the
+        pore space cannot be split (no solid, all solid, only specks, or
+        fewer than two markers).
+    """
+    n_solid = np.count_nonzero(solid)
+    if n_solid == 0 or n_solid == solid.size:
+        return None
+    full = np.ones((3,) * solid.ndim, dtype=bool)
+    dist = ndi.distance_transform_edt(~solid).astype(np.float32)
+    # Markers come from the distance map of the solid without its specks (e.g. GAN noise), so a
+    # speck inside a pore does not make two pore centres of it; the flooding still sees the
+    # specks, so a wall of which only specks are left is drawn through them.
+    barrier = solid
+    if speck_size > 0:
+        parts, n_parts = ndi.label(solid, structure=full)
+        sizes = np.bincount(parts.ravel(), minlength=n_parts + 1)
+        barrier = solid & (sizes[parts] > speck_size)
+        del parts
+    if not barrier.any():
+        return None
+    marker_dist = dist if barrier is solid else ndi.distance_transform_edt(~barrier).astype(np.float32)
+    smooth = ndi.gaussian_filter(marker_dist, sigma) if sigma > 0 else marker_dist.copy()
+    smooth[barrier] = 0.0
+    markers, n_markers = watershed_markers(smooth, ~barrier, min_distance)
+    if n_markers < 2:
+        return None
+    return dist, markers, n_markers
+
+
+def boundary_band(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one-pixel band where pores of a label image meet: the walls that close them.
+
+    Pores rank by area (ties: by label); every pore pixel with a pixel of a
+    lower-ranked pore in its full (3 x 3 or 3 x 3 x 3) neighbourhood is a
+    wall pixel, so that for any two neighbouring pixels of different pores
+    one of them is wall and the pores are separated under full
+    connectivity. The band lies in the larger pore of each pair.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W) or (Z, Y, X)
+        Pore labels 1..n, 0 = solid (a watershed of the pore space).
+
+    Returns
+    -------
+    pixels : ndarray of int64, shape (K,)
+        Flat indices of the band's pixels; a pixel next to several lower-ranked
+        pores (a junction) appears once per neighbour touched.
+    contact : ndarray of int64, shape (K,)
+        For each entry of `pixels` the pair of pores it separates, coded
+        ``own_label * (n + 1) + other_label``: one code per wall.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    big = np.int64(int(labels.max()) + 1)
+    area = np.bincount(labels.ravel(), minlength=int(big)).astype(np.int64)
+    area[0] = 0
+    rank = np.where(labels > 0, area[labels] * big + labels, 0)
+    del area
+    own, contacts = [], []
+    for offset in itertools.product((-1, 0, 1), repeat=labels.ndim):
+        if not any(offset):
+            continue
+        other = _neighbour(rank, offset, 0)
+        hit = np.flatnonzero((other > 0) & (other < rank))
+        own.append(hit)
+        contacts.append(labels.flat[hit] * big + other.flat[hit] % big)
+    return np.concatenate(own), np.concatenate(contacts)
 
 
 def watershed_walls(
@@ -232,55 +316,15 @@ def watershed_walls(
     )
 
     out = solid.copy()
-    n_solid = np.count_nonzero(solid)
-    if n_solid == 0 or n_solid == solid.size:
+    found = pore_markers(solid, sigma=sigma, min_distance=min_distance, speck_size=speck_size)
+    if found is None:
         return out
-
-    full = np.ones((3,) * solid.ndim, dtype=bool)
-    pore = ~solid
-    dist = ndi.distance_transform_edt(pore).astype(np.float32)
-    # Markers come from the distance map of the solid without its specks (e.g. GAN noise), so a
-    # speck inside a pore does not make two pore centres of it; the flooding below still sees the
-    # specks, so a wall of which only specks are left is drawn through them.
-    barrier = solid
-    if speck_size > 0:
-        parts, n_parts = ndi.label(solid, structure=full)
-        sizes = np.bincount(parts.ravel(), minlength=n_parts + 1)
-        barrier = solid & (sizes[parts] > speck_size)
-        del parts
-    if not barrier.any():
-        return out
-    marker_dist = dist if barrier is solid else ndi.distance_transform_edt(~barrier).astype(np.float32)
-    smooth = ndi.gaussian_filter(marker_dist, sigma) if sigma > 0 else marker_dist.copy()
-    smooth[barrier] = 0.0
-    markers, n_markers = watershed_markers(smooth, ~barrier, min_distance)
-    del smooth, marker_dist
-    if n_markers < 2:
-        return out
-    labels = watershed(-dist, markers, mask=pore, connectivity=solid.ndim).astype(np.int64, copy=False)
+    dist, markers, n_markers = found
+    labels = watershed(-dist, markers, mask=~solid, connectivity=solid.ndim).astype(np.int64, copy=False)
     del dist, markers
-
-    # Rank of the pores: by area, ties by label. Walls are cut out of the higher-ranked pore.
-    big = np.int64(n_markers + 1)
-    area = np.bincount(labels.ravel(), minlength=int(big)).astype(np.int64)
-    area[0] = 0
-    rank = np.where(labels > 0, area[labels] * big + labels, 0)
-    del area
-    # Every pore pixel with a lower-ranked pore among its full neighbourhood is a wall pixel: for
-    # any two neighbouring pixels of different pores one of them is then wall (closed under full
-    # connectivity), and the wall is the one-pixel boundary band of the higher-ranked pore.
-    own, contacts = [], []
-    for offset in itertools.product((-1, 0, 1), repeat=solid.ndim):
-        if not any(offset):
-            continue
-        other = _neighbour(rank, offset, 0)
-        hit = np.flatnonzero((other > 0) & (other < rank))
-        own.append(hit)
-        contacts.append(labels.flat[hit] * big + other.flat[hit] % big)
-    own_idx, contact = np.concatenate(own), np.concatenate(contacts)
-    del own, contacts, rank
+    own_idx, contact = boundary_band(labels)
     if min_wall_length > 1 and own_idx.size:
-        # a wall is the set of pixels of one pore that touch one other pore
+        # a wall is the set of pixels of one pore that touch one other pore (one contact code)
         pairs = np.unique(np.stack([own_idx, contact]), axis=1)
         codes, counts = np.unique(pairs[1], return_counts=True)
         long_enough = codes[counts >= min_wall_length]
