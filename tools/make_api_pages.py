@@ -27,9 +27,9 @@ GROUPS = (
      "and export.",
      ("unet", "losses", "trainloop", "training", "hpo", "segment", "tiling", "device", "export", "torchfiles")),
     ("Step 2: GAN, walls and CycleGAN",
-     "The GAN of binary slices, thin walls by watershed, the CycleGAN that draws them like the scan, and the "
-     "wall-fraction sweep.",
-     ("gan", "walls", "cyclegan", "sweep")),
+     "The GAN of binary slices, thin walls by watershed (or where the scan shows them), the CycleGAN that draws "
+     "them like the scan, and the wall-fraction sweep.",
+     ("gan", "walls", "faint_walls", "cyclegan", "sweep")),
     ("Evaluation",
      "Image similarity (FID, KID, embeddings), controlled degradations, agreement of the two steps, the "
      "independent test scans, and the results page's tables and figures.",
