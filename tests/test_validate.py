@@ -104,6 +104,20 @@ def test_suite_runs_one_tiny_case_on_the_smoke_profile(validate, tmp_path):
     assert (out / "figures" / "closed_thin.png").stat().st_size > 0
     assert "closed_thin" in (out / "table.md").read_text()
 
+    # the walls the scan shows, weighed on every segmentation of the finished run
+    spec = importlib.util.spec_from_file_location("bench_faint_walls", ROOT / "benchmarks" / "bench_faint_walls.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--validation", str(out), "--out", str(tmp_path / "walls")]) == 0
+    rows = json.loads((tmp_path / "walls" / "faint_walls.json").read_text())["rows"]
+    assert {r["method"] for r in rows} == {"otsu", "step1", "step2"}
+    for r in rows:
+        assert r["sample"] == "closed_thin" and r["truth_pores"] == row["reference"]["pores"]
+        assert (r["voxels_added"] > 0) == (r["kept"] > 0)  # a kept wall adds solid, nothing else does
+        assert r["error_pp_after"] <= r["error_pp_before"] + 1e-9
+        assert r["error_pp_before"] == pytest.approx(100 * (row["methods"][r["method"]]["porosity"]
+                                                            - row["reference"]["porosity"]), abs=1e-6)
+
 
 def test_sandstone_pore_label_is_the_blue_class_and_other_colours_are_refused(validate, tmp_path):
     import tifffile
