@@ -22,7 +22,6 @@ Writes ``OUT/faint_walls.md`` and ``OUT/faint_walls.json`` when ``--out`` is giv
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

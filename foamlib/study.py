@@ -2043,8 +2043,8 @@ def _run_samples_on_dask(samples, stages, values, runs_dir, jobs, force, every, 
     return results
 
 
-def _run_study_stages(stages, values, runs_dir, samples, results, force=False, every=0.0,
-                      cpus=None) -> list[StageResult]:
+def _run_study_stages(stages, values, runs_dir, samples, results, *, cpus, force=False,
+                      every=0.0) -> list[StageResult]:
     """Run the study-wide stages on the samples that got past their first stage.
 
     A stage is skipped when its notebook, parameters, library, the samples'
@@ -2077,7 +2077,7 @@ def _run_study_stages(stages, values, runs_dir, samples, results, force=False, e
         params = {k: params[k] for k in stage.parameters if k in params}
         key = stage_key(stage, params, previous=previous, library=library)
         result, digest = _run_stage(stage, run_dir, key, params, sample="_study", label="all samples", force=force,
-                                    env=kernel_environment(cpus or idle_cpus()), notify=_say, progress_every=every)
+                                    env=kernel_environment(cpus), notify=_say, progress_every=every)
         previous = _chain(key, digest)
         print_result(result)
         out.append(result)
