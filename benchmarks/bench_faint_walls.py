@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 METHODS = ("otsu", "step1", "step2")
 
 
-def _samples(validation: Path | None, runs: Path | None):
-    """(name, run folder, truth, truth porosity, truth pores) of every sample with a truth.
+def samples_with_truth(validation: Path | None, runs: Path | None, names: list[str] | None = None):
+    """(name, run folder, truth, truth porosity, truth pores) of every sample with a truth (of ``names`` only if given).
 
     The porosity is the one the study's own tables compare with: the suite's (of the binary truth)
     for its cases, the sample's reference porosity (of the phantom's solid fraction) for demo samples.
@@ -53,11 +53,13 @@ def _samples(validation: Path | None, runs: Path | None):
         for name in FOREIGN:
             case = validation / "cases" / name
             run = validation / "runs" / name
-            if (case / "truth.npz").is_file() and run.is_dir():
+            if (case / "truth.npz").is_file() and run.is_dir() and (names is None or name in names):
                 record = read_json(case / "case.json")
                 yield name, run, read_truth(case), float(record["porosity"]), int(record["pores"]["count"])
     if runs is not None:
         for run in sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("_")):
+            if names is not None and run.name not in names:
+                continue
             truth = load_truth(run)
             if truth is not None:
                 reference = load_sample(run)[1].reference_porosity
@@ -74,7 +76,7 @@ def measure(validation: Path | None, runs: Path | None) -> list[dict[str, Any]]:
     from foamlib.samples import load_sample
 
     rows = []
-    for name, path, truth, truth_p, truth_n in _samples(validation, runs):
+    for name, path, truth, truth_p, truth_n in samples_with_truth(validation, runs):
         run = RunFolder(path)
         lazy = load_sample(path)[0]
         scan = lazy.read(0, lazy.shape[0]).astype(np.float32)

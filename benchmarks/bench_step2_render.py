@@ -13,12 +13,17 @@ twice on the *same* labels (stage 07's walled GAN images of the main wall fracti
   split with the same seed, so only the grey images differ.
 
 Each U-Net (the step-1 architecture, the profile's step-2 training settings, initial weights and
-training from the seed) segments the scan, scored against the case's truth: porosity error (pp),
-Dice of the solid, separate pores (:func:`foamlib.independent.pore_statistics`). Seed 0 of
-``cyclegan`` repeats the study's own step-2 U-Net. Prints a table of mean ± standard deviation over
-seeds and writes ``OUT/translation.json``. Run after ``python benchmarks/validate.py``::
+training from the seed) segments the scan, scored against the truth: porosity error (pp), Dice of the
+solid, separate pores (:func:`foamlib.independent.pore_statistics`). Seed 0 of ``cyclegan`` repeats the
+study's own step-2 U-Net. Each variant's grey images are also compared with the scan by FID (notebook
+10's crops and encoder: EfficientNet-Lite0 with ImageNet weights, a seeded random ResNet50 where those
+cannot be had; the FID between two draws of the scan's crops is the floor). Prints a table of mean ±
+standard deviation over seeds and writes ``OUT/translation.json``. The samples are a validation run's
+cases (``--validation``, after ``python benchmarks/validate.py``) or the demo samples of a finished
+study (``--runs``, their truth is the phantom's)::
 
-    python benchmarks/bench_step2_render.py --cases closed_thin,closed_thick --seeds 0,1,2
+    python benchmarks/bench_step2_render.py --validation runs/_validation --cases closed_thin,closed_thick
+    python benchmarks/bench_step2_render.py --runs runs --cases foam82 --out runs/_step2_render
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from validate import read_truth, score  # noqa: E402
+from bench_faint_walls import samples_with_truth  # noqa: E402
+from validate import score  # noqa: E402
 
 VARIANTS = ("cyclegan", "render")
 
@@ -90,34 +98,74 @@ def train_and_segment(data: Path, run, scan, settings: dict, seed: int, out: Pat
             "segmentation": read_mask(out).reshape(scan.shape)}
 
 
+def fid_to_scan(scan, run, data: dict[str, Path], n_images: int, seed: int = 0) -> dict:
+    """FID (with its interval) of each data set's grey images against the scan, as notebook 10 measures it.
+
+    ``n_images`` crops per set, of the largest size every set allows, from the scan in all three
+    directions and from each set's images (all splits); the FID between two draws of the scan's crops
+    is the floor at that number.
+    """
+    from foamlib import streams
+    from foamlib.datasets import SPLITS, load_split, read_manifest
+    from foamlib.features import extract_features, load_encoder
+    from foamlib.fid import compare_sets
+    from foamlib.patches import extract_patches
+    from foamlib.segment import scale_intensity
+
+    stacks = {key: np.concatenate([load_split(folder, s)[0] for s in SPLITS]) for key, folder in data.items()}
+    crop = min(min(stack.shape[1:]) for stack in stacks.values())
+    grey_range = read_manifest(run.step1_data)["parameters"]["intensity_range"]
+    images = {key: scale_intensity(extract_patches(scan, crop, n_images, axes="zyx",
+                                                   rng=streams.rng(seed, "bench-render-fid", key)), grey_range)
+              for key in ("real", "real_second_draw")}  # fmt: skip
+    images |= {key: extract_patches(stack, crop, n_images, rng=streams.rng(seed, "bench-render-fid", key)) / 255.0
+               for key, stack in stacks.items()}  # fmt: skip
+    encoder = load_encoder("efficientnet-lite0", seed=streams.seed_for(seed, "bench-render-fid", "encoder"),
+                           fallback="random")  # fmt: skip
+    features = {key: extract_features(encoder, x) for key, x in images.items()}
+    table = compare_sets(features.pop("real"), features, n_boot=20, rng=streams.rng(seed, "bench-render-fid", "boot"))
+    return {"encoder": encoder.name, "n_images": n_images, "crop": crop,
+            **{key: {"fid": float(row.fid), "low": float(row.fid_low), "high": float(row.fid_high)}
+               for key, row in table.iterrows()}}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--validation", type=Path, default=ROOT / "runs" / "_validation",
-                        help="the --out of benchmarks/validate.py (default runs/_validation)")
-    parser.add_argument("--cases", default="closed_thin", help="comma-separated foreign cases with a truth")
+    parser.add_argument("--validation", type=Path, default=None,
+                        help="the --out of benchmarks/validate.py (default runs/_validation unless --runs is given)")
+    parser.add_argument("--runs", type=Path, default=None, help="a finished study's runs folder with demo samples")
+    parser.add_argument("--cases", default="closed_thin", help="comma-separated cases or samples with a truth")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    parser.add_argument("--profile", default="demo", help="the profile the validation ran (default demo)")
+    parser.add_argument("--profile", default="demo", help="the profile the runs were made with (default demo)")
+    parser.add_argument("--n-images", type=int, default=256, help="crops per set for the FID (default 256)")
     parser.add_argument("--out", type=Path, default=None, help="default: VALIDATION/step2_render")
     args = parser.parse_args(argv)
+    if args.validation is None and args.runs is None:
+        args.validation = ROOT / "runs" / "_validation"
 
     from foamlib.runfolder import RunFolder
     from foamlib.runs import atomic_path
     from foamlib.samples import load_sample
 
     seeds = [int(s) for s in args.seeds.split(",")]
+    names = args.cases.split(",")
     settings = step2_settings(args.profile)
-    out = args.out or args.validation / "step2_render"
+    out = args.out or (args.validation or args.runs) / "step2_render"
     results: dict = {"settings": settings, "seeds": seeds, "cases": {}}
-    for case in args.cases.split(","):
-        run = RunFolder(args.validation / "runs" / case)
+    found = {name: rest for name, *rest in samples_with_truth(args.validation, args.runs, names=names)}
+    if missing := [n for n in names if n not in found]:
+        raise SystemExit(f"no truth and run folder for {', '.join(missing)} in {args.validation or ''} {args.runs or ''}")
+    for case in names:
+        path, truth, reference, truth_pores = found[case]
+        run = RunFolder(path)
         if not run.model("step2").is_file():
-            raise SystemExit(f"{run.path}: no step-2 U-Net; run benchmarks/validate.py with --cases {case} first")
+            raise SystemExit(f"{run.path}: no step-2 U-Net; run the study (or benchmarks/validate.py) through it first")
         scan, _ = load_sample(run.path)
-        truth = read_truth(args.validation / "cases" / case)
-        record = json.loads((args.validation / "cases" / case / "case.json").read_text())
-        reference = record["porosity"]  # the truth's porosity at the scan's grid, as validate.py scores
         data = {"cyclegan": run.step2_data(settings["wall_fraction"]),
                 "render": rendered_dataset(run, settings["wall_fraction"], out / case / "render_data")}
+        fid = fid_to_scan(scan, run, data, args.n_images)
+        print(f"{case}: FID to the scan ({fid['encoder']}, {args.n_images} crops of {fid['crop']}): "
+              + ", ".join(f"{k} {v['fid']:.0f}" for k, v in fid.items() if isinstance(v, dict)), flush=True)
         rows: dict = {variant: [] for variant in VARIANTS}
         for seed in seeds:
             for variant in VARIANTS:
@@ -126,14 +174,14 @@ def main(argv: list[str] | None = None) -> int:
                 rows[variant].append(row)
                 print(f"{case} {variant} seed {seed}: porosity error {row['error_pp']:+.2f} pp, Dice "
                       f"{row['dice_solid']:.3f}, {row['pores']} pores, {row['seconds']:.0f} s", flush=True)
-        results["cases"][case] = {"reference_porosity": reference, "truth_pores": record["pores"]["count"],
+        results["cases"][case] = {"reference_porosity": reference, "truth_pores": truth_pores, "fid": fid,
                                   "runs": rows}
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "translation.json") as tmp:
         tmp.write_text(json.dumps(results, indent=1, default=float) + "\n")
     print(f"\nstep-2 U-Nets over seeds {seeds} ({args.profile} profile), mean ± sd:\n")
-    print("| case | grey images | porosity error, pp | Dice solid | separate pores (truth) |")
-    print("|---|---|---:|---:|---:|")
+    print("| case | grey images | porosity error, pp | Dice solid | separate pores (truth) | FID to the scan |")
+    print("|---|---|---:|---:|---:|---:|")
     for case, record in results["cases"].items():
         for variant, rows in record["runs"].items():
             cells = []
@@ -141,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                 values = [r[key] for r in rows]
                 sd = statistics.stdev(values) if len(values) > 1 else float("nan")
                 cells.append(f"{format(statistics.mean(values), fmt)} ± {format(sd, fmt.lstrip('+'))}")
-            print(f"| {case} | {variant} | {cells[0]} | {cells[1]} | {cells[2]} ({record['truth_pores']}) |")
+            print(f"| {case} | {variant} | {cells[0]} | {cells[1]} | {cells[2]} ({record['truth_pores']}) "
+                  f"| {record['fid'][variant]['fid']:.0f} |")
+        print(f"| {case} | *scan, second draw (floor)* | | | | {record['fid']['real_second_draw']['fid']:.0f} |")
     print(f"\nwritten: {out / 'translation.json'}")
     return 0
 
