@@ -5,9 +5,11 @@ at least, and the step-1 U-Net), and for each variant of the CycleGAN's loss wei
 (``name:lambda_cycle:lambda_identity``), this trains the CycleGAN on the wall-fraction set with the
 profile's CycleGAN settings and the seed, translates the set, trains a step-2 U-Net on it as
 notebook 09 does, segments the scan, and reports the porosity error against the truth, the
-separate pores, and the translated images' phase statistics beside the scan's (pore grey-value
-spread, Otsu Dice against the labels: the issue's reading is that the translated images are too
-easy). Nothing in the run folders is changed; the data sets go to a temporary folder. Example::
+separate pores, the Dice of the solid where the sample has a truth, the translated images' FID to
+the scan (:func:`bench_step2_render.fid_to_scan`) and their phase statistics beside the scan's
+(pore grey-value spread, Otsu Dice against the labels: the issue's reading is that the translated
+images are too easy). Nothing in the run folders is changed; the data sets go to a temporary folder;
+``--out`` writes the rows as JSON. Example::
 
     python benchmarks/bench_translation.py --runs-dir /tmp/seed_runs --sample foam89 --seeds 0 1 \\
         --variant paper:10:0.5 --variant strong-identity:10:5
@@ -16,6 +18,7 @@ easy). Nothing in the run folders is changed; the data sets go to a temporary fo
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -36,16 +39,19 @@ def parse_variant(text: str) -> tuple[str, float, float]:
     return parts[0], float(parts[1]), float(parts[2])
 
 
-def run_variant(run_dir: Path, profile: dict, seed: int, cycle: float, identity: float, work: Path) -> dict:
+def run_variant(run_dir: Path, profile: dict, seed: int, cycle: float, identity: float, work: Path,
+                n_images: int = 256) -> dict:
     """Train the CycleGAN and a step-2 U-Net with one pair of loss weights on one seed's run folder."""
     from bench_seeds import count_pores
+    from bench_step2_render import fid_to_scan
 
     from foamlib.cyclegan import CycleGanConfig, train_cyclegan, translate
     from foamlib.datasets import SPLITS, load_split, write_dataset
+    from foamlib.independent import dice
     from foamlib.patches import orthogonal_slices
     from foamlib.render import phase_statistics
     from foamlib.runfolder import RunFolder, read_mask
-    from foamlib.samples import load_sample
+    from foamlib.samples import load_sample, load_truth
     from foamlib.segment import scale_intensity, segment_volume
     from foamlib.structure import porosity
     from foamlib.training import TrainConfig, load_model, train_unet
@@ -70,6 +76,7 @@ def run_variant(run_dir: Path, profile: dict, seed: int, cycle: float, identity:
     synthetic = translate(result.model.g, binary)
     data = work / "data"
     write_dataset(data, synthetic, binary, rng=seed, overwrite=True)
+    fid = fid_to_scan(scan, run, {"translated": data}, n_images, seed)
     train, val, _ = (load_split(data, s) for s in SPLITS)
     model = build_unet(step1_model.config, seed=seed)
     train_unet(model, train, val, progress=False, config=TrainConfig(
@@ -80,8 +87,11 @@ def run_variant(run_dir: Path, profile: dict, seed: int, cycle: float, identity:
     synth_stats = phase_statistics(synthetic, binary)
     real_stats = phase_statistics(grey, run.read_segmentation("step1"))
     ref = record.reference_porosity
+    truth = load_truth(run_dir)
     return {
         "porosity": porosity(seg), "error": None if ref is None else porosity(seg) - ref, "n_pores": count_pores(seg),
+        "dice_solid": float("nan") if truth is None else dice(seg, truth), "fid": fid["translated"]["fid"],
+        "fid_floor": fid["real_second_draw"]["fid"], "fid_encoder": fid["encoder"],
         "synthetic_pore_std": synth_stats["pore_std"], "synthetic_otsu_dice": synth_stats["otsu_dice"],
         "scan_pore_std": real_stats["pore_std"], "scan_otsu_dice": real_stats["otsu_dice"],
         "seconds": time.perf_counter() - start,
@@ -97,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", default=None,
                         help="name:lambda_cycle:lambda_identity (repeatable; default paper:10:0.5)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--n-images", type=int, default=256, help="crops per set for the FID (default 256)")
+    parser.add_argument("--out", type=Path, default=None, help="write the rows to this JSON file")
     args = parser.parse_args(argv)
     import torch
     from bench_seeds import seed_folder, seed_profile
@@ -108,14 +120,22 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             run_dir = seed_folder(args.runs_dir, seed) / args.sample
             with tempfile.TemporaryDirectory() as work:
-                row = run_variant(run_dir, seed_profile(args.profile, seed), seed, cycle, identity, Path(work))
+                row = run_variant(run_dir, seed_profile(args.profile, seed), seed, cycle, identity, Path(work),
+                                  args.n_images)
             rows.append({"variant": name, "seed": seed, **row})
-            print(f"{name} seed {seed}: error {100 * row['error']:+.2f} pp, {row['n_pores']} pores, synthetic pore std "
+            print(f"{name} seed {seed}: error {100 * row['error']:+.2f} pp, Dice {row['dice_solid']:.3f}, "
+                  f"{row['n_pores']} pores, FID {row['fid']:.0f} (floor {row['fid_floor']:.0f}), synthetic pore std "
                   f"{row['synthetic_pore_std']:.3f} (scan {row['scan_pore_std']:.3f}), Otsu Dice "
                   f"{row['synthetic_otsu_dice']:.3f} (scan {row['scan_otsu_dice']:.3f}), {row['seconds']:.0f} s",
                   flush=True)
-    print("\n| variant | seeds | porosity error (pp) | separate pores | synthetic pore std | synthetic Otsu Dice |")
-    print("|---|---:|---:|---:|---:|---:|")
+    if args.out is not None:
+        from foamlib.runs import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps({"sample": args.sample, "profile": args.profile, "rows": rows}, indent=1) + "\n")
+    print("\n| variant | seeds | porosity error (pp) | Dice of the solid | separate pores | FID to the scan "
+          "| synthetic pore std | synthetic Otsu Dice |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, _, _ in variants:
         group = [r for r in rows if r["variant"] == name]
 
@@ -124,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             sd = f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else ""
             return f"{v.mean():.{digits}f}{sd}" if not math.isnan(v.mean()) else "–"
 
-        print(f"| {name} | {len(group)} | {pm('error', 100)} | {pm('n_pores', 1, 1)} | {pm('synthetic_pore_std', 1, 3)} "
+        print(f"| {name} | {len(group)} | {pm('error', 100)} | {pm('dice_solid', 1, 3)} | {pm('n_pores', 1, 1)} "
+              f"| {pm('fid', 1, 0)} | {pm('synthetic_pore_std', 1, 3)} "
               f"| {pm('synthetic_otsu_dice', 1, 3)} |")
     return 0
 
