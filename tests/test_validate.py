@@ -118,6 +118,21 @@ def test_suite_runs_one_tiny_case_on_the_smoke_profile(validate, tmp_path):
         assert r["error_pp_before"] == pytest.approx(100 * (row["methods"][r["method"]]["porosity"]
                                                             - row["reference"]["porosity"]), abs=1e-6)
 
+    # the step-2 U-Net retrained on the CycleGAN's images and on the same labels rendered by step 1's model
+    spec = importlib.util.spec_from_file_location("bench_step2_render", ROOT / "benchmarks" / "bench_step2_render.py")
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    assert render.main(["--validation", str(out), "--cases", "closed_thin", "--seeds", "0", "--profile", "smoke",
+                        "--n-images", "16", "--out", str(tmp_path / "render")]) == 0  # fmt: skip
+    case = json.loads((tmp_path / "render" / "translation.json").read_text())["cases"]["closed_thin"]
+    assert case["truth_pores"] == row["reference"]["pores"] and set(case["runs"]) == {"cyclegan", "render"}
+    for (run,) in case["runs"].values():
+        assert run["seed"] == 0 and 0 <= run["dice_solid"] <= 1
+        assert run["error_pp"] == pytest.approx(100 * (run["porosity"] - row["reference"]["porosity"]), abs=1e-6)
+    # seed 0 on the CycleGAN's images is the study's own step-2 U-Net again (up to the kernel's thread count)
+    assert case["runs"]["cyclegan"][0]["porosity"] == pytest.approx(row["methods"]["step2"]["porosity"], abs=0.01)
+    assert case["fid"]["real_second_draw"]["fid"] < min(case["fid"]["cyclegan"]["fid"], case["fid"]["render"]["fid"])
+
 
 def test_sandstone_pore_label_is_the_blue_class_and_other_colours_are_refused(validate, tmp_path):
     import tifffile
