@@ -15,12 +15,13 @@ twice on the *same* labels (stage 07's walled GAN images of the main wall fracti
 Each U-Net (the step-1 architecture, the profile's step-2 training settings, initial weights and
 training from the seed) segments the scan, scored against the truth: porosity error (pp), Dice of the
 solid, separate pores (:func:`foamlib.independent.pore_statistics`). Seed 0 of ``cyclegan`` repeats the
-study's own step-2 U-Net (exactly when the thread count is the study's kernel's; else to a few tenths
-of a pp: closed_thick -0.04 pp here against -0.06 pp in the suite). Each variant's grey images are also compared with the scan by FID (notebook
-10's crops and encoder: EfficientNet-Lite0 with ImageNet weights, a seeded random ResNet50 where those
-cannot be had; the FID between two draws of the scan's crops is the floor). Prints a table of mean ±
-standard deviation over seeds and writes ``OUT/translation.json``. The samples are a validation run's
-cases (``--validation``, after ``python benchmarks/validate.py``) or the demo samples of a finished
+study's own step-2 U-Net (exactly when the thread count is the study's kernel's; else to a few tenths of
+a pp: closed_thick -0.04 pp here against -0.06 pp in the suite). Each variant's grey images are also
+compared with the scan by FID (notebook 10's crops and encoder: EfficientNet-Lite0 with ImageNet
+weights, a seeded random ResNet50 where those cannot be had; the FID between two draws of the scan's
+crops is the floor). Prints a table of mean ± standard deviation over seeds and writes
+``OUT/translation.json``. The samples are a validation run's cases (``--validation``, after ``python
+benchmarks/validate.py``) or the demo samples of a finished
 study (``--runs``, their truth is the phantom's)::
 
     python benchmarks/bench_step2_render.py --validation runs/_validation --cases closed_thin,closed_thick
