@@ -21,8 +21,8 @@ compared with the scan by FID (notebook 10's crops and encoder: EfficientNet-Lit
 weights, a seeded random ResNet50 where those cannot be had; the FID between two draws of the scan's
 crops is the floor). Prints a table of mean ± standard deviation over seeds and writes
 ``OUT/translation.json``. The samples are a validation run's cases (``--validation``, after ``python
-benchmarks/validate.py``) or the demo samples of a finished
-study (``--runs``, their truth is the phantom's)::
+benchmarks/validate.py``) or the demo samples of a finished study (``--runs``, their truth is the
+phantom's)::
 
     python benchmarks/bench_step2_render.py --validation runs/_validation --cases closed_thin,closed_thick
     python benchmarks/bench_step2_render.py --runs runs --cases foam82 --out runs/_step2_render
