@@ -139,21 +139,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default="closed_thin", help="comma-separated cases or samples with a truth")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--profile", default="demo", help="the profile the runs were made with (default demo)")
+    parser.add_argument("--fractions", default=None,
+                        help="comma-separated wall fractions, each a step-2 data set (default: the profile's)")
     parser.add_argument("--n-images", type=int, default=256, help="crops per set for the FID (default 256)")
     parser.add_argument("--out", type=Path, default=None, help="default: VALIDATION/step2_render")
     args = parser.parse_args(argv)
     if args.validation is None and args.runs is None:
         args.validation = ROOT / "runs" / "_validation"
 
-    from foamlib.runfolder import RunFolder
+    from foamlib.runfolder import RunFolder, read_mask
     from foamlib.runs import atomic_path
     from foamlib.samples import load_sample
 
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.cases.split(",")
     settings = step2_settings(args.profile)
+    main_fraction = settings["wall_fraction"]
+    fractions = sorted({main_fraction} | ({float(f) for f in args.fractions.split(",")} if args.fractions else set()))
     out = args.out or (args.validation or args.runs) / "step2_render"
-    results: dict = {"settings": settings, "seeds": seeds, "cases": {}}
+    results: dict = {"settings": settings, "seeds": seeds, "fractions": fractions, "cases": {}}
     found = {name: rest for name, *rest in samples_with_truth(args.validation, args.runs, names=names)}
     if missing := [n for n in names if n not in found]:
         raise SystemExit(f"no truth and run folder for {', '.join(missing)} in {args.validation or ''} {args.runs or ''}")
@@ -163,40 +167,72 @@ def main(argv: list[str] | None = None) -> int:
         if not run.model("step2").is_file():
             raise SystemExit(f"{run.path}: no step-2 U-Net; run the study (or benchmarks/validate.py) through it first")
         scan, _ = load_sample(run.path)
-        data = {"cyclegan": run.step2_data(settings["wall_fraction"]),
-                "render": rendered_dataset(run, settings["wall_fraction"], out / case / "render_data")}
-        fid = fid_to_scan(scan, run, data, args.n_images)
+        data = {(f, "cyclegan"): run.step2_data(f) for f in fractions}
+        data |= {(f, "render"): rendered_dataset(run, f, out / case / ("render_data" if f == main_fraction
+                                                                      else f"render_data_{f:.2f}"))
+                 for f in fractions}  # fmt: skip
+        fid = fid_to_scan(scan, run, {v: data[main_fraction, v] for v in VARIANTS}, args.n_images)
         print(f"{case}: FID to the scan ({fid['encoder']}, {args.n_images} crops of {fid['crop']}): "
               + ", ".join(f"{k} {v['fid']:.0f}" for k, v in fid.items() if isinstance(v, dict)), flush=True)
         rows: dict = {variant: [] for variant in VARIANTS}
-        for seed in seeds:
-            for variant in VARIANTS:
-                got = train_and_segment(data[variant], run, scan, settings, seed, out / case / f"{variant}_{seed}.tif")
-                row = {"seed": seed, **score(got.pop("segmentation"), truth, reference), **got}
-                rows[variant].append(row)
-                print(f"{case} {variant} seed {seed}: porosity error {row['error_pp']:+.2f} pp, Dice "
-                      f"{row['dice_solid']:.3f}, {row['pores']} pores, {row['seconds']:.0f} s", flush=True)
+        for fraction in fractions:
+            for seed in seeds:
+                for variant in VARIANTS:
+                    name = f"{variant}_{seed}" if fraction == main_fraction else f"{variant}_{fraction:.2f}_{seed}"
+                    got = train_and_segment(data[fraction, variant], run, scan, settings, seed,
+                                            out / case / f"{name}.tif")  # fmt: skip
+                    row = {"seed": seed, "fraction": fraction, **score(got.pop("segmentation"), truth, reference), **got}
+                    rows[variant].append(row)
+                    print(f"{case} {variant} fraction {fraction:.2f} seed {seed}: porosity error {row['error_pp']:+.2f}"
+                          f" pp, Dice {row['dice_solid']:.3f}, {row['pores']} pores, {row['seconds']:.0f} s", flush=True)
+        labels = {f"{f:.2f}": 1.0 - float(read_mask(run.walls(f)).mean()) for f in fractions}
         results["cases"][case] = {"reference_porosity": reference, "truth_pores": truth_pores, "fid": fid,
-                                  "runs": rows}
+                                  "labels_porosity": labels, "runs": rows}
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "translation.json") as tmp:
         tmp.write_text(json.dumps(results, indent=1, default=float) + "\n")
-    print(f"\nstep-2 U-Nets over seeds {seeds} ({args.profile} profile), mean ± sd:\n")
-    print("| case | grey images | porosity error, pp | Dice solid | separate pores (truth) | FID to the scan |")
-    print("|---|---|---:|---:|---:|---:|")
-    for case, record in results["cases"].items():
-        for variant, rows in record["runs"].items():
-            cells = []
-            for key, fmt in (("error_pp", "+.2f"), ("dice_solid", ".3f"), ("pores", ".0f")):
-                values = [r[key] for r in rows]
-                sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-                cells.append(f"{format(statistics.mean(values), fmt)} ± {format(sd, fmt.lstrip('+'))}")
-            print(f"| {case} | {variant} | {cells[0]} | {cells[1]} | {cells[2]} ({record['truth_pores']}) "
-                  f"| {record['fid'][variant]['fid']:.0f} |")
-        print(f"| {case} | *scan, second draw (floor)* | | | | {record['fid']['real_second_draw']['fid']:.0f} |")
+    print(f"\nstep-2 U-Nets over seeds {seeds} ({args.profile} profile, wall fraction {main_fraction}), mean ± sd:\n")
+    print(translation_table(results))
+    if len(fractions) > 1:
+        print("\nporosity error (pp) by wall fraction, mean ± sd over the seeds; the labels' own error in brackets:\n")
+        print(sweep_table(results))
     print(f"\nwritten: {out / 'translation.json'}")
     return 0
 
+
+def _mean_sd(values: list[float], fmt: str) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{format(statistics.mean(values), fmt)} ± {format(sd, fmt.lstrip('+'))}"
+
+
+def translation_table(results: dict) -> str:
+    """Markdown: per case and grey images, the main fraction's scores (mean ± sd over seeds) and FID to the scan."""
+    main_fraction = results["settings"]["wall_fraction"]
+    lines = ["| case | grey images | porosity error, pp | Dice solid | separate pores (truth) | FID to the scan |",
+             "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    for case, record in results["cases"].items():
+        for variant, rows in record["runs"].items():
+            main = [r for r in rows if r.get("fraction", main_fraction) == main_fraction]
+            cells = [_mean_sd([r[key] for r in main], fmt)
+                     for key, fmt in (("error_pp", "+.2f"), ("dice_solid", ".3f"), ("pores", ".0f"))]  # fmt: skip
+            lines.append(f"| {case} | {variant} | {cells[0]} | {cells[1]} | {cells[2]} ({record['truth_pores']}) "
+                         f"| {record['fid'][variant]['fid']:.0f} |")
+        lines.append(f"| {case} | *scan, second draw (floor)* | | | | {record['fid']['real_second_draw']['fid']:.0f} |")
+    return "\n".join(lines)
+
+
+def sweep_table(results: dict) -> str:
+    """Markdown: porosity error by wall fraction for each case and grey images, with the labels' own error."""
+    fractions = results["fractions"]
+    lines = ["| case | grey images | " + " | ".join(f"fraction {f:.2f}" for f in fractions) + " |",
+             "|---|---|" + "---:|" * len(fractions)]  # fmt: skip
+    for case, record in results["cases"].items():
+        for variant, rows in record["runs"].items():
+            cells = [_mean_sd([r["error_pp"] for r in rows if r["fraction"] == f], "+.2f") for f in fractions]
+            lines.append(f"| {case} | {variant} | " + " | ".join(cells) + " |")
+        labels = [100 * (record["labels_porosity"][f"{f:.2f}"] - record["reference_porosity"]) for f in fractions]
+        lines.append(f"| {case} | *the labels themselves* | " + " | ".join(f"({e:+.2f})" for e in labels) + " |")
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     sys.exit(main())
