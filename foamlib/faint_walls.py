@@ -281,7 +281,9 @@ def wall_evidence(
     if n_solid in (0, solid.size):
         raise ValueError(f"the segmentation is all {'solid' if n_solid else 'pore'}: no wall to weigh")
 
-    dist = ndi.distance_transform_edt(~solid).astype(np.float32)
+    found = pore_markers(solid, sigma=marker_sigma, min_distance=min_distance, speck_size=speck_size)
+    # the pore space's distance map: pore_markers made it, unless the pore space cannot be split
+    dist = ndi.distance_transform_edt(~solid).astype(np.float32) if found is None else found[0]
     # orient: solid brighter than the pores
     if np.median(grey[solid]) < np.median(grey[~solid]):
         grey = -grey
@@ -297,10 +299,10 @@ def wall_evidence(
             "the segmentation does not belong to this scan, or the scan has no contrast"
         )
     empty = np.zeros(0, dtype=np.int64)
-    found = pore_markers(solid, sigma=marker_sigma, min_distance=min_distance, speck_size=speck_size)
     if found is None:
         return WallEvidence(solid.shape, empty, empty, empty, np.zeros(0), np.zeros(0), contrast, noise)
     _, markers, _ = found
+    del found  # markers is dropped after the flooding below; dist is used for the walls' middles
     relief = ndi.gaussian_filter(grey, sigma) if sigma > 0 else grey
     labels = watershed(relief, markers, mask=~solid, connectivity=solid.ndim).astype(np.int64, copy=False)
     del markers
