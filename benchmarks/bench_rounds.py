@@ -5,9 +5,9 @@ and whether the rounds converge towards the truth or drift. Round 1 is the step-
 of the scan, round 2 the study's step-2 U-Net's. Round ``k + 1`` runs the study's own stages 06-09 (GAN,
 watershed walls, CycleGAN, step-2 U-Net, with the profile's settings and the study's seed) in a run
 folder of its own, ``OUT/round_<k+1>/<sample>``, whose step-1 segmentation is round ``k``'s; the scan,
-its record, the Otsu segmentation and the step-1 U-Net (its architecture and grey range) are copied from the study's
-run folder, which is not changed. For every round the table gives the porosity of the labels the
-round's U-Net learned from (the walled GAN images of the main wall fraction; none for round 1), the
+its record, the Otsu segmentation and the step-1 U-Net (its architecture and grey range) are copied from
+the study's run folder, which is not changed. For every round the table gives the porosity of the labels
+the round's U-Net learned from (the walled GAN images of the main wall fraction; none for round 1), the
 porosity of its segmentation of the scan, its error against the truth (pp), the Dice of the solid and
 the separate pores (:func:`foamlib.independent.pore_statistics`). Needs a finished study of a sample
 with a truth (the demo samples)::
@@ -37,8 +37,9 @@ def seed_round(study_run: Path, previous: Path, folder: Path) -> None:
     """Make ``folder`` a run folder whose stages 00-05 are the study's, with ``previous`` as the step-1 segmentation.
 
     Copies the scan, the record, the truth, the Otsu outputs and the step-1 U-Net (what stages 06-09
-    read besides the step-1 segmentation) from ``study_run``; ``previous`` (a segmentation of the scan) becomes ``step1/seg.tif``.
-    A folder seeded before is left as it is, so that an interrupted round resumes from its checkpoints.
+    read besides the step-1 segmentation) from ``study_run``; ``previous`` (a segmentation of the
+    scan) becomes ``step1/seg.tif``. A folder seeded before is left as it is, so that an interrupted
+    round resumes from its checkpoints.
     """
     from foamlib.runfolder import RunFolder
 
