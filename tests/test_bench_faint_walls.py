@@ -1,18 +1,11 @@
 """benchmarks/bench_faint_walls.py: its table and its arguments (its run on a study: tests/test_validate.py)."""
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from project_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_faint_walls", ROOT / "benchmarks" / "bench_faint_walls.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_faint_walls.py")
 
 
 def test_table_shows_before_and_after_with_the_truths_pores(bench):

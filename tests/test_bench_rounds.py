@@ -1,18 +1,13 @@
 """benchmarks/bench_rounds.py: how a round's run folder is seeded, its table and its arguments."""
-import importlib.util
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from project_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_rounds", ROOT / "benchmarks" / "bench_rounds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_rounds.py")
 
 
 def _study_run(path: Path) -> Path:

@@ -1,18 +1,11 @@
 """benchmarks/bench_step2_render.py: its tables and its arguments (its run on a study: tests/test_validate.py)."""
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from project_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_step2_render", ROOT / "benchmarks" / "bench_step2_render.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_step2_render.py")
 
 
 def _results():

@@ -11,7 +11,6 @@ book's own extension and the API reference's coverage.
 from __future__ import annotations
 
 import html.parser
-import importlib.util
 import json
 import os
 import pkgutil
@@ -23,16 +22,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 
 
 def _extension():
-    spec = importlib.util.spec_from_file_location("foamseg_book", ROOT / "book" / "_ext" / "foamseg_book.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("book/_ext/foamseg_book.py")
 
 
 # --------------------------------------------------------------------------- fast: the extension and the toc
@@ -106,9 +103,7 @@ def test_every_module_of_foamlib_has_an_api_page_in_the_toc():
 
 
 def test_the_api_index_groups_every_module_by_stage_and_is_current():
-    spec = importlib.util.spec_from_file_location("make_api_pages", ROOT / "tools" / "make_api_pages.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script("tools/make_api_pages.py")
     modules = tool.public_modules()
     # one group per part of the method, every module in exactly one (the tool refuses otherwise)
     assert (ROOT / "book" / "api" / "index.md").read_text() == tool.index_text(modules), \

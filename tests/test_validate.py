@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from project_scripts import load_script
 
 from foamlib.independent import CaseSpec
 
@@ -105,9 +106,7 @@ def test_suite_runs_one_tiny_case_on_the_smoke_profile(validate, tmp_path):
     assert "closed_thin" in (out / "table.md").read_text()
 
     # the walls the scan shows, weighed on every segmentation of the finished run
-    spec = importlib.util.spec_from_file_location("bench_faint_walls", ROOT / "benchmarks" / "bench_faint_walls.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/bench_faint_walls.py")
     assert bench.main(["--validation", str(out), "--out", str(tmp_path / "walls")]) == 0
     rows = json.loads((tmp_path / "walls" / "faint_walls.json").read_text())["rows"]
     assert {r["method"] for r in rows} == {"otsu", "step1", "step2"}
@@ -119,9 +118,7 @@ def test_suite_runs_one_tiny_case_on_the_smoke_profile(validate, tmp_path):
                                                             - row["reference"]["porosity"]), abs=1e-6)
 
     # the step-2 U-Net retrained on the CycleGAN's images and on the same labels rendered by step 1's model
-    spec = importlib.util.spec_from_file_location("bench_step2_render", ROOT / "benchmarks" / "bench_step2_render.py")
-    render = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render)
+    render = load_script("benchmarks/bench_step2_render.py")
     assert render.main(["--validation", str(out), "--cases", "closed_thin", "--seeds", "0", "--profile", "smoke",
                         "--n-images", "16", "--out", str(tmp_path / "render")]) == 0  # fmt: skip
     case = json.loads((tmp_path / "render" / "translation.json").read_text())["cases"]["closed_thin"]
